@@ -1,0 +1,327 @@
+"""The model registry and the test cases, with their revisions and moderation trail."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from catalog.validation import evaluation_config_errors, output_schema_errors
+
+
+class LLMModelQuerySet(models.QuerySet["LLMModel"]):
+    def active(self) -> LLMModelQuerySet:
+        return self.filter(is_active=True)
+
+
+class LLMModel(models.Model):
+    """A model that tests run against, reached through one provider adapter."""
+
+    class Provider(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        ANTHROPIC = "anthropic", "Anthropic"
+        GOOGLE = "google", "Google"
+        TOGETHER = "together", "Together AI"
+        MES = "mes", "Model Execution Service"
+        OLLAMA = "ollama", "Ollama"
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible server"
+        MOCK = "mock", "Mock (not a real model)"
+
+    class Health(models.TextChoices):
+        UNKNOWN = "unknown", "Unknown"
+        HEALTHY = "healthy", "Healthy"
+        DEGRADED = "degraded", "Degraded"
+        DOWN = "down", "Down"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.SlugField(max_length=100, unique=True, help_text="Stable short name, e.g. gpt-4o-mini.")
+    display_name = models.CharField(max_length=200)
+    provider = models.CharField(max_length=32, choices=Provider.choices)
+    provider_model_id = models.CharField(max_length=200, help_text="The id the provider's API expects.")
+    description = models.TextField(blank=True)
+    supports_structured_output = models.BooleanField(default=False)
+    supports_json_mode = models.BooleanField(default=False)
+    supports_function_calling = models.BooleanField(default=False)
+    context_length = models.PositiveIntegerField(null=True, blank=True)
+    input_price_per_million = models.DecimalField(
+        max_digits=12, decimal_places=6, default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))]
+    )
+    output_price_per_million = models.DecimalField(
+        max_digits=12, decimal_places=6, default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))]
+    )
+    default_temperature = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
+    default_max_tokens = models.PositiveIntegerField(default=1024, validators=[MinValueValidator(1)])
+    default_seed = models.BigIntegerField(null=True, blank=True)
+    config = models.JSONField(
+        default=dict, blank=True, help_text="Adapter options, e.g. base_url for one of several compatible servers."
+    )
+    is_active = models.BooleanField(default=True)
+    health_status = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
+    health_checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LLMModelQuerySet.as_manager()
+
+    class Meta:
+        db_table = "models"
+        ordering = ["display_name", "name"]
+        verbose_name = "LLM model"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    provider__in=[
+                        "openai",
+                        "anthropic",
+                        "google",
+                        "together",
+                        "mes",
+                        "ollama",
+                        "openai_compatible",
+                        "mock",
+                    ]
+                ),
+                name="model_provider_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(input_price_per_million__gte=0) & Q(output_price_per_million__gte=0),
+                name="model_prices_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(default_temperature__gte=0) & Q(default_temperature__lte=2), name="model_temperature_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.name
+
+    def clean(self) -> None:
+        if not isinstance(self.config, dict):
+            raise ValidationError({"config": "Must be a JSON object."})
+
+    @property
+    def generation_parameters(self) -> dict[str, Any]:
+        """The parameters a run uses by default; executions snapshot these."""
+        return {
+            "temperature": self.default_temperature,
+            "max_tokens": self.default_max_tokens,
+            "seed": self.default_seed,
+        }
+
+
+class Tag(models.Model):
+    """A free-form label on tests, kept as rows so every database can filter on it."""
+
+    name = models.SlugField(max_length=50, unique=True)
+
+    class Meta:
+        db_table = "tags"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TestCaseQuerySet(models.QuerySet["TestCase"]):
+    def live(self) -> TestCaseQuerySet:
+        """Not archived."""
+        return self.exclude(status=TestCase.Status.ARCHIVED)
+
+    def approved(self) -> TestCaseQuerySet:
+        return self.filter(status=TestCase.Status.APPROVED)
+
+    def publicly_listed(self) -> TestCaseQuerySet:
+        return self.filter(status=TestCase.Status.APPROVED, is_public=True)
+
+    def visible_to(self, user: Any) -> TestCaseQuerySet:
+        """The one visibility rule (SPEC §2): approved public tests, one's own tests, all for moderators."""
+        if user is not None and user.is_authenticated and getattr(user, "is_moderator", False):
+            return self.all()
+        public = Q(status=TestCase.Status.APPROVED, is_public=True)
+        if user is not None and user.is_authenticated:
+            return self.filter(public | Q(created_by=user))
+        return self.filter(public)
+
+    def runnable_by(self, user: Any) -> TestCaseQuerySet:
+        """Approved tests anyone may run, plus a user's own (non-archived) tests."""
+        if user is None or not user.is_authenticated:
+            return self.none()
+        if getattr(user, "is_moderator", False):
+            return self.live()
+        return self.filter(Q(status=TestCase.Status.APPROVED, is_public=True) | Q(created_by=user)).live()
+
+
+class TestCase(models.Model):
+    """A prompt with its expected answer and how to judge an answer; moderated before it counts."""
+
+    __test__ = False  # not a pytest test class
+
+    class Difficulty(models.TextChoices):
+        EASY = "easy", "Easy"
+        MEDIUM = "medium", "Medium"
+        HARD = "hard", "Hard"
+
+    class EvaluationType(models.TextChoices):
+        EXACT_MATCH = "exact_match", "Exact match"
+        STRUCTURED_MATCH = "structured_match", "Structured match"
+        LLM_JUDGE = "llm_judge", "LLM judge"
+        CUSTOM = "custom", "Custom scorer"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        ARCHIVED = "archived", "Archived"
+
+    # Editing any of these on an approved test makes a new revision that goes back to review.
+    SCORED_FIELDS = (
+        "prompt",
+        "system_prompt",
+        "expected_output",
+        "output_schema",
+        "evaluation_type",
+        "evaluation_config",
+    )
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    category = models.SlugField(max_length=64)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="test_cases")
+    difficulty = models.CharField(max_length=8, choices=Difficulty.choices, default=Difficulty.MEDIUM)
+    language = models.CharField(max_length=16, default="en")
+    prompt = models.TextField()
+    system_prompt = models.TextField(blank=True)
+    expected_output = models.JSONField(null=True, blank=True, help_text="Any JSON value.")
+    output_schema = models.JSONField(null=True, blank=True, help_text="A JSON Schema (draft 2020-12).")
+    evaluation_type = models.CharField(max_length=32, choices=EvaluationType.choices)
+    evaluation_config = models.JSONField(default=dict, blank=True)
+    timeout_seconds = models.PositiveSmallIntegerField(
+        default=60, validators=[MinValueValidator(1), MaxValueValidator(300)]
+    )
+    is_public = models.BooleanField(default=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    moderated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="moderated_tests"
+    )
+    moderation_notes = models.TextField(blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    revision = models.PositiveIntegerField(default=1)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="test_cases"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TestCaseQuerySet.as_manager()
+
+    class Meta:
+        db_table = "test_cases"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="test_case_status_created"),
+            models.Index(fields=["category", "status"], name="test_case_category_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(timeout_seconds__gte=1) & Q(timeout_seconds__lte=300), name="test_case_timeout_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "approved", "rejected", "archived"]), name="test_case_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(difficulty__in=["easy", "medium", "hard"]), name="test_case_difficulty_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(evaluation_type__in=["exact_match", "structured_match", "llm_judge", "custom"]),
+                name="test_case_evaluation_type_valid",
+            ),
+            models.CheckConstraint(condition=Q(revision__gte=1), name="test_case_revision_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        schema_errors = output_schema_errors(self.output_schema)
+        if schema_errors:
+            errors["output_schema"] = schema_errors
+        if self.evaluation_type == self.EvaluationType.STRUCTURED_MATCH and self.expected_output is None:
+            errors.setdefault("expected_output", []).append("Structured match needs an expected output.")
+        if self.evaluation_type == self.EvaluationType.EXACT_MATCH and self.expected_output is None:
+            errors.setdefault("expected_output", []).append("Exact match needs an expected output.")
+        config_errors = evaluation_config_errors(self.evaluation_type, self.evaluation_config)
+        if config_errors:
+            errors["evaluation_config"] = config_errors
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_approved(self) -> bool:
+        return self.status == self.Status.APPROVED
+
+    def scored_snapshot(self) -> dict[str, Any]:
+        """What a result is scored against; stored per revision."""
+        return {field: getattr(self, field) for field in self.SCORED_FIELDS}
+
+
+class TestCaseRevision(models.Model):
+    """What a test looked like at one revision, so old results stay explainable."""
+
+    __test__ = False
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    test_case = models.ForeignKey(TestCase, on_delete=models.CASCADE, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    prompt = models.TextField()
+    system_prompt = models.TextField(blank=True)
+    expected_output = models.JSONField(null=True, blank=True)
+    output_schema = models.JSONField(null=True, blank=True)
+    evaluation_type = models.CharField(max_length=32, choices=TestCase.EvaluationType.choices)
+    evaluation_config = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "test_case_revisions"
+        ordering = ["test_case", "-revision"]
+        constraints = [models.UniqueConstraint(fields=["test_case", "revision"], name="test_case_revision_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.test_case_id} r{self.revision}"
+
+
+class ModerationEvent(models.Model):
+    """One moderation decision or status change: who, when, what, and why. Never edited."""
+
+    class Action(models.TextChoices):
+        SUBMIT = "submit", "Submitted"
+        REVISE = "revise", "New revision submitted"
+        APPROVE = "approve", "Approved"
+        REJECT = "reject", "Rejected"
+        ARCHIVE = "archive", "Archived"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    test_case = models.ForeignKey(TestCase, on_delete=models.CASCADE, related_name="moderation_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    from_status = models.CharField(max_length=16, choices=TestCase.Status.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=TestCase.Status.choices)
+    revision = models.PositiveIntegerField()
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "moderation_events"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["test_case", "created_at"], name="moderation_event_test_created")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} r{self.revision} by {self.actor}"

@@ -1,0 +1,182 @@
+"""Writes on the catalog: test cases with their revisions and moderation trail, and the model registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import User
+from catalog.models import ModerationEvent, Tag, TestCase, TestCaseRevision
+from openbench.exceptions import ApplicationError
+
+# Fields a caller may set on a test; status, revision and moderation fields are the services' own.
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "category",
+    "difficulty",
+    "language",
+    "prompt",
+    "system_prompt",
+    "expected_output",
+    "output_schema",
+    "evaluation_type",
+    "evaluation_config",
+    "timeout_seconds",
+    "is_public",
+)
+
+
+def _tags_from_names(names: Iterable[str]) -> list[Tag]:
+    slugs = []
+    for name in names:
+        slug = slugify(str(name))[:50]
+        if not slug:
+            raise ApplicationError(
+                f"Tag {name!r} has no letters or digits.", details={"tags": [f"Invalid tag {name!r}."]}
+            )
+        if slug not in slugs:
+            slugs.append(slug)
+    existing = {tag.name: tag for tag in Tag.objects.filter(name__in=slugs)}
+    return [existing.get(slug) or Tag.objects.get_or_create(name=slug)[0] for slug in slugs]
+
+
+def _record_revision(test_case: TestCase, *, author: User | None) -> None:
+    TestCaseRevision.objects.create(
+        test_case=test_case, revision=test_case.revision, created_by=author, **test_case.scored_snapshot()
+    )
+
+
+def _record_event(
+    test_case: TestCase, *, actor: User | None, action: str, from_status: str, notes: str = ""
+) -> ModerationEvent:
+    return ModerationEvent.objects.create(
+        test_case=test_case,
+        actor=actor,
+        action=action,
+        from_status=from_status,
+        to_status=test_case.status,
+        revision=test_case.revision,
+        notes=notes,
+    )
+
+
+@transaction.atomic
+def test_case_create(*, author: User, tags: Iterable[str] = (), **fields: Any) -> TestCase:
+    """Create a test in `pending`, validated as a whole, with its first revision recorded."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.", code="unknown_fields")
+    test_case = TestCase(created_by=author, status=TestCase.Status.PENDING, **fields)
+    test_case.full_clean()
+    test_case.save()
+    test_case.tags.set(_tags_from_names(tags))
+    _record_revision(test_case, author=author)
+    _record_event(test_case, actor=author, action=ModerationEvent.Action.SUBMIT, from_status="")
+    return test_case
+
+
+@transaction.atomic
+def test_case_update(
+    *, test_case: TestCase, editor: User, tags: Iterable[str] | None = None, **fields: Any
+) -> TestCase:
+    """Apply an edit. Changing what is scored makes a new revision, and an approved test goes back to review."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.", code="unknown_fields")
+    if test_case.status == TestCase.Status.ARCHIVED:
+        raise ApplicationError("An archived test cannot be edited.", code="archived", status=409)
+    before = test_case.scored_snapshot()
+    for name, value in fields.items():
+        setattr(test_case, name, value)
+    scored_changed = test_case.scored_snapshot() != before
+    from_status = test_case.status
+    if scored_changed:
+        test_case.revision += 1
+        if test_case.status in (TestCase.Status.APPROVED, TestCase.Status.REJECTED):
+            test_case.status = TestCase.Status.PENDING
+            test_case.approved_at = None
+    test_case.full_clean()
+    test_case.save()
+    if tags is not None:
+        test_case.tags.set(_tags_from_names(tags))
+    if scored_changed:
+        _record_revision(test_case, author=editor)
+        _record_event(test_case, actor=editor, action=ModerationEvent.Action.REVISE, from_status=from_status)
+    return test_case
+
+
+@transaction.atomic
+def test_case_approve(*, test_case: TestCase, moderator: User, notes: str = "") -> TestCase:
+    """Approve a pending test and record the decision for the audit trail."""
+    if not moderator.is_moderator:
+        raise ApplicationError("Only moderators can approve tests.", code="permission_denied", status=403)
+    if test_case.status != TestCase.Status.PENDING:
+        raise ApplicationError(
+            f"Only pending tests can be approved; this one is {test_case.status}.", code="not_pending", status=409
+        )
+    test_case.status = TestCase.Status.APPROVED
+    test_case.moderated_by = moderator
+    test_case.moderation_notes = notes
+    test_case.approved_at = timezone.now()
+    test_case.save(update_fields=["status", "moderated_by", "moderation_notes", "approved_at", "updated_at"])
+    _record_event(
+        test_case,
+        actor=moderator,
+        action=ModerationEvent.Action.APPROVE,
+        from_status=TestCase.Status.PENDING,
+        notes=notes,
+    )
+    return test_case
+
+
+@transaction.atomic
+def test_case_reject(*, test_case: TestCase, moderator: User, reason: str) -> TestCase:
+    """Reject a pending test; the reason is required so the author knows what to fix."""
+    if not moderator.is_moderator:
+        raise ApplicationError("Only moderators can reject tests.", code="permission_denied", status=403)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError(
+            "A reason is required to reject a test.",
+            code="reason_required",
+            details={"reason": ["This field is required."]},
+        )
+    if test_case.status != TestCase.Status.PENDING:
+        raise ApplicationError(
+            f"Only pending tests can be rejected; this one is {test_case.status}.", code="not_pending", status=409
+        )
+    test_case.status = TestCase.Status.REJECTED
+    test_case.moderated_by = moderator
+    test_case.moderation_notes = reason
+    test_case.approved_at = None
+    test_case.save(update_fields=["status", "moderated_by", "moderation_notes", "approved_at", "updated_at"])
+    _record_event(
+        test_case,
+        actor=moderator,
+        action=ModerationEvent.Action.REJECT,
+        from_status=TestCase.Status.PENDING,
+        notes=reason,
+    )
+    return test_case
+
+
+@transaction.atomic
+def test_case_archive(*, test_case: TestCase, actor: User) -> TestCase:
+    """Delete means archive: the test leaves every list, its results stay."""
+    if test_case.status == TestCase.Status.ARCHIVED:
+        return test_case
+    from_status = test_case.status
+    test_case.status = TestCase.Status.ARCHIVED
+    test_case.save(update_fields=["status", "updated_at"])
+    _record_event(test_case, actor=actor, action=ModerationEvent.Action.ARCHIVE, from_status=from_status)
+    return test_case
+
+
+# Service names start with `test_case_`; without this, pytest collects them wherever a test imports them.
+for _service in (test_case_create, test_case_update, test_case_approve, test_case_reject, test_case_archive):
+    _service.__test__ = False  # type: ignore[union-attr]

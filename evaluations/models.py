@@ -1,0 +1,184 @@
+"""Executions (one test over a set of models) and their results, one per (execution, model)."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from catalog.models import LLMModel, TestCase
+
+
+class ExecutionQuerySet(models.QuerySet["Execution"]):
+    def visible_to(self, user: Any) -> ExecutionQuerySet:
+        """Moderators see every execution; a user sees their own; anonymous callers none."""
+        if user is None or not user.is_authenticated:
+            return self.none()
+        if getattr(user, "is_moderator", False):
+            return self.all()
+        return self.filter(created_by=user)
+
+    def unfinished(self) -> ExecutionQuerySet:
+        return self.filter(status__in=[Execution.Status.PENDING, Execution.Status.RUNNING])
+
+
+class Execution(models.Model):
+    """One run of one test case (at one revision) over a set of models, with live counters."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED_STATUSES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    test_case = models.ForeignKey(TestCase, on_delete=models.PROTECT, related_name="executions")
+    revision = models.PositiveIntegerField()
+    llm_models = models.ManyToManyField(LLMModel, related_name="executions", db_table="execution_models")
+    batch_id = models.UUIDField(null=True, blank=True, db_index=True, help_text="Set when started by a batch run.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Counters are only ever changed with F() expressions in one UPDATE (see services).
+    total_evaluations = models.PositiveIntegerField(default=0)
+    progress = models.PositiveIntegerField(default=0, help_text="Finished evaluations, whatever their outcome.")
+    successful_evaluations = models.PositiveIntegerField(default=0)
+    failed_evaluations = models.PositiveIntegerField(default=0)
+    score_sum = models.FloatField(default=0.0)
+    scored_count = models.PositiveIntegerField(default=0)
+    latency_ms_sum = models.BigIntegerField(default=0)
+    latency_count = models.PositiveIntegerField(default=0)
+    total_cost = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    error_message = models.TextField(blank=True)
+    config_snapshot = models.JSONField(default=dict, blank=True, help_text="Model parameters used, by model id.")
+    request_id = models.CharField(max_length=128, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ExecutionQuerySet.as_manager()
+
+    class Meta:
+        db_table = "executions"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="execution_status_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "running", "completed", "failed", "cancelled"]),
+                name="execution_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__lte=models.F("total_evaluations")), name="execution_progress_le_total"
+            ),
+            models.CheckConstraint(
+                condition=Q(successful_evaluations__lte=models.F("progress"))
+                & Q(failed_evaluations__lte=models.F("progress")),
+                name="execution_outcomes_le_progress",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Execution {self.id} of {self.test_case_id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED_STATUSES
+
+    @property
+    def avg_score(self) -> float | None:
+        return self.score_sum / self.scored_count if self.scored_count else None
+
+    @property
+    def avg_latency_ms(self) -> float | None:
+        return self.latency_ms_sum / self.latency_count if self.latency_count else None
+
+    @property
+    def progress_percentage(self) -> float:
+        return round(100.0 * self.progress / self.total_evaluations, 1) if self.total_evaluations else 0.0
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        from django.utils import timezone
+
+        end = self.completed_at or timezone.now()
+        return round((end - self.started_at).total_seconds(), 3)
+
+
+class TestResultQuerySet(models.QuerySet["TestResult"]):
+    def visible_to(self, user: Any) -> TestResultQuerySet:
+        """Results of tests the caller may see (SPEC §2), whoever ran them."""
+        return self.filter(test_case__in=TestCase.objects.visible_to(user))
+
+
+class TestResult(models.Model):
+    """One model's answer to one execution's test, scored against the revision it ran at."""
+
+    __test__ = False
+
+    class Status(models.TextChoices):
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        TIMEOUT = "timeout", "Timed out"
+        CANCELLED = "cancelled", "Cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="results")
+    test_case = models.ForeignKey(TestCase, on_delete=models.PROTECT, related_name="results")
+    revision = models.PositiveIntegerField()
+    model = models.ForeignKey(LLMModel, on_delete=models.PROTECT, related_name="results")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    raw_output = models.TextField(blank=True)
+    parsed_output = models.JSONField(null=True, blank=True)
+    is_correct = models.BooleanField(null=True)
+    score = models.FloatField(null=True, blank=True)
+    evaluation_details = models.JSONField(default=dict, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    total_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    judge_tokens = models.PositiveIntegerField(null=True, blank=True)
+    judge_cost = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    error_type = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    cached = models.BooleanField(default=False)
+    provider_request_id = models.CharField(max_length=200, blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    executed_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TestResultQuerySet.as_manager()
+
+    class Meta:
+        db_table = "test_results"
+        ordering = ["-executed_at"]
+        indexes = [
+            models.Index(fields=["model", "executed_at"], name="result_model_executed"),
+            models.Index(fields=["model", "created_at"], name="result_model_created"),
+            models.Index(fields=["test_case", "model", "-executed_at"], name="result_test_model_latest"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "model"], name="result_one_per_execution_model"),
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | (Q(score__gte=0) & Q(score__lte=1)), name="result_score_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["completed", "failed", "timeout", "cancelled"]), name="result_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(cost__gte=0), name="result_cost_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} on {self.test_case_id}: {self.status}"

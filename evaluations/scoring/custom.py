@@ -1,0 +1,194 @@
+"""Built-in `custom` scorers. Projects add their own with @register_scorer in any imported module."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import Any
+
+from evaluations.scoring.base import ScoreOutcome
+from evaluations.scoring.registry import register_scorer
+
+_THRESHOLD = {"threshold": {"type": "number", "minimum": 0, "maximum": 1}}
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+@register_scorer(
+    "contains",
+    config_schema={
+        "type": "object",
+        "properties": {
+            "values": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "case_sensitive": {"type": "boolean"},
+            "mode": {"enum": ["all", "any"]},
+        },
+        "additionalProperties": False,
+    },
+)
+def contains(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
+    """Passes when the answer contains the expected text (or all/any of `values`)."""
+    needles = config.get("values") or [_as_text(expected)]
+    case_sensitive = config.get("case_sensitive", False)
+    haystack = answer if case_sensitive else answer.casefold()
+    found = [needle for needle in needles if (needle if case_sensitive else needle.casefold()) in haystack]
+    score = len(found) / len(needles)
+    passed = bool(found) if config.get("mode", "all") == "any" else len(found) == len(needles)
+    return ScoreOutcome(score=1.0 if passed else score, is_correct=passed, details={"found": found, "wanted": needles})
+
+
+@register_scorer(
+    "regex",
+    config_schema={
+        "type": "object",
+        "properties": {"pattern": {"type": "string", "format": "regex"}, "ignore_case": {"type": "boolean"}},
+        "required": ["pattern"],
+        "additionalProperties": False,
+    },
+)
+def regex(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
+    """Passes when the pattern matches somewhere in the answer."""
+    flags = re.IGNORECASE if config.get("ignore_case") else 0
+    match = re.search(config["pattern"], answer, flags)
+    return ScoreOutcome(
+        score=1.0 if match else 0.0,
+        is_correct=bool(match),
+        details={"pattern": config["pattern"], "match": match.group(0) if match else None},
+    )
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _numbers_in(text: str) -> list[float]:
+    values = []
+    for token in _NUMBER.findall(text):
+        try:
+            values.append(float(token.replace(",", "")))
+        except ValueError:
+            continue
+    return values
+
+
+@register_scorer(
+    "numeric",
+    config_schema={
+        "type": "object",
+        "properties": {
+            "abs_tolerance": {"type": "number", "minimum": 0},
+            "rel_tolerance": {"type": "number", "minimum": 0},
+            "take": {"enum": ["last", "first"]},
+        },
+        "additionalProperties": False,
+    },
+)
+def numeric(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
+    """Passes when the answer's number (last one by default) is within tolerance of the expected number."""
+    try:
+        target = float(expected)
+    except (TypeError, ValueError):
+        return ScoreOutcome(score=0.0, is_correct=False, details={"error": "The expected output is not a number."})
+    numbers = _numbers_in(answer)
+    if not numbers:
+        return ScoreOutcome(score=0.0, is_correct=False, details={"error": "No number found in the answer."})
+    value = numbers[0] if config.get("take") == "first" else numbers[-1]
+    passed = math.isclose(
+        value, target, rel_tol=config.get("rel_tolerance", 0.0), abs_tol=config.get("abs_tolerance", 1e-9)
+    )
+    return ScoreOutcome(
+        score=1.0 if passed else 0.0,
+        is_correct=passed,
+        details={"value": value, "expected": target},
+        parsed_output=value,
+    )
+
+
+def _resolve_path(document: Any, path: str) -> tuple[bool, Any]:
+    """Follow a `$.a.b[0]` / `a.b.0` path; (found, value)."""
+    current = document
+    parts = [part for part in re.split(r"\.|\[(\d+)\]", path.removeprefix("$")) if part]
+    for part in parts:
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return False, None
+    return True, current
+
+
+@register_scorer(
+    "json_path",
+    config_schema={
+        "type": "object",
+        "properties": {"path": {"type": "string", "minLength": 1}, "value": {}},
+        "required": ["path"],
+        "additionalProperties": False,
+    },
+)
+def json_path(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
+    """Passes when the JSON answer has `value` (or the expected output) at `path`."""
+    from evaluations.scoring.extraction import extract_json
+
+    extracted = extract_json(answer)
+    if not extracted.found:
+        return ScoreOutcome(score=0.0, is_correct=False, details={"error": "No JSON found in the answer."})
+    wanted = config.get("value", expected)
+    found, value = _resolve_path(extracted.value, config["path"])
+    passed = found and value == wanted
+    return ScoreOutcome(
+        score=1.0 if passed else 0.0,
+        is_correct=passed,
+        details={"path": config["path"], "found": found, "value": value, "expected": wanted},
+        parsed_output=extracted.value,
+    )
+
+
+def _tokens(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
+
+
+@register_scorer("f1", config_schema={"type": "object", "properties": _THRESHOLD, "additionalProperties": False})
+def f1(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
+    """Token-overlap F1 between answer and expected text (SQuAD style)."""
+    predicted, reference = _tokens(answer), _tokens(_as_text(expected))
+    common = sum((Counter(predicted) & Counter(reference)).values())
+    if not predicted or not reference:
+        score = 1.0 if predicted == reference else 0.0
+    elif common == 0:
+        score = 0.0
+    else:
+        precision, recall = common / len(predicted), common / len(reference)
+        score = 2 * precision * recall / (precision + recall)
+    threshold = config.get("threshold", 0.5)
+    return ScoreOutcome(score=score, is_correct=score >= threshold, details={"f1": score, "threshold": threshold})
+
+
+def levenshtein_distance(a: str, b: str) -> int:
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
+@register_scorer(
+    "levenshtein", config_schema={"type": "object", "properties": _THRESHOLD, "additionalProperties": False}
+)
+def levenshtein(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
+    """Similarity 1 - distance / longer length, on stripped text."""
+    a, b = answer.strip(), _as_text(expected).strip()
+    longest = max(len(a), len(b))
+    distance = levenshtein_distance(a, b)
+    score = 1.0 if longest == 0 else 1 - distance / longest
+    threshold = config.get("threshold", 0.8)
+    return ScoreOutcome(
+        score=score, is_correct=score >= threshold, details={"distance": distance, "threshold": threshold}
+    )

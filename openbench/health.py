@@ -1,0 +1,46 @@
+"""Liveness and readiness checks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+
+
+def check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def check_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def readiness_checks() -> dict[str, Callable[[], None]]:
+    """The checks that must pass before this instance takes traffic; Redis only when configured."""
+    checks: dict[str, Callable[[], None]] = {"database": check_database}
+    if settings.REDIS_URL:
+        checks["redis"] = check_redis
+    return checks
+
+
+def run_readiness_checks() -> tuple[bool, dict[str, dict[str, object]]]:
+    results: dict[str, dict[str, object]] = {}
+    for name, check in readiness_checks().items():
+        started = time.perf_counter()
+        try:
+            check()
+        except Exception as exc:  # any failure means not ready; the message names it
+            results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        else:
+            results[name] = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    return all(result["ok"] for result in results.values()), results

@@ -1,0 +1,296 @@
+"""OpenBench settings, driven only by the environment (see .env.example).
+
+With no environment at all the app runs on SQLite with a local-memory cache and the
+in-process background executor; DATABASE_URL and REDIS_URL switch it to PostgreSQL,
+django-redis and django-rq workers. Bad values fail fast with ImproperlyConfigured.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if env.bool("READ_DOT_ENV", default=False):
+    environ.Env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=True)
+_DEV_SECRET = "django-insecure-openbench-local-development-only"  # noqa: S105 - refused when DEBUG is off
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false.")
+if not DEBUG and SECRET_KEY == _DEV_SECRET:
+    raise ImproperlyConfigured("SECRET_KEY must not be the development key when DEBUG is false.")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}.")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "django_prometheus",
+    "django_rq",
+    "accounts",
+    "catalog",
+    "evaluations",
+    "leaderboard",
+    "providers",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "openbench.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "openbench.urls"
+WSGI_APPLICATION = "openbench.wsgi.application"
+ASGI_APPLICATION = "openbench.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+DATABASE_URL = env.str("DATABASE_URL", default="")
+if DATABASE_URL:
+    # django-environ knows "postgresql://" and "postgres://"; the seed's SQLAlchemy
+    # spelling "postgresql+asyncpg://" is accepted too so an old .env keeps working.
+    _db_url = DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://").replace(
+        "postgresql+psycopg://", "postgresql://"
+    )
+    try:
+        _default_db = env.db_url_config(_db_url)
+    except Exception as exc:  # django-environ raises several types on a malformed URL
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+    if not _default_db.get("ENGINE"):
+        raise ImproperlyConfigured("DATABASE_URL has an unsupported scheme; use postgresql:// or sqlite:///.")
+    _default_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    _default_db["CONN_HEALTH_CHECKS"] = True
+else:
+    _default_db = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": env.str("SQLITE_PATH", default=str(BASE_DIR / "db.sqlite3")),
+        # Background threads write results while requests read; wait instead of failing.
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+    }
+DATABASES = {"default": _default_db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+# --- Cache, queues ----------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured("REDIS_URL must start with redis://, rediss:// or unix://.")
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="openbench"),
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        }
+    }
+    RQ_QUEUES = {
+        "evaluations": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": env.int("RQ_JOB_TIMEOUT", default=3600)},
+        "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "openbench"}}
+    # django_rq must be importable without Redis; these queues are never used then.
+    RQ_QUEUES = {
+        "evaluations": {"URL": "redis://127.0.0.1:6379/0"},
+        "default": {"URL": "redis://127.0.0.1:6379/0"},
+    }
+USE_RQ = bool(REDIS_URL)
+
+# --- Auth ---------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+# --- REST API -----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_PAGINATION_CLASS": "openbench.api.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "openbench.api.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("THROTTLE_ANON", default="600/min"),
+        "user": env.str("THROTTLE_USER", default="1200/min"),
+        "run": env.str("THROTTLE_RUN", default="30/min"),
+        "login": env.str("THROTTLE_LOGIN", default="10/min"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("ACCESS_TOKEN_EXPIRE_MINUTES", default=30)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("REFRESH_TOKEN_EXPIRE_DAYS", default=7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "ALGORITHM": env.str("ALGORITHM", default="HS256"),
+    "SIGNING_KEY": SECRET_KEY,
+    "USER_ID_FIELD": "id",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OpenBench API",
+    "DESCRIPTION": "Community benchmark for large language models.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=1_048_576)
+
+_cors_origins = env.list("CORS_ORIGINS", default=[])
+# The seed wrote CORS_ORIGINS as a JSON list; accept that spelling as well.
+CORS_ALLOWED_ORIGINS = [origin.strip().strip('[]"') for origin in _cors_origins if origin.strip().strip('[]"')]
+
+# --- Internationalisation, static -------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- Security (production when DEBUG is false) -------------------------------------------
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Providers (keys never leave settings: not logged, not shown) ------------------------
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="https://api.openai.com/v1")
+ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
+ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="https://api.anthropic.com")
+GOOGLE_API_KEY = env.str("GOOGLE_API_KEY", default="")
+GOOGLE_BASE_URL = env.str("GOOGLE_BASE_URL", default="https://generativelanguage.googleapis.com")
+TOGETHER_API_KEY = env.str("TOGETHER_API_KEY", default="")
+TOGETHER_BASE_URL = env.str("TOGETHER_BASE_URL", default="https://api.together.xyz/v1")
+MES_API_URL = env.str("MES_API_URL", default="")
+MES_API_KEY = env.str("MES_API_KEY", default="")
+OLLAMA_BASE_URL = env.str("OLLAMA_BASE_URL", default="")
+OPENAI_COMPATIBLE_BASE_URL = env.str("OPENAI_COMPATIBLE_BASE_URL", default="")
+OPENAI_COMPATIBLE_API_KEY = env.str("OPENAI_COMPATIBLE_API_KEY", default="")
+
+# --- Evaluation engine ---------------------------------------------------------------------
+EVAL_CONCURRENCY = env.int("EVAL_CONCURRENCY", default=50)
+EVAL_MAX_ATTEMPTS = env.int("EVAL_MAX_ATTEMPTS", default=4)
+EVAL_CACHE = env.bool("EVAL_CACHE", default=True)
+EVAL_BACKOFF_BASE_SECONDS = env.float("EVAL_BACKOFF_BASE_SECONDS", default=1.0)
+EVAL_BACKOFF_MAX_SECONDS = env.float("EVAL_BACKOFF_MAX_SECONDS", default=60.0)
+EVAL_BREAKER_THRESHOLD = env.int("EVAL_BREAKER_THRESHOLD", default=5)
+EVAL_BREAKER_COOLDOWN_SECONDS = env.float("EVAL_BREAKER_COOLDOWN_SECONDS", default=30.0)
+EVAL_STALE_AFTER_SECONDS = env.int("EVAL_STALE_AFTER_SECONDS", default=300)
+EVAL_INPROCESS_WORKERS = env.int("EVAL_INPROCESS_WORKERS", default=2)
+JUDGE_MODEL = env.str("JUDGE_MODEL", default="")
+if EVAL_CONCURRENCY < 1 or EVAL_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured("EVAL_CONCURRENCY and EVAL_MAX_ATTEMPTS must be at least 1.")
+
+# Per-provider limits: <PROVIDER>_CONCURRENCY and <PROVIDER>_RPM (0 = no rate limit).
+PROVIDER_NAMES = ("openai", "anthropic", "google", "together", "mes", "ollama", "openai_compatible", "mock")
+PROVIDER_CONCURRENCY = {
+    name: env.int(f"{name.upper()}_CONCURRENCY", default=EVAL_CONCURRENCY) for name in PROVIDER_NAMES
+}
+PROVIDER_RPM = {name: env.int(f"{name.upper()}_RPM", default=0) for name in PROVIDER_NAMES}
+
+ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=300)
+
+# --- Logging: JSON lines with the request id ---------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "openbench.logging.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO", "propagate": True},
+        "httpx": {"level": "WARNING", "propagate": True},
+    },
+}
