@@ -325,3 +325,13 @@ class ModerationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} r{self.revision} by {self.actor}"
+
+
+class PendingTestCase(TestCase):
+    """The moderators' queue in the admin: pending tests, oldest first."""
+
+    class Meta:
+        proxy = True
+        ordering = ["created_at"]
+        verbose_name = "pending test case"
+        verbose_name_plural = "pending queue"
