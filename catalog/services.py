@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import User
-from catalog.models import ModerationEvent, Tag, TestCase, TestCaseRevision
+from catalog.models import LLMModel, ModerationEvent, Tag, TestCase, TestCaseRevision
 from openbench.exceptions import ApplicationError
 
 # Fields a caller may set on a test; status, revision and moderation fields are the services' own.
@@ -175,6 +175,62 @@ def test_case_archive(*, test_case: TestCase, actor: User) -> TestCase:
     test_case.save(update_fields=["status", "updated_at"])
     _record_event(test_case, actor=actor, action=ModerationEvent.Action.ARCHIVE, from_status=from_status)
     return test_case
+
+
+# Fields an admin may set on a registry entry; health is derived from results, never set by hand.
+LLM_MODEL_EDITABLE_FIELDS = (
+    "name",
+    "display_name",
+    "provider",
+    "provider_model_id",
+    "description",
+    "supports_structured_output",
+    "supports_json_mode",
+    "supports_function_calling",
+    "context_length",
+    "input_price_per_million",
+    "output_price_per_million",
+    "default_temperature",
+    "default_max_tokens",
+    "default_seed",
+    "config",
+    "is_active",
+)
+
+
+def _check_llm_model_fields(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - set(LLM_MODEL_EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.", code="unknown_fields")
+
+
+@transaction.atomic
+def llm_model_create(**fields: Any) -> LLMModel:
+    """Register a model, validated as a whole (unique name, known provider, prices, parameters)."""
+    _check_llm_model_fields(fields)
+    model = LLMModel(**fields)
+    model.full_clean()
+    model.save()
+    return model
+
+
+@transaction.atomic
+def llm_model_update(*, model: LLMModel, **fields: Any) -> LLMModel:
+    """Change a registry entry; results already recorded keep the prices they were costed at."""
+    _check_llm_model_fields(fields)
+    for name, value in fields.items():
+        setattr(model, name, value)
+    model.full_clean()
+    model.save()
+    return model
+
+
+def llm_model_deactivate(*, model: LLMModel) -> LLMModel:
+    """Delete means deactivate: the model runs no more tests, and its results stay in the analytics."""
+    if model.is_active:
+        model.is_active = False
+        model.save(update_fields=["is_active", "updated_at"])
+    return model
 
 
 # Service names start with `test_case_`; without this, pytest collects them wherever a test imports them.

@@ -1,14 +1,35 @@
 """Root URLs: pages, admin, health, metrics, and the API under /api/v1/."""
 
+import importlib.util
+
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from openbench import views
+from openbench.api.exceptions import api_not_found
 
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
     path("health", views.health, name="health"),
     path("ready", views.ready, name="ready"),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),
+    path("api/v1/", include("openbench.api.urls")),
+    path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Unknown /api/ paths answer the JSON error envelope, also with DEBUG on.
+    re_path(r"^api/", api_not_found),
 ]
+
+# The analytics endpoints (/leaderboard, /analytics/*, /models/{id}/performance) go before the API
+# router, so that /models/{id}/performance is theirs; included as soon as leaderboard/api/urls.py exists.
+if importlib.util.find_spec("leaderboard.api") and importlib.util.find_spec("leaderboard.api.urls"):
+    urlpatterns.insert(
+        next(i for i, p in enumerate(urlpatterns) if str(p.pattern) == "api/v1/"),
+        path("api/v1/", include("leaderboard.api.urls")),
+    )
+
+handler400 = "openbench.api.exceptions.handler400"
+handler404 = "openbench.api.exceptions.handler404"
+handler500 = "openbench.api.exceptions.handler500"

@@ -1,0 +1,132 @@
+"""/api/v1/auth: registration, JWT login/refresh/logout, the current user, and API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, mixins, permissions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api import serializers
+from accounts.api.tokens import token_pair_issue, token_pair_refresh, token_revoke
+from accounts.models import ApiKey
+from accounts.services import api_key_create, api_key_revoke, user_create
+from openbench.api.schema import error_response
+from openbench.api.throttles import DEFAULT_THROTTLES, LoginThrottle
+from openbench.api.viewsets import BaseAPIView, BaseViewSet
+
+
+class _CredentialView(BaseAPIView):
+    # These endpoints take credentials in the body; a stale session or header must not get in the way
+    # (SessionAuthentication would demand a CSRF token from a logged-in browser).
+    authentication_classes: list[Any] = []
+    permission_classes = [permissions.AllowAny]
+
+
+class RegisterView(_CredentialView):
+    @extend_schema(
+        tags=["auth"],
+        request=serializers.RegisterSerializer,
+        responses={201: serializers.UserSerializer, 409: error_response("409")},
+        summary="Create an account",
+    )
+    def post(self, request: Request) -> Response:
+        data = serializers.RegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            user = user_create(**data.validated_data)
+        except DjangoValidationError as exc:  # the password validators
+            raise exceptions.ValidationError({"password": exc.messages}) from exc
+        return Response(serializers.UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginView(_CredentialView):
+    throttle_classes = [LoginThrottle, *DEFAULT_THROTTLES]
+
+    @extend_schema(
+        tags=["auth"],
+        request=serializers.LoginSerializer,
+        responses=serializers.TokenPairSerializer,
+        summary="Exchange email and password for a JWT pair",
+    )
+    def post(self, request: Request) -> Response:
+        data = serializers.LoginSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request._request, email=data.validated_data["email"].lower(), password=data.validated_data["password"]
+        )
+        if user is None:
+            # One message for an unknown email and a wrong password: no account enumeration.
+            raise exceptions.AuthenticationFailed("Invalid email or password.", "invalid_credentials")
+        return Response(token_pair_issue(user=user))
+
+
+class RefreshView(_CredentialView):
+    @extend_schema(
+        tags=["auth"],
+        request=serializers.RefreshSerializer,
+        responses=serializers.TokenPairSerializer,
+        summary="Rotate a refresh token into a new JWT pair",
+    )
+    def post(self, request: Request) -> Response:
+        data = serializers.RefreshSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(token_pair_refresh(raw_refresh=data.validated_data["refresh"]))
+
+
+class LogoutView(_CredentialView):
+    @extend_schema(
+        tags=["auth"],
+        request=serializers.RefreshSerializer,
+        responses={204: None},
+        summary="Revoke a refresh token",
+    )
+    def post(self, request: Request) -> Response:
+        data = serializers.RefreshSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token_revoke(raw_refresh=data.validated_data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(BaseAPIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(tags=["auth"], responses=serializers.UserSerializer, summary="The current user")
+    def get(self, request: Request) -> Response:
+        return Response(serializers.UserSerializer(request.user).data)  # type: ignore[arg-type]
+
+
+@extend_schema(tags=["auth"])
+class ApiKeyViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, BaseViewSet):
+    """The caller's own API keys; another user's key is a 404."""
+
+    queryset = ApiKey.objects.all()
+    serializer_class = serializers.ApiKeySerializer
+    permission_classes = [permissions.IsAuthenticated]
+    filter_backends: list[Any] = []
+
+    def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        user = self.request.user
+        return queryset.filter(user=user) if user.is_authenticated else queryset.none()
+
+    @extend_schema(
+        request=serializers.ApiKeyCreateSerializer,
+        responses={201: serializers.ApiKeyCreatedSerializer},
+        summary="Create an API key (the secret is in this response only)",
+    )
+    def create(self, request: Request) -> Response:
+        data = serializers.ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, secret = api_key_create(user=request.user, name=data.validated_data["name"])  # type: ignore[arg-type]
+        key.key = secret  # type: ignore[attr-defined]
+        return Response(serializers.ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Revoke an API key")
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        api_key_revoke(api_key=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,123 @@
+"""Shapes of /api/v1 tests, models and moderation requests. Serializers check shape; services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from catalog.models import LLMModel, TestCase
+from catalog.services import EDITABLE_FIELDS
+
+
+class TestCaseSerializer(serializers.ModelSerializer[TestCase]):
+    """A test case as read (SPEC §3)."""
+
+    __test__ = False
+
+    tags: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    expected_output = serializers.JSONField(allow_null=True, help_text="Any JSON value.")
+    output_schema = serializers.JSONField(allow_null=True, help_text="A JSON Schema (draft 2020-12) or null.")
+    evaluation_config = serializers.JSONField(help_text="Options of the evaluation type.")
+
+    class Meta:
+        model = TestCase
+        fields = [
+            "id",
+            "title",
+            "description",
+            "category",
+            "tags",
+            "difficulty",
+            "language",
+            "prompt",
+            "system_prompt",
+            "expected_output",
+            "output_schema",
+            "evaluation_type",
+            "evaluation_config",
+            "timeout_seconds",
+            "is_public",
+            "status",
+            "moderated_by",
+            "moderation_notes",
+            "approved_at",
+            "revision",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class TestCaseWriteSerializer(serializers.ModelSerializer[TestCase]):
+    """What a client may send to create or edit a test; status, revision and moderation are the services'."""
+
+    __test__ = False
+
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, max_length=20, help_text="Free-form labels."
+    )
+    expected_output = serializers.JSONField(required=False, allow_null=True, help_text="Any JSON value.")
+    output_schema = serializers.JSONField(required=False, allow_null=True, help_text="A JSON Schema or null.")
+    evaluation_config = serializers.JSONField(required=False, help_text="A JSON object; keys depend on the type.")
+
+    class Meta:
+        model = TestCase
+        fields = [*EDITABLE_FIELDS, "tags"]
+        extra_kwargs: dict[str, Any] = {"title": {"max_length": 200}}
+
+
+class LLMModelSerializer(serializers.ModelSerializer[LLMModel]):
+    """A registry entry. `config` is write-only: adapter options may hold credentials or internal URLs."""
+
+    config = serializers.JSONField(
+        write_only=True, required=False, help_text="Adapter options (e.g. base_url); never returned."
+    )
+
+    class Meta:
+        model = LLMModel
+        fields = [
+            "id",
+            "name",
+            "display_name",
+            "provider",
+            "provider_model_id",
+            "description",
+            "supports_structured_output",
+            "supports_json_mode",
+            "supports_function_calling",
+            "context_length",
+            "input_price_per_million",
+            "output_price_per_million",
+            "default_temperature",
+            "default_max_tokens",
+            "default_seed",
+            "config",
+            "is_active",
+            "health_status",
+            "health_checked_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "health_status", "health_checked_at", "created_at", "updated_at"]
+        # Uniqueness is the service's full_clean() to decide, with a field error on `name`.
+        extra_kwargs: dict[str, Any] = {"name": {"validators": []}}
+
+
+class RunSerializer(serializers.Serializer):
+    model_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        allow_empty=False,
+        max_length=100,
+        help_text="Models to run against; all active models when omitted.",
+    )
+
+
+class ApproveSerializer(serializers.Serializer):
+    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class RejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=5000, help_text="Why, so the author knows what to fix.")

@@ -1,0 +1,26 @@
+"""/api/v1 tests, models and the moderation queue."""
+
+from django.urls import path
+from rest_framework.routers import BaseRouter
+
+from catalog.api import views
+
+
+def register(router: BaseRouter) -> None:
+    router.register("tests", views.TestCaseViewSet, basename="test-case")
+    router.register("models", views.LLMModelViewSet, basename="llm-model")
+
+
+urlpatterns = [
+    path("admin/pending", views.ModerationViewSet.as_view({"get": "list"}), name="moderation-pending"),
+    path(
+        "admin/approve/<uuid:test_id>",
+        views.ModerationViewSet.as_view({"post": "approve"}),
+        name="moderation-approve",
+    ),
+    path(
+        "admin/reject/<uuid:test_id>",
+        views.ModerationViewSet.as_view({"post": "reject"}),
+        name="moderation-reject",
+    ),
+]

@@ -1,0 +1,237 @@
+"""/api/v1 tests, models and moderation: parse, scope to the caller, call a service, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from catalog.api import serializers
+from catalog.filters import LLMModelFilter, TestCaseFilter
+from catalog.models import LLMModel, TestCase
+from catalog.services import (
+    llm_model_create,
+    llm_model_deactivate,
+    llm_model_update,
+    test_case_approve,
+    test_case_archive,
+    test_case_create,
+    test_case_reject,
+    test_case_update,
+)
+from evaluations.api.serializers import ExecutionSerializer
+from openbench.api.permissions import IsAdminRoleOrReadOnly, IsModerator, IsOwnerOrModeratorForWrites
+from openbench.api.schema import error_response
+from openbench.api.throttles import DEFAULT_THROTTLES, RunThrottle
+from openbench.api.viewsets import BaseViewSet
+from openbench.exceptions import ApplicationError
+
+TEST_CASE_QUERYSET = TestCase.objects.prefetch_related("tags")
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the tests the caller may see"),
+    retrieve=extend_schema(summary="A test"),
+    create=extend_schema(summary="Submit a test (it starts pending)"),
+    update=extend_schema(summary="Edit a test (author or moderator)"),
+    partial_update=extend_schema(summary="Edit some fields of a test (author or moderator)"),
+    destroy=extend_schema(summary="Archive a test (its results are kept)"),
+)
+@extend_schema(tags=["tests"])
+class TestCaseViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    BaseViewSet,
+):
+    """Tests as SPEC §2 lets the caller see them; a test they may not see is a 404."""
+
+    __test__ = False
+
+    queryset = TEST_CASE_QUERYSET
+    permission_classes = [IsOwnerOrModeratorForWrites]
+    filterset_class = TestCaseFilter
+    search_fields = ["title", "description", "category", "prompt", "tags__name"]
+    ordering_fields = ["created_at", "updated_at", "approved_at", "title", "category", "difficulty"]
+    ordering = ["-created_at", "id"]
+
+    def get_serializer_class(self) -> Any:
+        if self.action in ("create", "update", "partial_update"):
+            return serializers.TestCaseWriteSerializer
+        return serializers.TestCaseSerializer
+
+    def _read(self, test_case: TestCase, *, status_code: int = status.HTTP_200_OK) -> Response:
+        # Re-read with tags prefetched: the service's instance has the tags it set, not a prefetch.
+        fresh = TEST_CASE_QUERYSET.get(pk=test_case.pk)
+        return Response(serializers.TestCaseSerializer(fresh).data, status=status_code)
+
+    @extend_schema(request=serializers.TestCaseWriteSerializer, responses={201: serializers.TestCaseSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = serializers.TestCaseWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        test_case = test_case_create(author=request.user, **data.validated_data)  # type: ignore[arg-type]
+        return self._read(test_case, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=serializers.TestCaseWriteSerializer,
+        responses={200: serializers.TestCaseSerializer, 409: error_response("409")},
+    )
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        test_case = self.get_object()
+        data = serializers.TestCaseWriteSerializer(test_case, data=request.data, partial=kwargs.get("partial", False))
+        data.is_valid(raise_exception=True)
+        test_case = test_case_update(test_case=test_case, editor=request.user, **data.validated_data)  # type: ignore[arg-type]
+        return self._read(test_case)
+
+    @extend_schema(
+        request=serializers.TestCaseWriteSerializer,
+        responses={200: serializers.TestCaseSerializer, 409: error_response("409")},
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, partial=True, **kwargs)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        test_case_archive(test_case=self.get_object(), actor=request.user)  # type: ignore[arg-type]
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Run a test against models (answers at once; the work runs in the background)",
+        request=serializers.RunSerializer,
+        responses={202: ExecutionSerializer, 409: error_response("409")},
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[permissions.IsAuthenticated],
+        throttle_classes=[RunThrottle, *DEFAULT_THROTTLES],
+    )
+    def run(self, request: Request, pk: str | None = None) -> Response:
+        from evaluations.services import execution_start
+
+        test_case = self.get_object()
+        if not TestCase.objects.runnable_by(request.user).filter(pk=test_case.pk).exists():
+            raise ApplicationError(f"A {test_case.status} test cannot be run.", code="not_runnable", status=409)
+        data = serializers.RunSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        models = None
+        model_ids = data.validated_data.get("model_ids")
+        if model_ids is not None:
+            models = list(LLMModel.objects.active().filter(pk__in=model_ids))
+            missing = sorted({str(pk) for pk in model_ids} - {str(model.pk) for model in models})
+            if missing:
+                raise ApplicationError(
+                    "Unknown or inactive models.",
+                    code="invalid",
+                    details={"model_ids": [f"No active model with id {pk}." for pk in missing]},
+                )
+        execution = execution_start(
+            test_case=test_case,
+            models=models,
+            started_by=request.user,
+            request_id=getattr(request._request, "request_id", ""),
+        )
+        execution = type(execution).objects.prefetch_related("llm_models").get(pk=execution.pk)
+        return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List models (active ones unless is_active is given)"),
+    retrieve=extend_schema(summary="A model"),
+    create=extend_schema(summary="Register a model (admin)"),
+    update=extend_schema(summary="Edit a model (admin)"),
+    partial_update=extend_schema(summary="Edit some fields of a model (admin)"),
+    destroy=extend_schema(summary="Deactivate a model (admin; its results are kept)"),
+)
+@extend_schema(tags=["models"])
+class LLMModelViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    BaseViewSet,
+):
+    """The model registry: public to read, admins write."""
+
+    queryset = LLMModel.objects.all()
+    serializer_class = serializers.LLMModelSerializer
+    permission_classes = [IsAdminRoleOrReadOnly]
+    filterset_class = LLMModelFilter
+    search_fields = ["name", "display_name", "provider_model_id", "description"]
+    ordering_fields = ["name", "display_name", "provider", "created_at", "input_price_per_million"]
+    ordering = ["display_name", "name"]
+
+    def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset  # the registry is public (SPEC §2); config never leaves the serializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = llm_model_create(**data.validated_data)
+        return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        model = self.get_object()
+        data = self.get_serializer(model, data=request.data, partial=kwargs.get("partial", False))
+        data.is_valid(raise_exception=True)
+        model = llm_model_update(model=model, **data.validated_data)
+        return Response(self.get_serializer(model).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        llm_model_deactivate(model=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["moderation"])
+class ModerationViewSet(mixins.ListModelMixin, BaseViewSet):
+    """The moderators' queue: pending tests, oldest first, and the approve/reject decisions."""
+
+    queryset = TEST_CASE_QUERYSET
+    serializer_class = serializers.TestCaseSerializer
+    permission_classes = [IsModerator]
+    filter_backends: list[Any] = []
+
+    def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        pending = TestCase.objects.visible_to(self.request.user).filter(status=TestCase.Status.PENDING)
+        return pending.prefetch_related("tags").order_by("created_at", "id")
+
+    def _test_case(self, test_id: str) -> TestCase:
+        queryset = TestCase.objects.visible_to(self.request.user)
+        test_case: TestCase = get_object_or_404(queryset, pk=test_id)
+        return test_case
+
+    @extend_schema(summary="Pending tests, oldest first (moderators)")
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Approve a pending test (moderators)",
+        request=serializers.ApproveSerializer,
+        responses={200: serializers.TestCaseSerializer, 409: error_response("409")},
+    )
+    def approve(self, request: Request, test_id: str) -> Response:
+        test_case = self._test_case(test_id)
+        data = serializers.ApproveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        test_case_approve(test_case=test_case, moderator=request.user, notes=data.validated_data["notes"])  # type: ignore[arg-type]
+        return Response(serializers.TestCaseSerializer(TEST_CASE_QUERYSET.get(pk=test_case.pk)).data)
+
+    @extend_schema(
+        summary="Reject a pending test with a reason (moderators)",
+        request=serializers.RejectSerializer,
+        responses={200: serializers.TestCaseSerializer, 409: error_response("409")},
+    )
+    def reject(self, request: Request, test_id: str) -> Response:
+        test_case = self._test_case(test_id)
+        data = serializers.RejectSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        test_case_reject(test_case=test_case, moderator=request.user, reason=data.validated_data["reason"])  # type: ignore[arg-type]
+        return Response(serializers.TestCaseSerializer(TEST_CASE_QUERYSET.get(pk=test_case.pk)).data)

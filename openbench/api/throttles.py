@@ -1,0 +1,54 @@
+"""Throttles: anonymous and per-user rates (scaled by the user's tier), and strict scopes for
+running tests (`run`) and logging in (`login`). Rates live in settings.REST_FRAMEWORK; the counters
+live in the default cache, which is Redis when REDIS_URL is set, so every web process shares them.
+"""
+
+from __future__ import annotations
+
+from rest_framework import throttling
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+# How many times the base user rate each tier gets; None means not throttled by the user rate.
+TIER_MULTIPLIERS: dict[str, int | None] = {"free": 1, "pro": 5, "unlimited": None}
+
+
+class AnonRateThrottle(throttling.AnonRateThrottle):
+    """Anonymous callers, by client address."""
+
+
+class TieredUserRateThrottle(throttling.UserRateThrottle):
+    """The `user` rate times the tier's multiplier; anonymous callers are keyed by address."""
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        if user is not None and user.is_authenticated:
+            tier = getattr(user, "tier", "free")
+            multiplier = TIER_MULTIPLIERS.get(tier, 1)
+            if multiplier is None:
+                return True
+            base, self.duration = self.parse_rate(self.get_rate())
+            self.num_requests = (base or 0) * multiplier
+        return super().allow_request(request, view)
+
+
+class RunThrottle(throttling.SimpleRateThrottle):
+    """POST /tests/{id}/run: each run costs provider calls, so it has its own, stricter budget."""
+
+    scope = "run"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class LoginThrottle(throttling.SimpleRateThrottle):
+    """Password attempts per client address, against brute force."""
+
+    scope = "login"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+DEFAULT_THROTTLES: list[type[throttling.BaseThrottle]] = [AnonRateThrottle, TieredUserRateThrottle]

@@ -1,0 +1,69 @@
+"""Base classes every /api/v1 view builds on: one place for scoping, throttles, schema and body size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from rest_framework import viewsets
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from openbench.api import schema as _schema  # registers the OpenAPI extensions
+from openbench.api.exceptions import RequestTooLarge
+from openbench.api.throttles import DEFAULT_THROTTLES
+
+
+class ApiViewMixin:
+    """Throttles, the documented error envelope, and the body-size limit for JSON.
+
+    Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE only when it parses forms or reads `request.body`;
+    DRF's JSON parser reads the stream directly, so the limit is checked here from Content-Length.
+    """
+
+    throttle_classes: Sequence[type[BaseThrottle]] = DEFAULT_THROTTLES
+    schema = _schema.OpenBenchAutoSchema()
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if limit is not None and length > limit:
+            raise RequestTooLarge()
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+
+
+class BaseAPIView(ApiViewMixin, APIView):
+    """For endpoints that are not about one kind of object (login, stats)."""
+
+
+class BaseViewSet(ApiViewMixin, viewsets.GenericViewSet):
+    """Scopes every queryset to the caller: by default through the model's `visible_to(user)`.
+
+    Objects outside the scope are 404s, never 403s: a caller must not learn that they exist.
+    Subclasses with another rule override `scope_queryset`.
+    """
+
+    def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        visible_to = getattr(queryset, "visible_to", None)
+        if visible_to is None:
+            raise NotImplementedError(f"{type(self).__name__} must define scope_queryset().")
+        result: QuerySet[Any] = visible_to(self.request.user)
+        return result
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return self.scope_queryset(super().get_queryset())
+
+    def get_object(self) -> Any:
+        # Filters and search narrow lists; a detail lookup sees the whole scoped set (an archived test
+        # or a deactivated model is still readable by id), and actions may use another model's filters.
+        lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        obj = get_object_or_404(self.get_queryset(), **{self.lookup_field: lookup})
+        self.check_object_permissions(self.request, obj)
+        return obj
