@@ -101,12 +101,15 @@ if DATABASE_URL:
     _db_url = DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://").replace(
         "postgresql+psycopg://", "postgresql://"
     )
+    _scheme = _db_url.split("://", 1)[0] if "://" in _db_url else ""
+    if _scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL has an unsupported scheme {_scheme!r}; use postgresql://user:pass@host:5432/db or sqlite:///path."
+        )
     try:
         _default_db = env.db_url_config(_db_url)
     except Exception as exc:  # django-environ raises several types on a malformed URL
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
-    if not _default_db.get("ENGINE"):
-        raise ImproperlyConfigured("DATABASE_URL has an unsupported scheme; use postgresql:// or sqlite:///.")
     _default_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     _default_db["CONN_HEALTH_CHECKS"] = True
 else:
