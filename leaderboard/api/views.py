@@ -1,0 +1,145 @@
+"""Analytics endpoints: parse the query, call a selector (through the cache), render its serializer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.models import LLMModel
+from leaderboard import selectors
+from leaderboard.api import serializers as s
+from leaderboard.caching import analytics_cached
+
+MODEL_IDS_PARAM = OpenApiParameter(
+    "model_ids", OpenApiTypes.STR, many=True, explode=True, description="Model ids, comma-separated or repeated."
+)
+
+
+def _scope(data: dict[str, Any]) -> selectors.Scope:
+    return selectors.Scope(
+        category=data.get("category", ""),
+        difficulty=data.get("difficulty", ""),
+        provider=data.get("provider", ""),
+        timeframe=data.get("timeframe", "all"),
+    )
+
+
+def _query(serializer_class: type[s.serializers.Serializer], request: Request) -> dict[str, Any]:
+    data: dict[str, Any] = {key: request.query_params.get(key) for key in request.query_params}
+    if "model_ids" in request.query_params:
+        data["model_ids"] = request.query_params.getlist("model_ids")
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class AnalyticsView(APIView):
+    """Public and read-only (SPEC §2); the global anon/user throttles apply."""
+
+    permission_classes = [AllowAny]
+
+
+class LeaderboardView(AnalyticsView):
+    @extend_schema(
+        operation_id="leaderboard",
+        summary="Models ranked by mean score",
+        description=(
+            "Only approved, public tests at their current revision; the latest finished result per (model, "
+            "test), failed calls as 0. 95% interval: Wilson when all scores are 0/1, else a percentile "
+            "bootstrap (2,000 resamples, fixed seed). rank_upper/rank_lower: the best and worst rank the "
+            "intervals allow."
+        ),
+        parameters=[s.LeaderboardQuerySerializer],
+        responses=s.LeaderboardSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        query = _query(s.LeaderboardQuerySerializer, request)
+        scope, min_tests = _scope(query), query["min_tests"]
+        answer = analytics_cached(
+            "leaderboard",
+            query,
+            lambda: s.LeaderboardSerializer(selectors.leaderboard(scope=scope, min_tests=min_tests)).data,
+        )
+        return Response(answer)
+
+
+class CompareView(AnalyticsView):
+    @extend_schema(
+        operation_id="analytics_compare",
+        summary="Compare 2–5 models head to head",
+        description=(
+            "Restricted to tests every model has a counted result for. Pairwise: wins, losses, ties and a "
+            "paired test: exact McNemar when all scores are 0/1 (mcnemar_exact), else the Wilcoxon "
+            "signed-rank test (wilcoxon_exact for ≤ 50 untied differences, else wilcoxon_normal)."
+        ),
+        parameters=[s.CompareQuerySerializer, MODEL_IDS_PARAM],
+        responses=s.CompareSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        query = _query(s.CompareQuerySerializer, request)
+        models = s.known_models(query["model_ids"])
+        scope = _scope(query)
+        answer = analytics_cached(
+            "compare",
+            query,
+            lambda: s.CompareSerializer(
+                selectors.compare(models=models, scope=scope, tests_limit=query["tests_limit"])
+            ).data,
+            model_ids=query["model_ids"],
+        )
+        return Response(answer)
+
+
+class TrendsView(AnalyticsView):
+    @extend_schema(
+        operation_id="analytics_trends",
+        summary="A metric per model per day or week",
+        description=(
+            "Each point aggregates the tests whose counted result ran in that bucket, with n; empty "
+            "buckets are absent. latency = mean latency of successful calls; cost = mean cost per test."
+        ),
+        parameters=[s.TrendsQuerySerializer, MODEL_IDS_PARAM],
+        responses=s.TrendsSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        query = _query(s.TrendsQuerySerializer, request)
+        ids = query.get("model_ids") or None
+        models = s.known_models(ids) if ids else None
+        scope = _scope(query)
+        answer = analytics_cached(
+            "trends",
+            query,
+            lambda: s.TrendsSerializer(
+                selectors.trends(metric=query["metric"], interval=query["interval"], scope=scope, models=models)
+            ).data,
+            model_ids=ids,
+        )
+        return Response(answer)
+
+
+class ModelPerformanceView(AnalyticsView):
+    @extend_schema(
+        operation_id="model_performance",
+        summary="One model's performance",
+        description="Overall, per category and difficulty, exact latency p50/p95/p99, tokens, cost, daily history.",
+        parameters=[s.PerformanceQuerySerializer],
+        responses=s.ModelPerformanceSerializer,
+    )
+    def get(self, request: Request, pk: Any) -> Response:
+        model = get_object_or_404(LLMModel, pk=pk)
+        query = _query(s.PerformanceQuerySerializer, request)
+        scope = _scope(query)
+        answer = analytics_cached(
+            "performance",
+            {**query, "model": str(model.pk)},
+            lambda: s.ModelPerformanceSerializer(selectors.model_performance(model=model, scope=scope)).data,
+            model_ids=[str(model.pk)],
+        )
+        return Response(answer)

@@ -1,0 +1,98 @@
+"""Read models for analytics: the result that counts per (model, test) and additive rollups over them.
+
+Both tables are derived data: `leaderboard.services` keeps them current as results land and as
+tests change, and `manage.py analytics_rebuild` recomputes them from `test_results` at any time.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+from django.db import models
+
+from catalog.models import LLMModel, TestCase
+from leaderboard.stats import LATENCY_BINS, SCORE_BINS
+
+# The rollup row that spans all time uses this date instead of NULL so that the unique
+# constraint also holds for it on every database.
+ALL_TIME = datetime.date(1, 1, 1)
+ANY = ""  # category or difficulty of a rollup row that spans all of them
+
+
+class LatestResult(models.Model):
+    """The one result that counts for a (model, test, revision): the latest finished, non-cancelled call.
+
+    Failed and timed-out calls count (as score 0 and as an error); `counted` says whether the test
+    is currently approved and public and still at this revision, i.e. whether analytics include it.
+    """
+
+    model = models.ForeignKey(LLMModel, on_delete=models.CASCADE, related_name="+")
+    test_case = models.ForeignKey(TestCase, on_delete=models.CASCADE, related_name="+")
+    revision = models.PositiveIntegerField()
+    result_id = models.UUIDField(help_text="The TestResult this row mirrors.")
+    status = models.CharField(max_length=16)
+    score = models.FloatField(help_text="The result's score; 0 for failed and timed-out calls.")
+    passed = models.BooleanField()
+    is_error = models.BooleanField()
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    total_tokens = models.PositiveIntegerField(default=0)
+    cost = models.FloatField(default=0.0)
+    executed_at = models.DateTimeField()
+    day = models.DateField()
+    category = models.SlugField(max_length=64)
+    difficulty = models.CharField(max_length=8)
+    counted = models.BooleanField()
+
+    class Meta:
+        db_table = "leaderboard_latest_results"
+        constraints = [
+            models.UniqueConstraint(fields=["test_case", "model", "revision"], name="latest_result_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["model", "counted", "executed_at"], name="latest_result_model"),
+            models.Index(fields=["result_id"], name="latest_result_result"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} on {self.test_case_id} r{self.revision}: {self.score}"
+
+
+class Rollup(models.Model):
+    """Additive totals of counted latest results for one model, per day or all time, per category/difficulty.
+
+    `category`/`difficulty` are "" on rows that span all of them, so every leaderboard filter reads
+    at most one row per model (all time) or one per model and day (7d/30d/90d). The histograms are
+    dense little-endian int32 arrays (scores in 0.01 steps, latencies in ~9%-wide log bins).
+    """
+
+    model = models.ForeignKey(LLMModel, on_delete=models.CASCADE, related_name="+")
+    category = models.CharField(max_length=64, blank=True)
+    difficulty = models.CharField(max_length=8, blank=True)
+    day = models.DateField(help_text="0001-01-01 for the all-time row.")
+    n = models.IntegerField(default=0)
+    score_sum = models.FloatField(default=0.0)
+    zeros = models.IntegerField(default=0)
+    ones = models.IntegerField(default=0)
+    passed = models.IntegerField(default=0)
+    errors = models.IntegerField(default=0)
+    latency_n = models.IntegerField(default=0)
+    latency_sum = models.BigIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0)
+    cost = models.FloatField(default=0.0)
+    score_hist = models.BinaryField(default=bytes(4 * SCORE_BINS))
+    latency_hist = models.BinaryField(default=bytes(4 * LATENCY_BINS))
+
+    class Meta:
+        db_table = "leaderboard_rollups"
+        constraints = [
+            models.UniqueConstraint(fields=["category", "difficulty", "day", "model"], name="rollup_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} {self.category or '*'}/{self.difficulty or '*'} {self.day}: n={self.n}"
+
+    @staticmethod
+    def decode(blob: bytes | memoryview, bins: int) -> np.ndarray:
+        array = np.frombuffer(bytes(blob), dtype="<i4")
+        return array if len(array) == bins else np.zeros(bins, dtype="<i4")
