@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextvars
+import dataclasses
+import functools
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ class TransientError(ProviderError):
 
 
 class ProviderTimeoutError(ProviderError):
+    """The vendor did not answer within the request's timeout."""
+
     kind = "timeout"
     retryable = True
 
@@ -107,17 +115,107 @@ class ProviderUnavailableError(PermanentError):
     kind = "unavailable"
 
 
+GenerateMethod = TypeVar("GenerateMethod", bound=Callable[..., Awaitable[GenerationResponse]])
+
+# Set while a measured `generate` runs, so a subclass calling super().generate() is measured once.
+_measuring: contextvars.ContextVar[bool] = contextvars.ContextVar("provider_measuring", default=False)
+
+
+def _measured(impl: GenerateMethod) -> GenerateMethod:
+    """Wrap an adapter's `generate`: refuse when unconfigured, time it, classify stray errors, scrub the key,
+    and record Prometheus metrics — once, here, for every adapter."""
+
+    @functools.wraps(impl)
+    async def generate(self: Provider, request: GenerationRequest) -> GenerationResponse:
+        if _measuring.get():
+            return await impl(self, request)
+        from providers.metrics import record_call  # here, not at the top: metrics imports this module
+
+        token = _measuring.set(True)
+        started = time.perf_counter()
+        try:
+            if not self.is_configured:
+                raise ProviderUnavailableError(self.unconfigured_reason())
+            response = await impl(self, request)
+        except ProviderError as exc:
+            self._scrub(exc)
+            record_call(self.name, request.model_id, time.perf_counter() - started, None, exc.kind)
+            raise
+        except asyncio.CancelledError:
+            record_call(self.name, request.model_id, time.perf_counter() - started, None, "cancelled")
+            raise
+        except TimeoutError:
+            error: ProviderError = ProviderTimeoutError(f"{self.label} did not answer in time.")
+            record_call(self.name, request.model_id, time.perf_counter() - started, None, error.kind)
+            raise error from None
+        except Exception as exc:
+            # An adapter bug or an unforeseen SDK error: report it in the one hierarchy, and do not
+            # retry it (a bug would fail the same way again).
+            error = PermanentError(f"Unexpected {type(exc).__name__} in the {self.label} adapter: {exc}")
+            self._scrub(error)
+            record_call(self.name, request.model_id, time.perf_counter() - started, None, error.kind)
+            raise error from None
+        finally:
+            _measuring.reset(token)
+        elapsed = time.perf_counter() - started
+        record_call(self.name, request.model_id, elapsed, response.usage, None)
+        # Latency is measured here, the same way for every vendor, so it can be compared.
+        return dataclasses.replace(response, latency_ms=round(elapsed * 1000))
+
+    generate.__openbench_measured__ = True  # type: ignore[attr-defined]
+    return generate  # type: ignore[return-value]
+
+
 class Provider(abc.ABC):
-    """An adapter for one vendor's API. Instances are cheap; clients are created per adapter."""
+    """An adapter for one vendor's API. Instances are cheap; clients are created per adapter.
+
+    Subclasses implement `generate`; `Provider` wraps it (see `_measured`) so that every call is
+    timed and counted in one place, the key never leaks into an error, and an unconfigured provider
+    fails with ProviderUnavailableError instead of a vendor error.
+    """
 
     name: ClassVar[str]
     label: ClassVar[str]
     is_real: ClassVar[bool] = True
+    # What `is_configured` needs: a key (hosted vendors) and/or a base URL (self-hosted servers).
+    requires_api_key: ClassVar[bool] = False
+    requires_base_url: ClassVar[bool] = False
+    # Whether the vendor answers a JSON Schema natively (else the answer is parsed leniently).
+    supports_json_schema: ClassVar[bool] = False
 
     def __init__(self, *, api_key: str = "", base_url: str = "", options: dict[str, Any] | None = None) -> None:
         self.api_key = api_key
         self.base_url = base_url
         self.options = options or {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        impl = cls.__dict__.get("generate")
+        if (
+            impl is not None
+            and not getattr(impl, "__isabstractmethod__", False)
+            and not getattr(impl, "__openbench_measured__", False)
+        ):
+            cls.generate = _measured(impl)  # type: ignore[method-assign]
+
+    @property
+    def is_configured(self) -> bool:
+        """Whether this deployment has what the provider needs (key, base URL) to be called at all."""
+        return (not self.requires_api_key or bool(self.api_key)) and (not self.requires_base_url or bool(self.base_url))
+
+    def unconfigured_reason(self) -> str:
+        missing = []
+        if self.requires_api_key and not self.api_key:
+            missing.append("an API key")
+        if self.requires_base_url and not self.base_url:
+            missing.append("a base URL")
+        return f"{self.label} is not configured here (missing {' and '.join(missing) or 'nothing'})."
+
+    def _scrub(self, error: ProviderError) -> None:
+        """Remove the key from an error's message, in case a vendor echoed it back."""
+        if self.api_key and self.api_key in error.message:
+            error.message = error.message.replace(self.api_key, "***")
+            error.args = (error.message,)
 
     @abc.abstractmethod
     async def generate(self, request: GenerationRequest) -> GenerationResponse:

@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 # provider name -> (adapter class path, settings name of the key or "", settings name of the base URL or "")
 PROVIDER_CLASSES: dict[str, tuple[str, str, str]] = {
     "mock": ("providers.mock.MockProvider", "", ""),
+    "openai": ("providers.openai_compatible.OpenAIProvider", "OPENAI_API_KEY", "OPENAI_BASE_URL"),
+    "together": ("providers.openai_compatible.TogetherProvider", "TOGETHER_API_KEY", "TOGETHER_BASE_URL"),
+    "openai_compatible": (
+        "providers.openai_compatible.OpenAICompatibleProvider",
+        "OPENAI_COMPATIBLE_API_KEY",
+        "OPENAI_COMPATIBLE_BASE_URL",
+    ),
 }
 
 

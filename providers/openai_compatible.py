@@ -1,0 +1,171 @@
+"""OpenAI's chat completions API through the official `openai` SDK: OpenAI itself, Together AI, and any
+compatible server (vLLM, llama.cpp server, LM Studio) reached by base URL."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import openai
+from openai import AsyncOpenAI
+
+from providers.base import (
+    GenerationRequest,
+    GenerationResponse,
+    HealthReport,
+    PermanentError,
+    Provider,
+    ProviderError,
+    ProviderTimeoutError,
+    TransientError,
+    Usage,
+)
+from providers.support import (
+    DEFAULT_CLIENT_SHARDS,
+    LoopLocal,
+    error_for_status,
+    error_message,
+    parse_structured,
+    probe_health,
+    require_configured,
+    retry_after_seconds,
+)
+
+# Local servers ignore the key, but the SDK refuses to start without one.
+_NO_KEY = "not-needed"
+
+
+class OpenAICompatibleProvider(Provider):
+    """Any server that speaks OpenAI's chat completions API, reached by base URL.
+
+    Options (the model's `config`): `base_url` (one of several servers), `structured_output`
+    ("json_schema" by default, "json_object" for servers without schema support, or "none"),
+    `strict_schema` (default false: OpenAI's strict mode rejects many ordinary schemas) and
+    `extra_body` (vendor extensions passed through, e.g. vLLM's `top_k`).
+    """
+
+    name: ClassVar[str] = "openai_compatible"
+    label: ClassVar[str] = "OpenAI-compatible server"
+    requires_base_url: ClassVar[bool] = True
+    supports_json_schema: ClassVar[bool] = True
+    # Newer OpenAI models refuse `max_tokens`; most compatible servers know only `max_tokens`.
+    max_tokens_field: ClassVar[str] = "max_tokens"
+
+    def __init__(self, *, api_key: str = "", base_url: str = "", options: dict[str, Any] | None = None) -> None:
+        super().__init__(api_key=api_key, base_url=base_url, options=options)
+        self._clients: LoopLocal[AsyncOpenAI] = LoopLocal(
+            self._new_client,
+            lambda client: client.close(),
+            shards=int(self.options.get("client_shards", DEFAULT_CLIENT_SHARDS)),
+        )
+
+    def _new_client(self) -> AsyncOpenAI:
+        # The engine retries (with backoff shared across workers); the SDK must not retry on its own.
+        return AsyncOpenAI(api_key=self.api_key or _NO_KEY, base_url=self.base_url, max_retries=0)
+
+    def _response_format(self, schema: dict[str, Any]) -> dict[str, Any] | None:
+        mode = self.options.get("structured_output", "json_schema")
+        if mode == "json_schema":
+            return {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": schema, "strict": bool(self.options.get("strict_schema"))},
+            }
+        if mode == "json_object":
+            return {"type": "json_object"}
+        return None
+
+    async def generate(self, request: GenerationRequest) -> GenerationResponse:
+        messages: list[dict[str, str]] = []
+        if request.system_prompt:
+            messages.append({"role": "system", "content": request.system_prompt})
+        messages.append({"role": "user", "content": request.prompt})
+        arguments: dict[str, Any] = {
+            "model": request.model_id,
+            "messages": messages,
+            "temperature": request.temperature,
+            self.max_tokens_field: request.max_tokens,
+            "timeout": request.timeout,
+        }
+        if request.seed is not None:
+            arguments["seed"] = request.seed
+        if request.stop:
+            arguments["stop"] = list(request.stop)
+        if request.json_schema is not None:
+            response_format = self._response_format(request.json_schema)
+            if response_format is not None:
+                arguments["response_format"] = response_format
+        if self.options.get("extra_body"):
+            arguments["extra_body"] = dict(self.options["extra_body"])
+        try:
+            completion = await self._clients.get().chat.completions.create(**arguments)
+        except openai.APIError as exc:
+            raise self._classify(exc) from None
+        except ValueError as exc:  # a 200 whose body is not JSON
+            raise TransientError(f"{self.label} sent a malformed response: {exc}") from None
+        if not completion.choices:
+            raise PermanentError(f"{self.label} returned no choices.")
+        choice = completion.choices[0]
+        text = choice.message.content or getattr(choice.message, "refusal", None) or ""
+        usage = completion.usage
+        return GenerationResponse(
+            text=text,
+            usage=Usage(
+                input_tokens=usage.prompt_tokens,
+                output_tokens=usage.completion_tokens,
+                total_tokens=usage.total_tokens,
+            )
+            if usage is not None
+            else Usage(),
+            parsed=parse_structured(text) if request.json_schema is not None else None,
+            request_id=completion._request_id or completion.id or "",
+            finish_reason=choice.finish_reason or "",
+            raw_model=completion.model or request.model_id,
+        )
+
+    def _classify(self, exc: openai.APIError) -> ProviderError:
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderTimeoutError(f"{self.label} did not answer in time.")
+        if isinstance(exc, openai.APIConnectionError):
+            return TransientError(f"Could not reach {self.label}: {exc.message}")
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            message = f"{self.label} answered {status}: {error_message(exc.body, exc.message)}"
+            return error_for_status(status, message, retry_after=retry_after_seconds(exc.response.headers))
+        return TransientError(f"{self.label} sent a response the SDK could not read: {exc.message}")
+
+    async def health(self) -> HealthReport:
+        """Lists the models: cheap, authenticated, and offered by every compatible server."""
+
+        async def check() -> str:
+            return f"{len(await self.list_models())} models listed"
+
+        return await probe_health(self, check)
+
+    async def list_models(self) -> list[dict[str, Any]]:
+        require_configured(self)
+        try:
+            page = await self._clients.get().models.list(timeout=float(self.options.get("health_timeout", 10)))
+        except openai.APIError as exc:
+            raise self._classify(exc) from None
+        except ValueError as exc:
+            raise TransientError(f"{self.label} sent a malformed model list: {exc}") from None
+        return [{"id": model.id, "name": model.id, "owned_by": model.owned_by} for model in page.data]
+
+    async def aclose(self) -> None:
+        await self._clients.aclose()
+
+
+class OpenAIProvider(OpenAICompatibleProvider):
+    """OpenAI's own API (OPENAI_API_KEY, OPENAI_BASE_URL for gateways and proxies)."""
+
+    name: ClassVar[str] = "openai"
+    label: ClassVar[str] = "OpenAI"
+    requires_api_key: ClassVar[bool] = True
+    max_tokens_field: ClassVar[str] = "max_completion_tokens"
+
+
+class TogetherProvider(OpenAICompatibleProvider):
+    """Together AI through its OpenAI-compatible endpoint (TOGETHER_API_KEY, TOGETHER_BASE_URL)."""
+
+    name: ClassVar[str] = "together"
+    label: ClassVar[str] = "Together AI"
+    requires_api_key: ClassVar[bool] = True
