@@ -61,6 +61,9 @@ class Execution(models.Model):
     config_snapshot = models.JSONField(default=dict, blank=True, help_text="Model parameters used, by model id.")
     request_id = models.CharField(max_length=128, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Which run of a job holds this execution (the rq job id, or a fresh token): only the holder writes
+    # results and counters, and a retry of the same job takes its execution straight back.
+    lease_token = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -70,7 +73,10 @@ class Execution(models.Model):
     class Meta:
         db_table = "executions"
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "created_at"], name="execution_status_created")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="execution_status_created"),
+            models.Index(fields=["status", "heartbeat_at"], name="execution_status_heartbeat"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=["pending", "running", "completed", "failed", "cancelled"]),
@@ -156,6 +162,8 @@ class TestResult(models.Model):
     cached = models.BooleanField(default=False)
     provider_request_id = models.CharField(max_length=200, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
+    # Hash of (model, prompt, system prompt, parameters) for the response cache; '' when not cacheable.
+    response_key = models.CharField(max_length=64, blank=True)
     executed_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -168,6 +176,7 @@ class TestResult(models.Model):
             models.Index(fields=["model", "executed_at"], name="result_model_executed"),
             models.Index(fields=["model", "created_at"], name="result_model_created"),
             models.Index(fields=["test_case", "model", "-executed_at"], name="result_test_model_latest"),
+            models.Index(fields=["response_key"], name="result_response_key", condition=~Q(response_key="")),
         ]
         constraints = [
             models.UniqueConstraint(fields=["execution", "model"], name="result_one_per_execution_model"),

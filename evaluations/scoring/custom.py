@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from typing import Any
 
 from evaluations.scoring.base import ScoreOutcome
+from evaluations.scoring.extraction import extract_json, is_number, json_equal
 from evaluations.scoring.registry import register_scorer
 
 _THRESHOLD = {"threshold": {"type": "number", "minimum": 0, "maximum": 1}}
 
 
 def _as_text(value: Any) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
+    text = value if isinstance(value, str) else "" if value is None else str(value)
+    return unicodedata.normalize("NFC", text)
 
 
 @register_scorer(
@@ -31,8 +34,11 @@ def _as_text(value: Any) -> str:
 )
 def contains(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
     """Passes when the answer contains the expected text (or all/any of `values`)."""
-    needles = config.get("values") or [_as_text(expected)]
+    needles = [_as_text(value) for value in config.get("values") or [expected]]
+    if not all(needles):
+        return ScoreOutcome(score=0.0, is_correct=False, details={"error": "Nothing to look for: the text is empty."})
     case_sensitive = config.get("case_sensitive", False)
+    answer = _as_text(answer)
     haystack = answer if case_sensitive else answer.casefold()
     found = [needle for needle in needles if (needle if case_sensitive else needle.casefold()) in haystack]
     score = len(found) / len(needles)
@@ -60,7 +66,21 @@ def regex(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
     )
 
 
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
+# 1,234.5 has a thousands separator (groups of three); "1,2" is two numbers, not 12.
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _as_number(value: Any) -> float | None:
+    if is_number(value):
+        number = float(value)
+    elif isinstance(value, str):
+        found = _numbers_in(value.strip())
+        if len(found) != 1:
+            return None
+        number = found[0]
+    else:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _numbers_in(text: str) -> list[float]:
@@ -87,9 +107,8 @@ def _numbers_in(text: str) -> list[float]:
 )
 def numeric(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
     """Passes when the answer's number (last one by default) is within tolerance of the expected number."""
-    try:
-        target = float(expected)
-    except (TypeError, ValueError):
+    target = _as_number(expected)
+    if target is None:
         return ScoreOutcome(score=0.0, is_correct=False, details={"error": "The expected output is not a number."})
     numbers = _numbers_in(answer)
     if not numbers:
@@ -131,14 +150,12 @@ def _resolve_path(document: Any, path: str) -> tuple[bool, Any]:
 )
 def json_path(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
     """Passes when the JSON answer has `value` (or the expected output) at `path`."""
-    from evaluations.scoring.extraction import extract_json
-
     extracted = extract_json(answer)
     if not extracted.found:
         return ScoreOutcome(score=0.0, is_correct=False, details={"error": "No JSON found in the answer."})
     wanted = config.get("value", expected)
     found, value = _resolve_path(extracted.value, config["path"])
-    passed = found and value == wanted
+    passed = found and json_equal(value, wanted)
     return ScoreOutcome(
         score=1.0 if passed else 0.0,
         is_correct=passed,
@@ -148,7 +165,7 @@ def json_path(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcom
 
 
 def _tokens(text: str) -> list[str]:
-    return re.findall(r"\w+", text.casefold())
+    return re.findall(r"\w+", _as_text(text).casefold())
 
 
 @register_scorer("f1", config_schema={"type": "object", "properties": _THRESHOLD, "additionalProperties": False})
@@ -168,6 +185,17 @@ def f1(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
 
 
 def levenshtein_distance(a: str, b: str) -> int:
+    """Edit distance (insert, delete, substitute) in O(len(a) * len(b)) time and O(min) memory."""
+    # A shared prefix and suffix cost nothing; trimming them keeps long, similar answers cheap.
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    a, b = a[start:], b[start:]
+    end = 0
+    while end < min(len(a), len(b)) and a[-1 - end] == b[-1 - end]:
+        end += 1
+    if end:
+        a, b = a[:-end], b[:-end]
     if len(a) < len(b):
         a, b = b, a
     previous = list(range(len(b) + 1))
@@ -184,7 +212,7 @@ def levenshtein_distance(a: str, b: str) -> int:
 )
 def levenshtein(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
     """Similarity 1 - distance / longer length, on stripped text."""
-    a, b = answer.strip(), _as_text(expected).strip()
+    a, b = _as_text(answer).strip(), _as_text(expected).strip()
     longest = max(len(a), len(b))
     distance = levenshtein_distance(a, b)
     score = 1.0 if longest == 0 else 1 - distance / longest

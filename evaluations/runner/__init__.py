@@ -1,0 +1,1 @@
+"""The evaluation engine: claims executions, calls models concurrently within limits, scores, writes results."""

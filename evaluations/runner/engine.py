@@ -1,0 +1,521 @@
+"""The evaluation engine: one asyncio loop runs every pair of the executions a job holds.
+
+One job may hold many executions (a batch), so one worker overlaps the provider calls of all of
+them; each execution still has its own row, counters, status and cancel. Limits: a global and a
+per-provider concurrency, a per-provider requests-per-minute shared through Redis, the test's timeout
+per call, bounded retries with backoff and full jitter, and a circuit breaker per provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+
+from catalog.models import LLMModel
+from evaluations.costs import call_cost
+from evaluations.models import TestResult
+from evaluations.runner.bridge import DatabaseBridge
+from evaluations.runner.cancellation import CancelWatch
+from evaluations.runner.limits import CircuitBreaker, RateLimiter, backoff_delay
+from evaluations.runner.planning import Pair, Plan, plan_executions
+from evaluations.runner.writes import claim_executions, fail_executions, poll_executions, write_results
+from evaluations.scoring import Scorer, ScoringError, scorer_for
+from openbench.logging import request_id_context
+from providers import metrics
+from providers.base import (
+    GenerationRequest,
+    GenerationResponse,
+    PermanentError,
+    Provider,
+    ProviderError,
+    ProviderTimeoutError,
+    TransientError,
+)
+from providers.registry import provider_for_model
+
+logger = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.1  # seconds between result flushes when results trickle in
+FLUSH_MAX = 500  # flush at once when this many results wait
+POLL_INTERVAL = 0.5  # seconds between checks for cancels and lost leases (the cancel flag is checked per call)
+
+
+class CircuitOpenError(ProviderError):
+    """The provider's circuit breaker is open: the call was not made."""
+
+    kind = "circuit_open"
+    retryable = False
+
+
+class InternalProviderError(PermanentError):
+    """The adapter raised something that is not a ProviderError: a bug, not worth retrying."""
+
+    kind = "internal_error"
+
+
+@dataclass
+class CallResult:
+    """How a model call ended after retries: an answer or the last error, and how many attempts it took."""
+
+    response: GenerationResponse | None = None
+    error: ProviderError | None = None
+    attempts: int = 0
+    latency_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The engine's knobs, read once per job from settings."""
+
+    concurrency: int
+    provider_concurrency: dict[str, int]
+    provider_rpm: dict[str, int]
+    max_attempts: int
+    backoff_base: float
+    backoff_max: float
+    breaker_threshold: int
+    breaker_cooldown: float
+    heartbeat_every: float
+    redis_url: str
+
+    @classmethod
+    def from_settings(cls) -> EngineSettings:
+        return cls(
+            concurrency=settings.EVAL_CONCURRENCY,
+            provider_concurrency=dict(settings.PROVIDER_CONCURRENCY),
+            provider_rpm=dict(settings.PROVIDER_RPM),
+            max_attempts=settings.EVAL_MAX_ATTEMPTS,
+            backoff_base=settings.EVAL_BACKOFF_BASE_SECONDS,
+            backoff_max=settings.EVAL_BACKOFF_MAX_SECONDS,
+            breaker_threshold=settings.EVAL_BREAKER_THRESHOLD,
+            breaker_cooldown=settings.EVAL_BREAKER_COOLDOWN_SECONDS,
+            heartbeat_every=max(1.0, min(15.0, settings.EVAL_STALE_AFTER_SECONDS / 4)),
+            redis_url=settings.REDIS_URL,
+        )
+
+
+@dataclass
+class RunReport:
+    """What one run of a job did, for logs and the command line."""
+
+    claimed: list[str] = field(default_factory=list)
+    results: int = 0
+    calls: int = 0
+    retries: int = 0
+    cache_hits: int = 0
+    lost: set[str] = field(default_factory=set)
+
+
+class Engine:
+    """Runs the planned pairs of the executions one job holds, inside one event loop."""
+
+    def __init__(self, *, bridge: DatabaseBridge, lease: str, plans: Sequence[Plan], pairs: Sequence[Pair]) -> None:
+        self.bridge = bridge
+        self.lease = lease
+        self.plans = {plan.id: plan for plan in plans}
+        self.pairs = pairs
+        self.config = EngineSettings.from_settings()
+        self.report = RunReport(claimed=list(self.plans))
+        self.stopped: set[str] = set()
+        self.inflight: dict[str, set[asyncio.Task[Any]]] = defaultdict(set)
+        self.buffer: list[TestResult] = []
+        self.finished: set[str] = set()
+        self.providers: dict[Any, Provider] = {}
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.provider_slots: dict[str, asyncio.Semaphore] = {}
+        self.scorers: dict[str, Scorer] = {}
+
+    # -- the run ---------------------------------------------------------------------------------
+    async def run(self) -> RunReport:
+        self.global_slots = asyncio.Semaphore(self.config.concurrency)
+        self.limiter = RateLimiter(limits=self.config.provider_rpm, redis_url=self.config.redis_url)
+        self.cancels = CancelWatch(self.config.redis_url)
+        self.flush_now = asyncio.Event()
+        self.running = True
+        for plan in self.plans.values():
+            if plan.remaining == 0:
+                self.finished.add(plan.id)
+        queues: dict[str, deque[Pair]] = defaultdict(deque)
+        for pair in self.pairs:
+            queues[pair.model.provider].append(pair)
+        flusher = asyncio.create_task(self._flusher())
+        poller = asyncio.create_task(self._poller())
+        workers: list[asyncio.Task[None]] = []
+        for provider, queue in queues.items():
+            limit = self.config.provider_concurrency.get(provider, self.config.concurrency)
+            workers += [asyncio.create_task(self._worker(queue)) for _ in range(max(1, min(limit, len(queue))))]
+        everything = asyncio.gather(*workers)
+        try:
+            # If writing results or polling fails, the run is over: no point calling models we cannot record.
+            done, _ = await asyncio.wait([everything, flusher, poller], return_when=asyncio.FIRST_COMPLETED)
+            for task in (flusher, poller):
+                if task in done:
+                    everything.cancel()
+                    task.result()  # raises what broke it
+            await everything
+        finally:
+            self.running = False
+            self.flush_now.set()
+            poller.cancel()
+            everything.cancel()
+            outcomes = await asyncio.gather(everything, flusher, poller, return_exceptions=True)
+            try:
+                await self._flush()
+            finally:
+                await self._close()
+        for outcome in outcomes[1:]:
+            if isinstance(outcome, Exception):
+                raise outcome
+        return self.report
+
+    async def _close(self) -> None:
+        for provider in self.providers.values():
+            try:
+                await provider.aclose()
+            except Exception:  # closing a client must not hide the run's outcome
+                logger.warning("Closing a provider client failed.", exc_info=True)
+        await self.limiter.aclose()
+        await self.cancels.aclose()
+
+    async def _worker(self, queue: deque[Pair]) -> None:
+        while queue:
+            await self._process(queue.popleft())
+
+    async def _process(self, pair: Pair) -> None:
+        plan = pair.plan
+        if plan.id in self.stopped:
+            self._settle(plan, None)
+            return
+        with request_id_context(plan.request_id):
+            task = asyncio.ensure_future(self._evaluate(pair))
+            self.inflight[plan.id].add(task)
+            try:
+                result = await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not task.cancelled() or (current is not None and current.cancelling()):
+                    raise
+                result = None  # the execution was cancelled while this call was in flight
+            except Exception:
+                logger.exception("Evaluating %s on %s crashed.", plan.id, pair.model.name)
+                result = self._failed(pair, InternalProviderError("The engine failed on this pair."), 0, None)
+            finally:
+                self.inflight[plan.id].discard(task)
+        self._settle(plan, result)
+
+    def _settle(self, plan: Plan, result: TestResult | None) -> None:
+        if result is not None:
+            self.buffer.append(result)
+            self.report.results += 1
+            if len(self.buffer) >= FLUSH_MAX:
+                self.flush_now.set()
+        plan.remaining -= 1
+        if plan.remaining == 0:
+            self.finished.add(plan.id)
+            self.flush_now.set()
+
+    def _stop(self, execution_id: str) -> None:
+        """No more calls for this execution; calls in flight are abandoned."""
+        if execution_id in self.stopped:
+            return
+        self.stopped.add(execution_id)
+        self.cancels.mark(execution_id)
+        for task in list(self.inflight.get(execution_id, ())):
+            task.cancel()
+        logger.info("Execution %s stopped: cancelled or taken over.", execution_id)
+
+    # -- one pair --------------------------------------------------------------------------------
+    async def _evaluate(self, pair: Pair) -> TestResult | None:
+        if pair.cached is not None:
+            return await self._from_cache(pair)
+        call = await self._call(pair.model, pair.request, execution_id=pair.plan.id)
+        if call is None:
+            return None
+        if call.response is None:
+            assert call.error is not None
+            return self._failed(pair, call.error, call.attempts, call.latency_ms)
+        return await self._scored(pair, call.response, attempts=call.attempts, latency_ms=call.latency_ms)
+
+    async def _from_cache(self, pair: Pair) -> TestResult | None:
+        if await self.cancels.is_cancelled(pair.plan.id):
+            self._stop(pair.plan.id)
+            return None
+        cached = pair.cached or {}
+        self.report.cache_hits += 1
+        metrics.record_cache_hit(pair.model.provider, pair.model.name)
+        response = GenerationResponse(
+            text=cached["raw_output"],
+            latency_ms=cached["latency_ms"] or 0,
+            request_id=cached["provider_request_id"],
+            finish_reason=cached["finish_reason"],
+        )
+        result = await self._scored(pair, response, attempts=0, latency_ms=cached["latency_ms"], cached=True)
+        if result is not None:
+            result.input_tokens = cached["input_tokens"]
+            result.output_tokens = cached["output_tokens"]
+            result.total_tokens = cached["total_tokens"]
+            result.evaluation_details = {**result.evaluation_details, "cached_from": str(cached["id"])}
+        return result
+
+    def _scorer(self, plan: Plan) -> Scorer:
+        scorer = self.scorers.get(plan.id)
+        if scorer is None:
+            scorer = scorer_for(
+                plan.target.evaluation_type,
+                judge_model=plan.judge_model,
+                judge_call=self._judge_call,
+                judge_timeout=plan.timeout,
+            )
+            self.scorers[plan.id] = scorer
+        return scorer
+
+    async def _scored(
+        self, pair: Pair, response: GenerationResponse, *, attempts: int, latency_ms: int | None, cached: bool = False
+    ) -> TestResult:
+        result = self._result(pair, attempts=attempts, latency_ms=latency_ms)
+        result.raw_output = response.text
+        result.provider_request_id = (response.request_id or "")[:200]
+        result.finish_reason = (response.finish_reason or "")[:32]
+        result.cached = cached
+        if not cached:
+            usage = response.usage
+            result.input_tokens, result.output_tokens = usage.input_tokens, usage.output_tokens
+            result.total_tokens = usage.total_tokens
+            result.cost = call_cost(pair.model, usage)
+            result.response_key = pair.response_key
+        try:
+            outcome = await self._scorer(pair.plan).ascore(response.text, pair.plan.target)
+        except ScoringError as exc:
+            result.status = TestResult.Status.FAILED
+            result.error_type = "judge_error" if pair.plan.target.evaluation_type == "llm_judge" else "scoring_error"
+            result.error_message = exc.message
+            result.evaluation_details = exc.details
+            result.judge_tokens, result.judge_cost = exc.judge_tokens, exc.judge_cost
+            result.parsed_output = response.parsed
+            result.response_key = ""  # an unscored answer is no template for the cache
+            return result
+        except Exception as exc:  # a scorer bug fails this result, not the whole job
+            logger.exception("Scoring %s on %s crashed.", pair.plan.id, pair.model.name)
+            result.status = TestResult.Status.FAILED
+            result.error_type = "scoring_error"
+            result.error_message = f"The scorer failed: {type(exc).__name__}: {exc}"
+            result.response_key = ""
+            return result
+        result.status = TestResult.Status.COMPLETED
+        result.score = outcome.score
+        result.is_correct = outcome.is_correct
+        result.evaluation_details = outcome.details
+        result.parsed_output = outcome.parsed_output if outcome.parsed_output is not None else response.parsed
+        result.judge_tokens, result.judge_cost = outcome.judge_tokens, outcome.judge_cost
+        return result
+
+    def _result(self, pair: Pair, *, attempts: int, latency_ms: int | None) -> TestResult:
+        return TestResult(
+            execution_id=uuid.UUID(pair.plan.id),
+            test_case_id=pair.plan.test_case_id,
+            revision=pair.plan.revision,
+            model=pair.model,
+            attempts=attempts,
+            latency_ms=latency_ms,
+            executed_at=timezone.now(),
+        )
+
+    def _failed(self, pair: Pair, error: ProviderError, attempts: int, latency_ms: int | None) -> TestResult:
+        result = self._result(pair, attempts=attempts, latency_ms=latency_ms)
+        result.status = TestResult.Status.TIMEOUT if error.kind == "timeout" else TestResult.Status.FAILED
+        result.error_type = error.kind[:32]
+        result.error_message = error.message[:4000]
+        result.evaluation_details = {"status_code": error.status_code} if error.status_code else {}
+        return result
+
+    # -- calls -----------------------------------------------------------------------------------
+    def _provider(self, model: LLMModel) -> Provider:
+        provider = self.providers.get(model.pk)
+        if provider is None:
+            provider = provider_for_model(model)
+            self.providers[model.pk] = provider
+        return provider
+
+    def _breaker(self, provider: str) -> CircuitBreaker:
+        breaker = self.breakers.get(provider)
+        if breaker is None:
+            breaker = CircuitBreaker(threshold=self.config.breaker_threshold, cooldown=self.config.breaker_cooldown)
+            self.breakers[provider] = breaker
+        return breaker
+
+    def _slots(self, provider: str) -> asyncio.Semaphore:
+        slots = self.provider_slots.get(provider)
+        if slots is None:
+            slots = asyncio.Semaphore(self.config.provider_concurrency.get(provider, self.config.concurrency))
+            self.provider_slots[provider] = slots
+        return slots
+
+    async def _judge_call(self, model: LLMModel, request: GenerationRequest) -> GenerationResponse:
+        call = await self._call(model, request, execution_id=None)
+        assert call is not None
+        if call.response is None:
+            assert call.error is not None
+            raise call.error
+        return call.response
+
+    async def _call(
+        self, model: LLMModel, request: GenerationRequest, *, execution_id: str | None
+    ) -> CallResult | None:
+        """Call with limits, retries and the breaker; None when the execution was cancelled before a call."""
+        try:
+            provider = self._provider(model)
+        except ProviderError as exc:
+            return CallResult(error=exc, attempts=0)
+        breaker = self._breaker(model.provider)
+        attempts = 0
+        while True:
+            if execution_id is not None and (
+                execution_id in self.stopped or await self.cancels.is_cancelled(execution_id)
+            ):
+                self._stop(execution_id)
+                return None
+            if not breaker.allow():
+                return CallResult(
+                    error=CircuitOpenError(
+                        f"Not called: the circuit breaker for {model.provider} is open after repeated failures."
+                    ),
+                    attempts=attempts,
+                )
+            error: ProviderError | None = None
+            started = time.monotonic()
+            try:
+                async with self._slots(model.provider):
+                    await self.limiter.acquire(model.provider)
+                    if execution_id is not None and execution_id in self.stopped:
+                        breaker.release_probe()
+                        return None
+                    async with self.global_slots:
+                        attempts += 1
+                        self.report.calls += 1
+                        started = time.monotonic()
+                        async with asyncio.timeout(request.timeout):
+                            response = await provider.generate(request)
+            except TimeoutError:
+                error = ProviderTimeoutError(f"No answer within {request.timeout:g} s.")
+            except ProviderError as exc:
+                error = exc
+            except httpx.TransportError as exc:
+                error = TransientError(f"{type(exc).__name__}: {exc}")
+            except asyncio.CancelledError:
+                breaker.release_probe()
+                raise
+            except Exception as exc:
+                logger.exception("Provider %s raised an unexpected error.", model.provider)
+                error = InternalProviderError(f"{type(exc).__name__}: {exc}")
+            latency_ms = int((time.monotonic() - started) * 1000)
+            if error is None:
+                breaker.record_success()
+                return CallResult(response=response, attempts=attempts, latency_ms=response.latency_ms or latency_ms)
+            if error.kind in ("transient", "timeout"):
+                breaker.record_failure()
+            else:
+                breaker.release_probe()
+            if not error.retryable or attempts >= self.config.max_attempts:
+                return CallResult(error=error, attempts=attempts, latency_ms=None)
+            self.report.retries += 1
+            metrics.record_retry(model.provider, model.name, error.kind)
+            delay = backoff_delay(
+                attempts,
+                base=self.config.backoff_base,
+                cap=self.config.backoff_max,
+                retry_after=error.retry_after,
+            )
+            logger.info(
+                "Retrying %s after %s (attempt %d of %d) in %.2f s.",
+                model.name,
+                error.kind,
+                attempts,
+                self.config.max_attempts,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    # -- background tasks ------------------------------------------------------------------------
+    async def _flusher(self) -> None:
+        while self.running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flush_now.wait(), FLUSH_INTERVAL)
+            self.flush_now.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self.buffer and not self.finished:
+            return
+        results, self.buffer = self.buffer, []
+        finished, self.finished = self.finished, set()
+        lost = await self.bridge.run(write_results, lease=self.lease, results=results, finished=finished)
+        for execution_id in lost:
+            self.report.lost.add(execution_id)
+            self._stop(execution_id)
+
+    async def _poller(self) -> None:
+        last_beat = time.monotonic()
+        while self.running:
+            await asyncio.sleep(POLL_INTERVAL)
+            active = [plan.id for plan in self.plans.values() if plan.remaining > 0 and plan.id not in self.stopped]
+            if not active:
+                continue
+            beat = time.monotonic() - last_beat >= self.config.heartbeat_every
+            if beat:
+                last_beat = time.monotonic()
+            gone = await self.bridge.run(poll_executions, lease=self.lease, execution_ids=active, heartbeat=beat)
+            for execution_id in gone:
+                self._stop(execution_id)
+
+
+def run_executions(
+    execution_ids: Sequence[Any], *, lease: str = "", takeover_stale_after: float | None = None
+) -> RunReport:
+    """Claim the given executions and run every missing (execution, model) pair; safe to call twice.
+
+    Runs on the calling thread's database connection (all writes happen here); the provider calls run
+    in an event loop on a helper thread.
+    """
+    lease = lease or uuid.uuid4().hex
+    ids = [str(execution_id) for execution_id in execution_ids]
+    claimed = claim_executions(ids, lease=lease, takeover_stale_after=takeover_stale_after)
+    if not claimed:
+        logger.info("Nothing to run: executions already taken or finished.", extra={"executions": len(ids)})
+        return RunReport()
+    try:
+        plans, pairs = plan_executions(claimed)
+    except Exception as exc:
+        fail_executions(lease=lease, execution_ids=claimed, message=f"Could not start: {exc}")
+        raise
+    logger.info("Running %d evaluations of %d executions.", len(pairs), len(plans))
+
+    async def main(bridge: DatabaseBridge) -> RunReport:
+        return await Engine(bridge=bridge, lease=lease, plans=plans, pairs=pairs).run()
+
+    request_ids = {plan.request_id for plan in plans}
+    try:
+        with request_id_context(request_ids.pop() if len(request_ids) == 1 else ""):
+            report = DatabaseBridge().serve(main)
+    except Exception as exc:
+        logger.exception("The evaluation engine crashed.")
+        fail_executions(lease=lease, execution_ids=claimed, message=f"Internal error: {type(exc).__name__}: {exc}")
+        raise
+    logger.info(
+        "Finished %d results (%d calls, %d retries, %d cached).",
+        report.results,
+        report.calls,
+        report.retries,
+        report.cache_hits,
+    )
+    return report

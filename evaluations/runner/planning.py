@@ -1,0 +1,200 @@
+"""What a job has to do: the (execution, model) pairs still missing a result, with everything needed to run them.
+
+Everything here reads the database, so it runs on the job's own thread before the event loop starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from catalog.models import LLMModel, TestCase, TestCaseRevision
+from evaluations.models import Execution, TestResult
+from evaluations.scoring import ScoringTarget
+from evaluations.scoring.judge import resolve_judge_model
+from providers.base import GenerationRequest
+
+_CHUNK = 1000  # ids per IN (...) query
+
+
+@dataclass
+class Plan:
+    """One claimed execution: what its answers are scored against and how many pairs are left."""
+
+    id: str
+    test_case_id: Any
+    revision: int
+    request_id: str
+    target: ScoringTarget
+    timeout: float
+    remaining: int
+    judge_model: LLMModel | None = None
+
+
+@dataclass
+class Pair:
+    """One (execution, model) evaluation to run: the request to send and, maybe, a cached answer."""
+
+    plan: Plan
+    model: LLMModel
+    request: GenerationRequest
+    response_key: str = ""
+    cached: dict[str, Any] | None = field(default=None, repr=False)
+
+
+def model_parameters(model: LLMModel) -> dict[str, Any]:
+    """What an execution snapshots per model (Execution.config_snapshot), so a run is reproducible."""
+    return {
+        "name": model.name,
+        "provider": model.provider,
+        "provider_model_id": model.provider_model_id,
+        **model.generation_parameters,
+    }
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _snapshots(executions: Sequence[Execution]) -> dict[tuple[Any, int], dict[str, Any]]:
+    """The scored fields of each (test, revision): the revision row, or the live test when it is that revision."""
+    wanted = {(execution.test_case_id, execution.revision) for execution in executions}
+    found: dict[tuple[Any, int], dict[str, Any]] = {}
+    test_ids = list({test_id for test_id, _ in wanted})
+    for chunk in _chunks(test_ids):
+        for row in TestCaseRevision.objects.filter(test_case_id__in=chunk).values(
+            "test_case_id", "revision", *TestCase.SCORED_FIELDS
+        ):
+            key = (row["test_case_id"], row["revision"])
+            if key in wanted:
+                found[key] = row
+    for execution in executions:
+        key = (execution.test_case_id, execution.revision)
+        if key not in found and execution.test_case.revision == execution.revision:
+            found[key] = execution.test_case.scored_snapshot()
+    return found
+
+
+def response_key(model: LLMModel, request: GenerationRequest) -> str:
+    """Cache key of an answer: same model (and adapter options), prompt, system prompt and parameters."""
+    payload = [
+        model.provider,
+        model.provider_model_id,
+        model.config,
+        request.prompt,
+        request.system_prompt,
+        request.temperature,
+        request.max_tokens,
+        request.seed,
+        request.json_schema,
+    ]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _wants_schema(target: ScoringTarget, model: LLMModel) -> dict[str, Any] | None:
+    # Structured output is asked only of models that support it; the others' answers are parsed leniently.
+    if target.evaluation_type != TestCase.EvaluationType.STRUCTURED_MATCH or not isinstance(target.output_schema, dict):
+        return None
+    if model.supports_structured_output or model.supports_json_mode:
+        return target.output_schema
+    return None
+
+
+def build_request(target: ScoringTarget, model: LLMModel, params: dict[str, Any], timeout: float) -> GenerationRequest:
+    return GenerationRequest(
+        model_id=str(params.get("provider_model_id") or model.provider_model_id),
+        prompt=target.prompt,
+        system_prompt=target.system_prompt,
+        temperature=float(params.get("temperature", model.default_temperature)),
+        max_tokens=int(params.get("max_tokens", model.default_max_tokens)),
+        seed=params.get("seed", model.default_seed),
+        timeout=timeout,
+        json_schema=_wants_schema(target, model),
+        reference_answer=target.expected_output,
+    )
+
+
+def plan_executions(execution_ids: Sequence[str], *, use_cache: bool | None = None) -> tuple[list[Plan], list[Pair]]:
+    """Plans and missing pairs of the given (already claimed) executions."""
+    use_cache = settings.EVAL_CACHE if use_cache is None else use_cache
+    executions: list[Execution] = []
+    for chunk in _chunks(list(execution_ids)):
+        executions.extend(
+            Execution.objects.filter(pk__in=chunk).select_related("test_case").prefetch_related("llm_models")
+        )
+    done: set[tuple[str, str]] = set()
+    for chunk in _chunks([execution.pk for execution in executions]):
+        for execution_id, model_id in TestResult.objects.filter(execution_id__in=chunk).values_list(
+            "execution_id", "model_id"
+        ):
+            done.add((str(execution_id), str(model_id)))
+    snapshots = _snapshots(executions)
+    judges: dict[str, LLMModel | None] = {}
+
+    plans: list[Plan] = []
+    pairs: list[Pair] = []
+    for execution in executions:
+        snapshot = snapshots.get((execution.test_case_id, execution.revision))
+        if snapshot is None:
+            raise LookupError(f"Test {execution.test_case_id} has no revision {execution.revision}.")
+        target = ScoringTarget.from_snapshot(snapshot)
+        judge = None
+        if target.evaluation_type == TestCase.EvaluationType.LLM_JUDGE:
+            name = str(target.evaluation_config.get("judge_model") or settings.JUDGE_MODEL or "")
+            if name not in judges:
+                judges[name] = resolve_judge_model(target)
+            judge = judges[name]
+        timeout = float(execution.test_case.timeout_seconds)
+        models = [model for model in execution.llm_models.all() if (str(execution.pk), str(model.pk)) not in done]
+        plan = Plan(
+            id=str(execution.pk),
+            test_case_id=execution.test_case_id,
+            revision=execution.revision,
+            request_id=execution.request_id,
+            target=target,
+            timeout=timeout,
+            remaining=len(models),
+            judge_model=judge,
+        )
+        plans.append(plan)
+        for model in sorted(models, key=lambda m: m.name):
+            params = (execution.config_snapshot or {}).get(str(model.pk)) or model_parameters(model)
+            request = build_request(target, model, params, timeout)
+            key = response_key(model, request) if use_cache and request.temperature == 0 else ""
+            pairs.append(Pair(plan=plan, model=model, request=request, response_key=key))
+
+    if use_cache:
+        _attach_cached_answers(pairs)
+    return plans, pairs
+
+
+def _attach_cached_answers(pairs: Sequence[Pair]) -> None:
+    keys = sorted({pair.response_key for pair in pairs if pair.response_key})
+    answers: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(keys):
+        rows = (
+            TestResult.objects.filter(response_key__in=chunk, status=TestResult.Status.COMPLETED, cached=False)
+            .order_by("response_key", "-executed_at")
+            .values(
+                "id",
+                "response_key",
+                "raw_output",
+                "latency_ms",
+                "input_tokens",
+                "output_tokens",
+                "total_tokens",
+                "finish_reason",
+                "provider_request_id",
+            )
+        )
+        for row in rows:
+            answers.setdefault(row["response_key"], dict(row))
+    for pair in pairs:
+        if pair.response_key in answers:
+            pair.cached = answers[pair.response_key]

@@ -1,0 +1,192 @@
+"""The engine's database writes: claiming executions, saving results with their counters, heartbeats.
+
+Counters only ever move with F() expressions inside the same transaction that inserts the results
+they count, and only while the writer holds the execution's lease, so after any crash the counters
+agree with the rows that exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, CharField, F, Q, TextField, Value, When
+from django.utils import timezone
+
+from evaluations.models import Execution, TestResult
+from leaderboard.services import results_recorded
+
+logger = logging.getLogger(__name__)
+
+
+def claim_executions(
+    execution_ids: Sequence[str], *, lease: str, takeover_stale_after: float | None = None
+) -> list[str]:
+    """Take the given executions for this run; returns the ids now held.
+
+    pending → running (a first delivery); running under our own lease (a retry of the same job after its
+    worker died); running with a heartbeat older than `takeover_stale_after` seconds (recovery). A
+    duplicate delivery of a job finds nothing to take and does nothing.
+    """
+    now = timezone.now()
+    ids = list(execution_ids)
+    Execution.objects.filter(pk__in=ids, status=Execution.Status.PENDING).update(
+        status=Execution.Status.RUNNING, started_at=now, heartbeat_at=now, lease_token=lease
+    )
+    if takeover_stale_after is not None:
+        cutoff = now - timedelta(seconds=takeover_stale_after)
+        Execution.objects.filter(pk__in=ids, status=Execution.Status.RUNNING).filter(
+            Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True)
+        ).exclude(lease_token=lease).update(heartbeat_at=now, lease_token=lease)
+    held = Execution.objects.filter(pk__in=ids, status=Execution.Status.RUNNING, lease_token=lease)
+    held.update(heartbeat_at=now)
+    return [str(pk) for pk in held.values_list("pk", flat=True)]
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What a batch of results adds to its execution's counters."""
+
+    progress: int = 0
+    successful: int = 0
+    failed: int = 0
+    score_sum: float = 0.0
+    scored: int = 0
+    latency_sum: int = 0
+    latency_count: int = 0
+    cost: Decimal = Decimal("0")
+
+    @classmethod
+    def of(cls, results: Iterable[TestResult]) -> Tally:
+        progress = successful = scored = latency_count = latency_sum = 0
+        score_sum = 0.0
+        cost = Decimal("0")
+        for result in results:
+            progress += 1
+            if result.status == TestResult.Status.COMPLETED:
+                successful += 1
+                if result.latency_ms is not None:
+                    latency_sum += result.latency_ms
+                    latency_count += 1
+            if result.score is not None:
+                score_sum += result.score
+                scored += 1
+            cost += result.cost + result.judge_cost
+        return cls(progress, successful, progress - successful, score_sum, scored, latency_sum, latency_count, cost)
+
+
+def _add_to_counters(execution_id: str, *, lease: str, tally: Tally, now: object) -> bool:
+    updated = Execution.objects.filter(
+        pk=execution_id, lease_token=lease, status__in=[Execution.Status.RUNNING, Execution.Status.CANCELLED]
+    ).update(
+        progress=F("progress") + tally.progress,
+        successful_evaluations=F("successful_evaluations") + tally.successful,
+        failed_evaluations=F("failed_evaluations") + tally.failed,
+        score_sum=F("score_sum") + tally.score_sum,
+        scored_count=F("scored_count") + tally.scored,
+        latency_ms_sum=F("latency_ms_sum") + tally.latency_sum,
+        latency_count=F("latency_count") + tally.latency_count,
+        total_cost=F("total_cost") + tally.cost,
+        heartbeat_at=now,
+    )
+    return updated == 1
+
+
+def _write(results: Sequence[TestResult], *, lease: str, skip_existing: bool) -> tuple[list[TestResult], set[str]]:
+    by_execution: dict[str, list[TestResult]] = defaultdict(list)
+    for result in results:
+        by_execution[str(result.execution_id)].append(result)
+    if skip_existing:
+        existing = set(
+            TestResult.objects.filter(execution_id__in=list(by_execution)).values_list("execution_id", "model_id")
+        )
+        for execution_id, items in by_execution.items():
+            by_execution[execution_id] = [r for r in items if (r.execution_id, r.model_id) not in existing]
+    saved: list[TestResult] = []
+    lost: set[str] = set()
+    now = timezone.now()
+    with transaction.atomic():
+        # Sorted, so two writers never lock the same execution rows in opposite orders.
+        for execution_id in sorted(by_execution):
+            items = by_execution[execution_id]
+            if not items:
+                continue
+            if _add_to_counters(execution_id, lease=lease, tally=Tally.of(items), now=now):
+                saved.extend(items)
+            else:
+                lost.add(execution_id)
+        TestResult.objects.bulk_create(saved)
+    return saved, lost
+
+
+def write_results(*, lease: str, results: Sequence[TestResult], finished: Iterable[str]) -> set[str]:
+    """Save results and bump counters in one transaction, then close the executions that are done.
+
+    Returns the executions whose lease we lost (cancelled elsewhere is fine; taken over is not): the
+    engine stops working on those.
+    """
+    lost: set[str] = set()
+    saved: list[TestResult] = []
+    if results:
+        try:
+            saved, lost = _write(results, lease=lease, skip_existing=False)
+        except IntegrityError:
+            # Only possible if a result already exists for a pair; the constraint held, so keep the rest.
+            saved, lost = _write(results, lease=lease, skip_existing=True)
+    finish_executions(lease=lease, execution_ids=[e for e in finished if e not in lost])
+    if saved:
+        try:
+            results_recorded(results=saved)
+        except Exception:
+            # The results are committed and counted; stale analytics heal on the next refresh, a
+            # crashed run would not.
+            logger.exception("Refreshing analytics after %d results failed.", len(saved))
+    return lost
+
+
+def finish_executions(*, lease: str, execution_ids: Sequence[str]) -> None:
+    """running → completed, or failed when not one evaluation succeeded. Cancelled ones stay cancelled."""
+    if not execution_ids:
+        return
+    all_failed = Q(successful_evaluations=0, total_evaluations__gt=0)
+    Execution.objects.filter(pk__in=list(execution_ids), lease_token=lease, status=Execution.Status.RUNNING).update(
+        status=Case(
+            When(all_failed, then=Value(Execution.Status.FAILED)),
+            default=Value(Execution.Status.COMPLETED),
+            output_field=CharField(),
+        ),
+        error_message=Case(
+            When(all_failed, then=Value("Every evaluation failed; see the results for each model's error.")),
+            default=F("error_message"),
+            output_field=TextField(),
+        ),
+        completed_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+    )
+
+
+def fail_executions(*, lease: str, execution_ids: Sequence[str], message: str) -> None:
+    """An execution that cannot run at all (its test revision is gone, the job crashed) fails with the reason."""
+    Execution.objects.filter(pk__in=list(execution_ids), lease_token=lease, status=Execution.Status.RUNNING).update(
+        status=Execution.Status.FAILED, error_message=message[:2000], completed_at=timezone.now()
+    )
+
+
+def poll_executions(*, lease: str, execution_ids: Sequence[str], heartbeat: bool) -> set[str]:
+    """Beat the heart of the executions we run; return those no longer ours to run (cancelled, taken over)."""
+    ids = list(execution_ids)
+    if heartbeat:
+        Execution.objects.filter(pk__in=ids, lease_token=lease, status=Execution.Status.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+    gone = (
+        Execution.objects.filter(pk__in=ids)
+        .exclude(status=Execution.Status.RUNNING, lease_token=lease)
+        .values_list("pk", flat=True)
+    )
+    return {str(pk) for pk in gone}

@@ -1,0 +1,190 @@
+"""Writes on executions: starting (one or a batch), cancelling, dispatching to workers, recovering.
+
+The database row is the record of an execution's state; jobs take ids, are enqueued only after the
+transaction that created the rows commits, and claim their work with a conditional update.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import User
+from catalog.models import LLMModel, TestCase
+from evaluations.models import Execution
+from evaluations.runner.cancellation import flag_cancelled
+from evaluations.runner.planning import model_parameters
+from openbench.exceptions import ApplicationError
+from openbench.logging import get_request_id
+
+# One background job runs at most this many evaluations, so a huge batch still spreads over workers
+# while one worker overlaps the calls of many executions.
+JOB_MAX_EVALUATIONS = 5000
+
+
+def _models_to_run(models: Sequence[LLMModel] | None) -> list[LLMModel]:
+    if models is None:
+        chosen = list(LLMModel.objects.active().order_by("name"))
+        if not chosen:
+            raise ApplicationError("There are no active models to run the test against.", code="no_models")
+        return chosen
+    chosen = list({model.pk: model for model in models}.values())
+    if not chosen:
+        raise ApplicationError("Choose at least one model to run the test against.", code="no_models")
+    inactive = sorted(model.name for model in chosen if not model.is_active)
+    if inactive:
+        raise ApplicationError(
+            f"These models are not active and cannot be run: {', '.join(inactive)}.",
+            code="inactive_model",
+            details={"model_ids": [f"Model {name} is not active." for name in inactive]},
+        )
+    return chosen
+
+
+def _check_runnable(test_case: TestCase) -> None:
+    if test_case.status == TestCase.Status.ARCHIVED:
+        raise ApplicationError(
+            f"The test {test_case.title!r} is archived and cannot be run.", code="test_archived", status=409
+        )
+
+
+def _new_execution(
+    *, test_case: TestCase, models: Sequence[LLMModel], started_by: User | None, request_id: str, batch_id: UUID | None
+) -> Execution:
+    return Execution(
+        test_case=test_case,
+        revision=test_case.revision,
+        created_by=started_by,
+        request_id=(request_id or get_request_id())[:128],
+        batch_id=batch_id,
+        status=Execution.Status.PENDING,
+        total_evaluations=len(models),
+        config_snapshot={str(model.pk): model_parameters(model) for model in models},
+    )
+
+
+@transaction.atomic
+def execution_start(
+    *,
+    test_case: TestCase,
+    models: Sequence[LLMModel] | None = None,
+    started_by: User | None,
+    request_id: str = "",
+    batch_id: UUID | None = None,
+) -> Execution:
+    """Create a pending execution of `test_case` over `models` (default: every active model) and dispatch it.
+
+    The models' parameters are snapshotted on the row; the background job is enqueued only after commit.
+    """
+    _check_runnable(test_case)
+    chosen = _models_to_run(models)
+    execution = _new_execution(
+        test_case=test_case, models=chosen, started_by=started_by, request_id=request_id, batch_id=batch_id
+    )
+    execution.save()
+    execution.llm_models.set(chosen)
+    execution_ids = [execution.pk]
+    transaction.on_commit(lambda: executions_dispatch(execution_ids=execution_ids))
+    return execution
+
+
+@transaction.atomic
+def executions_start_batch(
+    *,
+    test_cases: Sequence[TestCase],
+    models: Sequence[LLMModel] | None,
+    started_by: User | None,
+    request_id: str = "",
+) -> list[Execution]:
+    """One execution per test, all sharing a batch id, dispatched so that one worker overlaps their calls."""
+    if not test_cases:
+        raise ApplicationError("The batch has no tests to run.", code="no_tests")
+    for test_case in test_cases:
+        _check_runnable(test_case)
+    chosen = _models_to_run(models)
+    batch_id = uuid.uuid4()
+    executions = [
+        _new_execution(
+            test_case=test_case, models=chosen, started_by=started_by, request_id=request_id, batch_id=batch_id
+        )
+        for test_case in test_cases
+    ]
+    Execution.objects.bulk_create(executions)
+    through = Execution.llm_models.through
+    through.objects.bulk_create(
+        [through(execution_id=execution.pk, llmmodel_id=model.pk) for execution in executions for model in chosen]
+    )
+    execution_ids = [execution.pk for execution in executions]
+    transaction.on_commit(lambda: executions_dispatch(execution_ids=execution_ids))
+    return executions
+
+
+def execution_cancel(*, execution: Execution, actor: User | None) -> Execution:
+    """Stop an unfinished execution at once: no new call starts, finished results stay, status `cancelled`."""
+    execution.refresh_from_db(fields=["status"])
+    if execution.is_finished:
+        raise ApplicationError(
+            f"This execution has already finished ({execution.status}).", code="already_finished", status=409
+        )
+    # The flag first: the running job checks it before every call, so nothing starts from here on.
+    flag_cancelled(execution.pk)
+    who = f" by {actor.email}" if actor is not None else ""
+    updated = Execution.objects.filter(
+        pk=execution.pk, status__in=[Execution.Status.PENDING, Execution.Status.RUNNING]
+    ).update(status=Execution.Status.CANCELLED, completed_at=timezone.now(), error_message=f"Cancelled{who}.")
+    execution.refresh_from_db()
+    if not updated:
+        raise ApplicationError(
+            f"This execution has already finished ({execution.status}).", code="already_finished", status=409
+        )
+    return execution
+
+
+def _job_chunks(execution_ids: Sequence[UUID | str]) -> list[list[str]]:
+    """Group executions into jobs of at most JOB_MAX_EVALUATIONS evaluations (an execution is never split)."""
+    totals = dict(Execution.objects.filter(pk__in=list(execution_ids)).values_list("pk", "total_evaluations"))
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for execution_id in execution_ids:
+        weight = max(1, totals.get(UUID(str(execution_id)), 1))
+        if current and size + weight > JOB_MAX_EVALUATIONS:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(str(execution_id))
+        size += weight
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def executions_dispatch(*, execution_ids: Sequence[UUID | str], takeover_stale_after: float | None = None) -> int:
+    """Hand executions to the background: django-rq when Redis is configured, else this process's executor.
+
+    Returns the number of jobs. Call only after the rows are committed (services use on_commit).
+    """
+    from evaluations import executor, jobs
+
+    chunks = _job_chunks(execution_ids)
+    for chunk in chunks:
+        if settings.USE_RQ:
+            jobs.enqueue_run(execution_ids=chunk, takeover_stale_after=takeover_stale_after)
+        else:
+            executor.submit(execution_ids=chunk, takeover_stale_after=takeover_stale_after)
+    return len(chunks)
+
+
+def executions_find_stale(*, stale_after: float | None = None) -> list[Execution]:
+    """Unfinished executions nobody is working on: running without a recent heartbeat, or pending too long."""
+    seconds = settings.EVAL_STALE_AFTER_SECONDS if stale_after is None else stale_after
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    running_stale = Q(status=Execution.Status.RUNNING) & (Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
+    pending_stale = Q(status=Execution.Status.PENDING, created_at__lt=cutoff)
+    return list(Execution.objects.filter(running_stale | pending_stale).order_by("created_at"))
