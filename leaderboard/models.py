@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 
-import numpy as np
 from django.db import models
 
 from catalog.models import LLMModel, TestCase
@@ -63,7 +62,8 @@ class Rollup(models.Model):
 
     `category`/`difficulty` are "" on rows that span all of them, so every leaderboard filter reads
     at most one row per model (all time) or one per model and day (7d/30d/90d). The histograms are
-    dense little-endian int32 arrays (scores in 0.01 steps, latencies in ~9%-wide log bins).
+    sparse (bin, count) pairs
+    (scores in 0.01 steps, latencies in ~9%-wide log bins), see `services.hist_encode`.
     """
 
     model = models.ForeignKey(LLMModel, on_delete=models.CASCADE, related_name="+")
@@ -80,8 +80,8 @@ class Rollup(models.Model):
     latency_sum = models.BigIntegerField(default=0)
     tokens = models.BigIntegerField(default=0)
     cost = models.FloatField(default=0.0)
-    score_hist = models.BinaryField(default=bytes(4 * SCORE_BINS))
-    latency_hist = models.BinaryField(default=bytes(4 * LATENCY_BINS))
+    score_hist = models.BinaryField(default=b"", help_text=f"Sparse counts over {SCORE_BINS} score bins.")
+    latency_hist = models.BinaryField(default=b"", help_text=f"Sparse counts over {LATENCY_BINS} latency bins.")
 
     class Meta:
         db_table = "leaderboard_rollups"
@@ -92,7 +92,3 @@ class Rollup(models.Model):
     def __str__(self) -> str:
         return f"{self.model_id} {self.category or '*'}/{self.difficulty or '*'} {self.day}: n={self.n}"
 
-    @staticmethod
-    def decode(blob: bytes | memoryview, bins: int) -> np.ndarray:
-        array = np.frombuffer(bytes(blob), dtype="<i4")
-        return array if len(array) == bins else np.zeros(bins, dtype="<i4")

@@ -1,0 +1,54 @@
+"""Helpers for analytics tests: record results the way the engine does (save, then results_recorded)."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from catalog.models import LLMModel, TestCase
+from evaluations.models import TestResult
+from evaluations.tests.factories import ExecutionFactory, TestResultFactory
+from leaderboard.services import results_recorded
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    cache.clear()
+
+
+def record(
+    model: LLMModel,
+    test_case: TestCase,
+    *,
+    score: float | None = 1.0,
+    status: str = TestResult.Status.COMPLETED,
+    latency_ms: int | None = 100,
+    days_ago: float = 0,
+    cost: str = "0.001",
+    tokens: int = 10,
+    revision: int | None = None,
+    **extra: Any,
+) -> TestResult:
+    """One result saved and announced to analytics, like the engine's write path."""
+    failed = status in (TestResult.Status.FAILED, TestResult.Status.TIMEOUT)
+    revision = revision or test_case.revision
+    execution = ExecutionFactory(test_case=test_case, revision=revision)
+    result = TestResultFactory(
+        execution=execution,
+        model=model,
+        status=status,
+        score=None if failed else score,
+        is_correct=False if failed or score is None else score >= 0.5,
+        latency_ms=latency_ms,
+        cost=Decimal(cost),
+        total_tokens=tokens,
+        executed_at=timezone.now() - datetime.timedelta(days=days_ago),
+        **extra,
+    )
+    results_recorded(results=[result])
+    return result

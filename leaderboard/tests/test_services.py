@@ -1,0 +1,157 @@
+"""The latest-result table and its rollups follow results and test changes, and match a full rebuild."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog.models import TestCase
+from catalog.tests.factories import LLMModelFactory, TestCaseFactory
+from evaluations.models import TestResult
+from leaderboard.models import ALL_TIME, ANY, LatestResult, Rollup
+from leaderboard.services import (
+    LATENCY_BINS,
+    SCORE_BINS,
+    analytics_cache_version,
+    analytics_model_versions,
+    analytics_rebuild,
+    hist_decode,
+)
+from leaderboard.tests.conftest import record
+
+pytestmark = pytest.mark.django_db
+
+
+def totals(model, *, category=ANY, difficulty=ANY):
+    row = Rollup.objects.get(model=model, category=category, difficulty=difficulty, day=ALL_TIME)
+    return row
+
+
+def test_a_rerun_replaces_the_earlier_result_instead_of_counting_twice():
+    model, test = LLMModelFactory(), TestCaseFactory()
+    record(model, test, score=0.0, days_ago=2)
+    newest = record(model, test, score=1.0, days_ago=1)
+    row = LatestResult.objects.get(model=model, test_case=test)
+    assert row.result_id == newest.id
+    assert (totals(model).n, totals(model).score_sum) == (1, 1.0)
+
+
+def test_an_older_result_arriving_late_does_not_replace_a_newer_one():
+    model, test = LLMModelFactory(), TestCaseFactory()
+    newest = record(model, test, score=1.0, days_ago=1)
+    record(model, test, score=0.0, days_ago=5)
+    assert LatestResult.objects.get(model=model, test_case=test).result_id == newest.id
+    assert totals(model).score_sum == 1.0
+
+
+def test_a_failed_latest_call_counts_as_a_zero_score_and_an_error():
+    model, test = LLMModelFactory(), TestCaseFactory()
+    record(model, test, score=1.0, days_ago=1)
+    record(model, test, status=TestResult.Status.TIMEOUT, latency_ms=30_000)
+    row = totals(model)
+    assert (row.n, row.score_sum, row.passed, row.errors, row.zeros) == (1, 0.0, 0, 1, 1)
+    assert row.latency_n == 0  # a timeout's latency is the timeout, not the model's speed
+
+
+def test_cancelled_results_never_count():
+    model, test = LLMModelFactory(), TestCaseFactory()
+    record(model, test, score=1.0, days_ago=1)
+    record(model, test, status=TestResult.Status.CANCELLED, score=None)
+    assert totals(model).score_sum == 1.0
+    assert LatestResult.objects.get().status == "completed"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": TestCase.Status.ARCHIVED},
+        {"status": TestCase.Status.PENDING},
+        {"is_public": False},
+        {"revision": 2},
+    ],
+)
+def test_results_stop_counting_when_the_test_is_archived_hidden_or_revised(change):
+    model, test = LLMModelFactory(), TestCaseFactory()
+    record(model, test, score=1.0)
+    for field, value in change.items():
+        setattr(test, field, value)
+    test.save()
+    assert totals(model).n == 0
+    assert not LatestResult.objects.get().counted
+
+
+def test_results_count_again_when_the_test_is_approved_again():
+    model, test = LLMModelFactory(), TestCaseFactory(status=TestCase.Status.PENDING)
+    record(model, test, score=0.5)
+    assert totals(model).n == 0
+    test.status = TestCase.Status.APPROVED
+    test.save()
+    assert (totals(model).n, totals(model).score_sum) == (1, 0.5)
+
+
+def test_a_recategorised_test_moves_between_category_rollups():
+    model, test = LLMModelFactory(), TestCaseFactory(category="geography")
+    record(model, test)
+    test.category = "history"
+    test.save()
+    assert totals(model, category="geography").n == 0
+    assert totals(model, category="history").n == 1
+
+
+def test_deleting_the_counted_result_falls_back_to_the_previous_one():
+    model, test = LLMModelFactory(), TestCaseFactory()
+    older = record(model, test, score=0.25, days_ago=3)
+    newest = record(model, test, score=1.0)
+    newest.delete()
+    assert LatestResult.objects.get().result_id == older.id
+    assert totals(model).score_sum == 0.25
+
+
+def _snapshot():
+    return {
+        (str(r.model_id), r.category, r.difficulty, r.day): (
+            r.n,
+            round(r.score_sum, 9),
+            r.zeros,
+            r.ones,
+            r.passed,
+            r.errors,
+            r.latency_n,
+            r.latency_sum,
+            r.tokens,
+            round(r.cost, 9),
+            tuple(hist_decode(r.score_hist, SCORE_BINS)),
+            tuple(hist_decode(r.latency_hist, LATENCY_BINS)),
+        )
+        for r in Rollup.objects.filter(n__gt=0)
+    }
+
+
+def test_incremental_maintenance_matches_a_full_rebuild():
+    models = [LLMModelFactory() for _ in range(3)]
+    tests = [
+        TestCaseFactory(category=c, difficulty=d)
+        for c, d in [("math", "easy"), ("math", "hard"), ("code", "medium"), ("code", "easy")]
+    ]
+    for i, model in enumerate(models):
+        for j, test in enumerate(tests):
+            record(model, test, score=(i + j) % 3 / 2, latency_ms=50 * (i + 1) * (j + 1), days_ago=i + j)
+            if (i + j) % 2:
+                record(model, test, status=TestResult.Status.FAILED, latency_ms=None, days_ago=0.5)
+    record(models[0], tests[0], status=TestResult.Status.CANCELLED, score=None)
+    tests[3].is_public = False
+    tests[3].save()
+    incremental = _snapshot()
+    counts = analytics_rebuild()
+    assert counts["latest_results"] == 12
+    assert _snapshot() == incremental
+
+
+def test_results_bump_the_global_and_only_their_models_cache_generations():
+    first, second, test = LLMModelFactory(), LLMModelFactory(), TestCaseFactory()
+    before_global = analytics_cache_version()
+    before = analytics_model_versions([str(first.pk), str(second.pk)])
+    record(first, test)
+    after = analytics_model_versions([str(first.pk), str(second.pk)])
+    assert analytics_cache_version() > before_global
+    assert after[0] > before[0]
+    assert after[1] == before[1]
