@@ -26,6 +26,11 @@ class UserEditForm(UserChangeForm):
         fields = ("email", "display_name", "role", "tier", "is_active")
 
 
+admin.site.site_header = "OpenBench moderation"
+admin.site.site_title = "OpenBench admin"
+admin.site.index_title = "Moderation and registry"
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     form = UserEditForm
