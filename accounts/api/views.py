@@ -27,6 +27,10 @@ class _CredentialView(BaseAPIView):
     authentication_classes: list[Any] = []
     permission_classes = [permissions.AllowAny]
 
+    def get_authenticate_header(self, request: Request) -> str:
+        # Without authenticators DRF would turn a failed login into a 403; it is a 401 (SPEC §7).
+        return 'Bearer realm="api"'
+
 
 class RegisterView(_CredentialView):
     @extend_schema(

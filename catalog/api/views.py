@@ -26,6 +26,8 @@ from catalog.services import (
     test_case_update,
 )
 from evaluations.api.serializers import ExecutionSerializer
+from evaluations.models import Execution
+from evaluations.services import execution_start
 from openbench.api.permissions import IsAdminRoleOrReadOnly, IsModerator, IsOwnerOrModeratorForWrites
 from openbench.api.schema import error_response
 from openbench.api.throttles import DEFAULT_THROTTLES, RunThrottle
@@ -114,8 +116,6 @@ class TestCaseViewSet(
         throttle_classes=[RunThrottle, *DEFAULT_THROTTLES],
     )
     def run(self, request: Request, pk: str | None = None) -> Response:
-        from evaluations.services import execution_start
-
         test_case = self.get_object()
         if not TestCase.objects.runnable_by(request.user).filter(pk=test_case.pk).exists():
             raise ApplicationError(f"A {test_case.status} test cannot be run.", code="not_runnable", status=409)
@@ -138,7 +138,7 @@ class TestCaseViewSet(
             started_by=request.user,
             request_id=getattr(request._request, "request_id", ""),
         )
-        execution = type(execution).objects.prefetch_related("llm_models").get(pk=execution.pk)
+        execution = Execution.objects.prefetch_related("llm_models").get(pk=execution.pk)
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -16,6 +16,7 @@ from catalog.models import TestCase
 from evaluations.api.serializers import ExecutionSerializer, TestResultSerializer
 from evaluations.filters import ExecutionFilter, TestResultFilter
 from evaluations.models import Execution, TestResult
+from evaluations.services import execution_cancel
 from openbench.api.schema import error_response
 from openbench.api.viewsets import BaseViewSet
 
@@ -43,8 +44,6 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseVie
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        from evaluations.services import execution_cancel
-
         execution = execution_cancel(execution=self.get_object(), actor=request.user)
         fresh = Execution.objects.prefetch_related("llm_models").get(pk=execution.pk)
         return Response(ExecutionSerializer(fresh).data)

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from rest_framework import viewsets
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
@@ -49,6 +49,9 @@ class BaseViewSet(ApiViewMixin, viewsets.GenericViewSet):
     Objects outside the scope are 404s, never 403s: a caller must not learn that they exist.
     Subclasses with another rule override `scope_queryset`.
     """
+
+    # Ids are UUIDs; anything else does not match the route and gets the 404 envelope.
+    lookup_value_regex = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
     def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         visible_to = getattr(queryset, "visible_to", None)
