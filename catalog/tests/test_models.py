@@ -113,3 +113,14 @@ def test_visibility_shows_anonymous_users_only_approved_public_tests(
     assert set(TestCase.objects.visible_to(other_user)) == {public}
     assert set(TestCase.objects.visible_to(owner)) == {public, private, pending}
     assert set(TestCase.objects.visible_to(moderator)) == {public, private, pending}
+
+
+def test_every_catalog_factory_builds_a_valid_row() -> None:
+    from catalog.tests.factories import ModerationEventFactory, TagFactory, TestCaseRevisionFactory
+
+    revision = TestCaseRevisionFactory()
+    assert revision.test_case.revisions.count() == 1
+    assert ModerationEventFactory().actor.is_moderator
+    assert TagFactory().name.startswith("tag-")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TestCaseRevisionFactory(test_case=revision.test_case, revision=revision.revision)
