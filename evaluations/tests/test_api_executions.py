@@ -12,8 +12,13 @@ from evaluations.models import Execution, TestResult
 from evaluations.runner.engine import run_executions
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory
 from openbench.api.throttles import RunThrottle
-from openbench.tests.api import V1, assert_error, client_for, ids
-from openbench.tests.api import reset_throttles  # noqa: F401 - autouse fixture
+from openbench.tests.api import (
+    V1,
+    assert_error,
+    client_for,
+    ids,
+    reset_throttles,  # noqa: F401 - autouse fixture
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -95,9 +100,7 @@ def test_anonymous_callers_cannot_run(anonymous: APIClient, models: list) -> Non
     assert_error(run(anonymous, TestCaseFactory()), 401)
 
 
-def test_a_user_runs_their_own_pending_test_but_not_someone_elses(
-    owner: User, other_user: User, models: list
-) -> None:
+def test_a_user_runs_their_own_pending_test_but_not_someone_elses(owner: User, other_user: User, models: list) -> None:
     own = TestCaseFactory(created_by=owner, status=TestCase.Status.PENDING)
     theirs = TestCaseFactory(created_by=other_user, status=TestCase.Status.PENDING)
     assert run(client_for(owner), own).status_code == 202

@@ -284,7 +284,6 @@ def test_recovery_runs_only_the_missing_pairs_of_a_stale_execution(owner, server
     execution = execution_start(test_case=TestCaseFactory(), models=models, started_by=owner)
     # A first worker claimed it, saved two results, and died.
     claim_executions([str(execution.pk)], lease="dead-worker")
-    run_executions.__wrapped__ if hasattr(run_executions, "__wrapped__") else None
     from evaluations.runner.planning import plan_executions
     from evaluations.runner.writes import write_results
     from evaluations.tests.factories import TestResultFactory
@@ -295,7 +294,7 @@ def test_recovery_runs_only_the_missing_pairs_of_a_stale_execution(owner, server
     ]
     write_results(lease="dead-worker", results=done, finished=[])
     Execution.objects.filter(pk=execution.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    plans, pairs = plan_executions([str(execution.pk)])
+    _, pairs = plan_executions([str(execution.pk)])
     assert len(pairs) == 2
 
     report = run_executions([execution.pk], takeover_stale_after=60)

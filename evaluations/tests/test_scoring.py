@@ -176,7 +176,8 @@ PERSON_SCHEMA = {
         ),
         # Fenced and embedded JSON are found.
         (
-            'Sure!\n```json\n{"name": "Ada", "age": 36, "langs": ["en","fr"], "address": {"city": "London", "zip": "N1"}}\n```',
+            "Sure!\n```json\n"
+            '{"name": "Ada", "age": 36, "langs": ["en","fr"], "address": {"city": "London", "zip": "N1"}}\n```',
             {},
             1.0,
             True,
