@@ -6,6 +6,7 @@ to PROVIDER_CLASSES below (plus its settings in openbench/settings.py).
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -26,6 +27,10 @@ PROVIDER_CLASSES: dict[str, tuple[str, str, str]] = {
         "OPENAI_COMPATIBLE_API_KEY",
         "OPENAI_COMPATIBLE_BASE_URL",
     ),
+    "anthropic": ("providers.anthropic.AnthropicProvider", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+    "google": ("providers.google.GoogleProvider", "GOOGLE_API_KEY", "GOOGLE_BASE_URL"),
+    "mes": ("providers.mes.MESProvider", "MES_API_KEY", "MES_API_URL"),
+    "ollama": ("providers.ollama.OllamaProvider", "", "OLLAMA_BASE_URL"),
 }
 
 
@@ -41,13 +46,43 @@ def build_provider(provider: str, *, options: dict[str, Any] | None = None) -> P
     """An adapter for `provider`; `options` (a model's config) may override `base_url`, never the key."""
     if provider not in PROVIDER_CLASSES:
         raise ProviderUnavailableError(f"No adapter is registered for provider {provider!r}.")
-    class_path = PROVIDER_CLASSES[provider][0]
+    adapter_class = provider_class(provider)
     api_key, base_url = provider_settings(provider)
     options = dict(options or {})
     base_url = options.pop("base_url", "") or base_url
-    adapter_class: type[Provider] = import_string(class_path)
     return adapter_class(api_key=api_key, base_url=base_url, options=options)
 
 
 def provider_for_model(model: LLMModel) -> Provider:
     return build_provider(model.provider, options=model.config)
+
+
+def provider_class(provider: str) -> type[Provider]:
+    """The adapter class registered for `provider` (ProviderUnavailableError when there is none)."""
+    if provider not in PROVIDER_CLASSES:
+        raise ProviderUnavailableError(f"No adapter is registered for provider {provider!r}.")
+    adapter_class: type[Provider] = import_string(PROVIDER_CLASSES[provider][0])
+    return adapter_class
+
+
+def is_configured(provider: str, *, options: dict[str, Any] | None = None) -> bool:
+    """Whether `provider` can be called here: registered, with its key and base URL (a model's config may
+    supply the base URL). Cheap: builds no network client."""
+    if provider not in PROVIDER_CLASSES:
+        return False
+    return build_provider(provider, options=options).is_configured
+
+
+def configured_providers() -> list[str]:
+    """Registered providers that have what they need in settings, in registry order."""
+    return [name for name in PROVIDER_CLASSES if is_configured(name)]
+
+
+def adapter_key(model: LLMModel) -> tuple[str, str]:
+    """Models with equal keys can share one adapter (and its connection pools): the provider, and the
+    model's config with the base URL resolved, as canonical JSON (options like `accuracy` or
+    `structured_output` live on the adapter, so they are part of the key)."""
+    config = dict(model.config or {})
+    if model.provider in PROVIDER_CLASSES:
+        config["base_url"] = config.get("base_url") or provider_settings(model.provider)[1]
+    return model.provider, json.dumps(config, sort_keys=True, default=str)

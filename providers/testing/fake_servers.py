@@ -149,6 +149,8 @@ class FakeServer:
         self._ids = itertools.count(1)
         self.received: list[ReceivedRequest] = []
         self.outcomes: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -176,6 +178,7 @@ class FakeServer:
         """Forget the received requests and counters (the configuration stays)."""
         self.received = []
         self.outcomes = Counter()
+        self.max_in_flight = self.in_flight
 
     def configure(self, **settings: Any) -> None:
         """Change settings of a running server (the /_fake/config endpoint calls this)."""
@@ -217,11 +220,14 @@ class FakeServer:
         return self.generation_requests[-1]
 
     def stats(self) -> dict[str, Any]:
+        """Counters as JSON-ready data (also served at GET /_fake/stats)."""
         return {
             "vendor": self.vendor,
             "requests": self.request_count,
             "all_requests": len(self.received),
             "outcomes": dict(self.outcomes),
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
         }
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -377,11 +383,17 @@ class FakeServer:
             return await handler(path, body or {})
         outcome = self._next_outcome()
         self._record(method, path, headers, body, kind, outcome)
-        if self.latency_ms:
-            await asyncio.sleep(self.latency_ms / 1000)
-        if outcome == "ok":
-            return await handler(path, body or {})
-        return self._fault(outcome)
+        # Generation requests being answered at once: lets tests assert overlap and concurrency limits.
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency_ms:
+                await asyncio.sleep(self.latency_ms / 1000)
+            if outcome == "ok":
+                return await handler(path, body or {})
+            return self._fault(outcome)
+        finally:
+            self.in_flight -= 1
 
     def _route(self, method: str, path: str) -> tuple[str, Callable[[str, Any], Awaitable[_Reply]]] | None:
         vendor = self.vendor

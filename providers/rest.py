@@ -1,0 +1,59 @@
+"""A base for adapters of vendors without an official Python SDK: JSON over httpx, errors classified once."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import httpx
+
+from providers.base import Provider, ProviderTimeoutError, TransientError
+from providers.support import DEFAULT_CLIENT_SHARDS, LoopLocal, error_for_status, error_message, retry_after_seconds
+
+
+class JsonHttpProvider(Provider):
+    """A provider reached with plain JSON requests; subclasses say which paths and bodies.
+
+    The client never retries on its own (httpx does not), so the engine's retry policy is the only one.
+    """
+
+    # Subclasses that authenticate with a bearer token set this; the header is sent only when a key is set.
+    auth_scheme: ClassVar[str] = "Bearer"
+    requires_base_url: ClassVar[bool] = True
+
+    def __init__(self, *, api_key: str = "", base_url: str = "", options: dict[str, Any] | None = None) -> None:
+        super().__init__(api_key=api_key, base_url=base_url, options=options)
+        self._clients: LoopLocal[httpx.AsyncClient] = LoopLocal(
+            self._new_client,
+            lambda client: client.aclose(),
+            shards=int(self.options.get("client_shards", DEFAULT_CLIENT_SHARDS)),
+        )
+
+    def _new_client(self) -> httpx.AsyncClient:
+        headers = {"Authorization": f"{self.auth_scheme} {self.api_key}"} if self.api_key else {}
+        return httpx.AsyncClient(base_url=self.base_url.rstrip("/"), headers=headers)
+
+    async def request_json(
+        self, method: str, path: str, *, json: dict[str, Any] | None = None, timeout: float = 30.0
+    ) -> tuple[Any, httpx.Response]:
+        """The decoded JSON answer and the response; any failure raised as a ProviderError."""
+        try:
+            response = await self._clients.get().request(method, path, json=json, timeout=timeout)
+        except httpx.TimeoutException:
+            raise ProviderTimeoutError(f"{self.label} did not answer within {timeout:g} s.") from None
+        except httpx.HTTPError as exc:
+            raise TransientError(f"Could not reach {self.label}: {type(exc).__name__}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            message = f"{self.label} answered {response.status_code}: {error_message(body, response.text[:200])}"
+            raise error_for_status(
+                response.status_code, message, retry_after=retry_after_seconds(response.headers)
+            ) from None
+        if body is None:
+            raise TransientError(f"{self.label} sent a malformed response (not JSON).")
+        return body, response
+
+    async def aclose(self) -> None:
+        await self._clients.aclose()
