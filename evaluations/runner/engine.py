@@ -155,10 +155,11 @@ class Engine:
         for provider, queue in queues.items():
             limit = self.config.provider_concurrency.get(provider, self.config.concurrency)
             workers += [asyncio.create_task(self._worker(queue)) for _ in range(max(1, min(limit, len(queue))))]
-        everything = asyncio.gather(*workers)
+        everything: asyncio.Future[Any] = asyncio.gather(*workers)
         try:
             # If writing results or polling fails, the run is over: no point calling models we cannot record.
-            done, _ = await asyncio.wait([everything, flusher, poller], return_when=asyncio.FIRST_COMPLETED)
+            watched: list[asyncio.Future[Any]] = [everything, flusher, poller]
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             for task in (flusher, poller):
                 if task in done:
                     everything.cancel()

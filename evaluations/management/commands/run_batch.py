@@ -1,0 +1,135 @@
+"""Run approved tests (all, or a category/tag/selection) against a set of models, one execution per test."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Sum
+
+from accounts.models import User
+from catalog.models import LLMModel, TestCase
+from evaluations.models import Execution
+from evaluations.services import executions_start_batch
+from openbench.exceptions import ApplicationError
+
+
+def _ids(values: list[str] | None) -> list[str]:
+    return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+
+
+class Command(BaseCommand):
+    help = "Run approved tests against models (one execution per test); --wait shows progress and a summary."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--category", help="Only tests of this category.")
+        parser.add_argument("--tag", help="Only tests with this tag.")
+        parser.add_argument("--tests", nargs="+", help="Test ids (space- or comma-separated).")
+        models = parser.add_mutually_exclusive_group()
+        models.add_argument("--models", nargs="+", help="Model ids or names (space- or comma-separated).")
+        models.add_argument("--all-models", action="store_true", help="Every active model (the default).")
+        parser.add_argument("--wait", action="store_true", help="Wait with a progress bar and print a summary.")
+        parser.add_argument("--user", help="Email of the user the executions are recorded as started by.")
+        parser.add_argument("--poll", type=float, default=0.5, help="Seconds between progress checks while waiting.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        tests = self._tests(options)
+        models = self._models(options)
+        user = None
+        if options["user"]:
+            user = User.objects.filter(email__iexact=options["user"]).first()
+            if user is None:
+                raise CommandError(f"No user with email {options['user']!r}.")
+        try:
+            executions = executions_start_batch(test_cases=tests, models=models, started_by=user)
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
+        total = sum(execution.total_evaluations for execution in executions)
+        self.stdout.write(
+            f"Started {len(executions)} executions ({total} evaluations), batch {executions[0].batch_id}."
+        )
+        if not options["wait"] and settings.USE_RQ:
+            self.stdout.write("Queued for the rq workers (`manage.py rqworker evaluations`); not waiting.")
+            return
+        if not options["wait"]:
+            self.stdout.write("No REDIS_URL: running in this process; waiting for it to finish.")
+        ids = [execution.pk for execution in executions]
+        self._wait(ids, total, poll=options["poll"])
+        failed = self._summary(ids)
+        if failed:
+            self.stderr.write(self.style.ERROR(f"{failed} execution(s) failed."))
+            sys.exit(1)
+
+    def _tests(self, options: dict[str, Any]) -> list[TestCase]:
+        tests = TestCase.objects.approved()
+        if options["category"]:
+            tests = tests.filter(category=options["category"])
+        if options["tag"]:
+            tests = tests.filter(tags__name=options["tag"])
+        selected = _ids(options["tests"])
+        if selected:
+            try:
+                tests = tests.filter(pk__in=selected)
+                found = list(tests.distinct().order_by("created_at"))
+            except Exception as exc:  # a malformed UUID
+                raise CommandError(f"Bad test id: {exc}") from exc
+            missing = set(selected) - {str(test.pk) for test in found}
+            if missing:
+                raise CommandError(f"Not approved or not found: {', '.join(sorted(missing))}.")
+            return found
+        found = list(tests.distinct().order_by("created_at"))
+        if not found:
+            raise CommandError("No approved tests match.")
+        return found
+
+    def _models(self, options: dict[str, Any]) -> list[LLMModel] | None:
+        wanted = _ids(options["models"])
+        if not wanted:
+            return None  # every active model
+        found: list[LLMModel] = []
+        for key in wanted:
+            model = LLMModel.objects.filter(name=key).first()
+            if model is None:
+                try:
+                    model = LLMModel.objects.filter(pk=key).first()
+                except Exception:  # not a UUID either
+                    model = None
+            if model is None:
+                raise CommandError(f"No model with id or name {key!r}.")
+            found.append(model)
+        return found
+
+    def _wait(self, ids: list[Any], total: int, *, poll: float) -> None:
+        from tqdm import tqdm
+
+        if not settings.USE_RQ:
+            from evaluations import executor
+
+            executor.wait_idle()
+        executions = Execution.objects.filter(pk__in=ids)
+        with tqdm(total=total, unit="eval", file=sys.stderr, dynamic_ncols=True) as bar:
+            while True:
+                done = executions.aggregate(n=Sum("progress"))["n"] or 0
+                bar.update(done - bar.n)
+                if not executions.unfinished().exists():
+                    break
+                time.sleep(poll)
+
+    def _summary(self, ids: list[Any]) -> int:
+        rows = Execution.objects.filter(pk__in=ids).select_related("test_case").order_by("test_case__title")
+        header = f"{'test':40} {'status':10} {'done':>9} {'ok':>5} {'failed':>6} {'avg score':>9} {'cost':>12}"
+        self.stdout.write(header)
+        self.stdout.write("-" * len(header))
+        failed = 0
+        for execution in rows:
+            failed += execution.status == Execution.Status.FAILED
+            avg = f"{execution.avg_score:.3f}" if execution.avg_score is not None else "-"
+            self.stdout.write(
+                f"{execution.test_case.title[:40]:40} {execution.status:10} "
+                f"{execution.progress:>4}/{execution.total_evaluations:<4} {execution.successful_evaluations:>5} "
+                f"{execution.failed_evaluations:>6} {avg:>9} {execution.total_cost:>12.6f}"
+            )
+        return failed

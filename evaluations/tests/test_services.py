@@ -1,0 +1,141 @@
+"""Starting, cancelling and dispatching executions (the contract the API calls)."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog.models import TestCase
+from catalog.tests.factories import LLMModelFactory, TestCaseFactory
+from evaluations.models import Execution, TestResult
+from evaluations.services import (
+    execution_cancel,
+    execution_start,
+    executions_find_stale,
+    executions_start_batch,
+)
+from evaluations.tests.conftest import drain_background_work
+from evaluations.tests.factories import ExecutionFactory
+from openbench.exceptions import ApplicationError
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_runs_against_every_active_model_by_default_and_snapshots_their_parameters(owner):
+    active = [LLMModelFactory(default_temperature=0.0, default_max_tokens=256, default_seed=7) for _ in range(3)]
+    LLMModelFactory(is_active=False)
+    execution = execution_start(test_case=TestCaseFactory(), started_by=owner, request_id="req-1")
+    assert execution.status == Execution.Status.PENDING
+    assert execution.total_evaluations == 3
+    assert set(execution.llm_models.all()) == set(active)
+    assert execution.request_id == "req-1"
+    snapshot = execution.config_snapshot[str(active[0].pk)]
+    assert snapshot["temperature"] == 0.0
+    assert snapshot["max_tokens"] == 256
+    assert snapshot["seed"] == 7
+    assert snapshot["provider"] == "mock"
+
+
+def test_it_records_the_revision_it_ran_at(owner):
+    test_case = TestCaseFactory(revision=3)
+    execution = execution_start(test_case=test_case, models=[LLMModelFactory()], started_by=owner)
+    assert execution.revision == 3
+
+
+@pytest.mark.parametrize(
+    ("setup", "code", "status"),
+    [
+        ("no_active_models", "no_models", 400),
+        ("empty_selection", "no_models", 400),
+        ("inactive_model", "inactive_model", 400),
+        ("archived_test", "test_archived", 409),
+    ],
+)
+def test_it_refuses_to_start_what_cannot_run(owner, setup, code, status):
+    test_case = TestCaseFactory(status=TestCase.Status.ARCHIVED if setup == "archived_test" else "approved")
+    models = None
+    if setup == "empty_selection":
+        models = []
+    elif setup == "inactive_model":
+        models = [LLMModelFactory(), LLMModelFactory(name="retired-model", is_active=False)]
+    elif setup == "archived_test":
+        models = [LLMModelFactory()]
+    with pytest.raises(ApplicationError) as caught:
+        execution_start(test_case=test_case, models=models, started_by=owner)
+    assert caught.value.code == code
+    assert caught.value.status == status
+    if setup == "inactive_model":
+        assert "retired-model" in caught.value.message
+    assert not Execution.objects.exists()
+
+
+def test_cancelling_a_finished_execution_is_a_conflict(owner):
+    execution = ExecutionFactory(status=Execution.Status.COMPLETED)
+    with pytest.raises(ApplicationError) as caught:
+        execution_cancel(execution=execution, actor=owner)
+    assert caught.value.status == 409
+    assert caught.value.code == "already_finished"
+
+
+def test_cancelling_a_pending_execution_marks_it_cancelled(owner):
+    execution = execution_start(test_case=TestCaseFactory(), models=[LLMModelFactory()], started_by=owner)
+    cancelled = execution_cancel(execution=execution, actor=owner)
+    assert cancelled.status == Execution.Status.CANCELLED
+    assert cancelled.completed_at is not None
+    assert owner.email in cancelled.error_message
+
+
+def test_a_batch_makes_one_execution_per_test_with_one_batch_id(owner):
+    tests = [TestCaseFactory() for _ in range(4)]
+    models = [LLMModelFactory() for _ in range(3)]
+    executions = executions_start_batch(test_cases=tests, models=models, started_by=owner)
+    assert len(executions) == 4
+    assert len({execution.batch_id for execution in executions}) == 1
+    for execution in Execution.objects.filter(batch_id=executions[0].batch_id):
+        assert execution.total_evaluations == 3
+        assert execution.llm_models.count() == 3
+        assert len(execution.config_snapshot) == 3
+
+
+def test_an_empty_batch_is_refused(owner):
+    with pytest.raises(ApplicationError, match="no tests"):
+        executions_start_batch(test_cases=[], models=None, started_by=owner)
+
+
+def test_stale_executions_are_found_by_their_heartbeat(owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = timezone.now() - timedelta(hours=1)
+    stale = ExecutionFactory(status=Execution.Status.RUNNING, heartbeat_at=old)
+    ExecutionFactory(status=Execution.Status.RUNNING, heartbeat_at=timezone.now())
+    ExecutionFactory(status=Execution.Status.COMPLETED, heartbeat_at=old)
+    assert [execution.pk for execution in executions_find_stale(stale_after=60)] == [stale.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_started_execution_is_dispatched_after_commit_and_runs_in_the_background(owner, clean_queue):
+    models = [LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 5}) for _ in range(4)]
+    execution = execution_start(test_case=TestCaseFactory(), models=models, started_by=owner)
+    drain_background_work()
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.COMPLETED
+    assert execution.progress == 4
+    assert TestResult.objects.filter(execution=execution).count() == 4
+    assert execution.heartbeat_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_runs_in_one_job(owner, clean_queue, settings):
+    models = [LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 5}) for _ in range(3)]
+    executions = executions_start_batch(
+        test_cases=[TestCaseFactory() for _ in range(5)], models=models, started_by=owner
+    )
+    if settings.USE_RQ:
+        import django_rq
+
+        assert django_rq.get_queue("evaluations").count == 1
+    drain_background_work()
+    for execution in Execution.objects.filter(pk__in=[e.pk for e in executions]):
+        assert execution.status == Execution.Status.COMPLETED
+        assert execution.progress == 3
