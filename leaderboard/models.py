@@ -91,4 +91,3 @@ class Rollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id} {self.category or '*'}/{self.difficulty or '*'} {self.day}: n={self.n}"
-

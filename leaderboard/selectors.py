@@ -80,10 +80,14 @@ def _latest_rows(scope: Scope, *, model_ids: Sequence[str] | None = None) -> Que
     return rows
 
 
-def _rollup_rows(scope: Scope, *, model_ids: Sequence[str] | None = None) -> QuerySet[Rollup]:
+def _rollup_rows(scope: Scope, *, model_ids: Sequence[str] | None = None, daily: bool = False) -> QuerySet[Rollup]:
+    """Rollup rows for the scope: the all-time rows when possible, else one per model and day."""
     rows = Rollup.objects.filter(category=scope.category or ANY, difficulty=scope.difficulty or ANY, n__gt=0)
     since = scope.since()
-    rows = rows.filter(day=ALL_TIME) if since is None else rows.filter(day__gte=since)
+    if since is not None:
+        rows = rows.filter(day__gte=since)
+    else:
+        rows = rows.exclude(day=ALL_TIME) if daily else rows.filter(day=ALL_TIME)
     if scope.provider:
         rows = rows.filter(model__provider=scope.provider)
     if model_ids is not None:
@@ -276,10 +280,8 @@ def trends(*, metric: str, interval: str, scope: Scope, models: Sequence[LLMMode
     their number); cost is the mean cost per test.
     """
     ids = [str(m.pk) for m in models] if models is not None else None
-    rows = (
-        _rollup_rows(scope, model_ids=ids)
-        .exclude(day=ALL_TIME)
-        .values_list("model_id", "day", "n", "score_sum", "passed", "latency_n", "latency_sum", "cost")
+    rows = _rollup_rows(scope, model_ids=ids, daily=True).values_list(
+        "model_id", "day", "n", "score_sum", "passed", "latency_n", "latency_sum", "cost"
     )
     sums: dict[str, dict[datetime.date, np.ndarray]] = defaultdict(lambda: defaultdict(lambda: np.zeros(6)))
     for model_id, day, *values in rows:

@@ -5,65 +5,86 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('catalog', '0002_pendingtestcase'),
+        ("catalog", "0002_pendingtestcase"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LatestResult',
+            name="LatestResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('revision', models.PositiveIntegerField()),
-                ('result_id', models.UUIDField(help_text='The TestResult this row mirrors.')),
-                ('status', models.CharField(max_length=16)),
-                ('score', models.FloatField(help_text="The result's score; 0 for failed and timed-out calls.")),
-                ('passed', models.BooleanField()),
-                ('is_error', models.BooleanField()),
-                ('latency_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('total_tokens', models.PositiveIntegerField(default=0)),
-                ('cost', models.FloatField(default=0.0)),
-                ('executed_at', models.DateTimeField()),
-                ('day', models.DateField()),
-                ('category', models.SlugField(max_length=64)),
-                ('difficulty', models.CharField(max_length=8)),
-                ('counted', models.BooleanField()),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.llmmodel')),
-                ('test_case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.testcase')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("revision", models.PositiveIntegerField()),
+                ("result_id", models.UUIDField(help_text="The TestResult this row mirrors.")),
+                ("status", models.CharField(max_length=16)),
+                ("score", models.FloatField(help_text="The result's score; 0 for failed and timed-out calls.")),
+                ("passed", models.BooleanField()),
+                ("is_error", models.BooleanField()),
+                ("latency_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("total_tokens", models.PositiveIntegerField(default=0)),
+                ("cost", models.FloatField(default=0.0)),
+                ("executed_at", models.DateTimeField()),
+                ("day", models.DateField()),
+                ("category", models.SlugField(max_length=64)),
+                ("difficulty", models.CharField(max_length=8)),
+                ("counted", models.BooleanField()),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="catalog.llmmodel"
+                    ),
+                ),
+                (
+                    "test_case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="catalog.testcase"
+                    ),
+                ),
             ],
             options={
-                'db_table': 'leaderboard_latest_results',
-                'indexes': [models.Index(fields=['model', 'counted', 'executed_at'], name='latest_result_model'), models.Index(fields=['result_id'], name='latest_result_result')],
-                'constraints': [models.UniqueConstraint(fields=('test_case', 'model', 'revision'), name='latest_result_unique')],
+                "db_table": "leaderboard_latest_results",
+                "indexes": [
+                    models.Index(fields=["model", "counted", "executed_at"], name="latest_result_model"),
+                    models.Index(fields=["result_id"], name="latest_result_result"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("test_case", "model", "revision"), name="latest_result_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Rollup',
+            name="Rollup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('category', models.CharField(blank=True, max_length=64)),
-                ('difficulty', models.CharField(blank=True, max_length=8)),
-                ('day', models.DateField(help_text='0001-01-01 for the all-time row.')),
-                ('n', models.IntegerField(default=0)),
-                ('score_sum', models.FloatField(default=0.0)),
-                ('zeros', models.IntegerField(default=0)),
-                ('ones', models.IntegerField(default=0)),
-                ('passed', models.IntegerField(default=0)),
-                ('errors', models.IntegerField(default=0)),
-                ('latency_n', models.IntegerField(default=0)),
-                ('latency_sum', models.BigIntegerField(default=0)),
-                ('tokens', models.BigIntegerField(default=0)),
-                ('cost', models.FloatField(default=0.0)),
-                ('score_hist', models.BinaryField(default=b'', help_text='Sparse counts over 101 score bins.')),
-                ('latency_hist', models.BinaryField(default=b'', help_text='Sparse counts over 177 latency bins.')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.llmmodel')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("category", models.CharField(blank=True, max_length=64)),
+                ("difficulty", models.CharField(blank=True, max_length=8)),
+                ("day", models.DateField(help_text="0001-01-01 for the all-time row.")),
+                ("n", models.IntegerField(default=0)),
+                ("score_sum", models.FloatField(default=0.0)),
+                ("zeros", models.IntegerField(default=0)),
+                ("ones", models.IntegerField(default=0)),
+                ("passed", models.IntegerField(default=0)),
+                ("errors", models.IntegerField(default=0)),
+                ("latency_n", models.IntegerField(default=0)),
+                ("latency_sum", models.BigIntegerField(default=0)),
+                ("tokens", models.BigIntegerField(default=0)),
+                ("cost", models.FloatField(default=0.0)),
+                ("score_hist", models.BinaryField(default=b"", help_text="Sparse counts over 101 score bins.")),
+                ("latency_hist", models.BinaryField(default=b"", help_text="Sparse counts over 177 latency bins.")),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="catalog.llmmodel"
+                    ),
+                ),
             ],
             options={
-                'db_table': 'leaderboard_rollups',
-                'constraints': [models.UniqueConstraint(fields=('category', 'difficulty', 'day', 'model'), name='rollup_unique')],
+                "db_table": "leaderboard_rollups",
+                "constraints": [
+                    models.UniqueConstraint(fields=("category", "difficulty", "day", "model"), name="rollup_unique")
+                ],
             },
         ),
     ]

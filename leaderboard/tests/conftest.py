@@ -10,7 +10,10 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from accounts.models import User
+from accounts.tests.factories import UserFactory
 from catalog.models import LLMModel, TestCase
+from catalog.tests.factories import TestCaseFactory
 from evaluations.models import TestResult
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory
 from leaderboard.services import results_recorded
@@ -19,6 +22,15 @@ from leaderboard.services import results_recorded
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
     cache.clear()
+
+
+AUTHOR = "author@example.com"
+
+
+def new_test(**fields: Any) -> TestCase:
+    """An approved public test; all by one author, since hashing a password per test is slow."""
+    fields.setdefault("created_by", User.objects.filter(email=AUTHOR).first() or UserFactory(email=AUTHOR))
+    return TestCaseFactory(**fields)
 
 
 def record(

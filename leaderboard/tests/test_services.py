@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from catalog.models import TestCase
-from catalog.tests.factories import LLMModelFactory, TestCaseFactory
+from catalog.tests.factories import LLMModelFactory
 from evaluations.models import TestResult
 from leaderboard.models import ALL_TIME, ANY, LatestResult, Rollup
 from leaderboard.services import (
@@ -16,7 +16,7 @@ from leaderboard.services import (
     analytics_rebuild,
     hist_decode,
 )
-from leaderboard.tests.conftest import record
+from leaderboard.tests.conftest import new_test, record
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def totals(model, *, category=ANY, difficulty=ANY):
 
 
 def test_a_rerun_replaces_the_earlier_result_instead_of_counting_twice():
-    model, test = LLMModelFactory(), TestCaseFactory()
+    model, test = LLMModelFactory(), new_test()
     record(model, test, score=0.0, days_ago=2)
     newest = record(model, test, score=1.0, days_ago=1)
     row = LatestResult.objects.get(model=model, test_case=test)
@@ -36,7 +36,7 @@ def test_a_rerun_replaces_the_earlier_result_instead_of_counting_twice():
 
 
 def test_an_older_result_arriving_late_does_not_replace_a_newer_one():
-    model, test = LLMModelFactory(), TestCaseFactory()
+    model, test = LLMModelFactory(), new_test()
     newest = record(model, test, score=1.0, days_ago=1)
     record(model, test, score=0.0, days_ago=5)
     assert LatestResult.objects.get(model=model, test_case=test).result_id == newest.id
@@ -44,7 +44,7 @@ def test_an_older_result_arriving_late_does_not_replace_a_newer_one():
 
 
 def test_a_failed_latest_call_counts_as_a_zero_score_and_an_error():
-    model, test = LLMModelFactory(), TestCaseFactory()
+    model, test = LLMModelFactory(), new_test()
     record(model, test, score=1.0, days_ago=1)
     record(model, test, status=TestResult.Status.TIMEOUT, latency_ms=30_000)
     row = totals(model)
@@ -53,7 +53,7 @@ def test_a_failed_latest_call_counts_as_a_zero_score_and_an_error():
 
 
 def test_cancelled_results_never_count():
-    model, test = LLMModelFactory(), TestCaseFactory()
+    model, test = LLMModelFactory(), new_test()
     record(model, test, score=1.0, days_ago=1)
     record(model, test, status=TestResult.Status.CANCELLED, score=None)
     assert totals(model).score_sum == 1.0
@@ -70,7 +70,7 @@ def test_cancelled_results_never_count():
     ],
 )
 def test_results_stop_counting_when_the_test_is_archived_hidden_or_revised(change):
-    model, test = LLMModelFactory(), TestCaseFactory()
+    model, test = LLMModelFactory(), new_test()
     record(model, test, score=1.0)
     for field, value in change.items():
         setattr(test, field, value)
@@ -80,7 +80,7 @@ def test_results_stop_counting_when_the_test_is_archived_hidden_or_revised(chang
 
 
 def test_results_count_again_when_the_test_is_approved_again():
-    model, test = LLMModelFactory(), TestCaseFactory(status=TestCase.Status.PENDING)
+    model, test = LLMModelFactory(), new_test(status=TestCase.Status.PENDING)
     record(model, test, score=0.5)
     assert totals(model).n == 0
     test.status = TestCase.Status.APPROVED
@@ -89,7 +89,7 @@ def test_results_count_again_when_the_test_is_approved_again():
 
 
 def test_a_recategorised_test_moves_between_category_rollups():
-    model, test = LLMModelFactory(), TestCaseFactory(category="geography")
+    model, test = LLMModelFactory(), new_test(category="geography")
     record(model, test)
     test.category = "history"
     test.save()
@@ -98,7 +98,7 @@ def test_a_recategorised_test_moves_between_category_rollups():
 
 
 def test_deleting_the_counted_result_falls_back_to_the_previous_one():
-    model, test = LLMModelFactory(), TestCaseFactory()
+    model, test = LLMModelFactory(), new_test()
     older = record(model, test, score=0.25, days_ago=3)
     newest = record(model, test, score=1.0)
     newest.delete()
@@ -129,7 +129,7 @@ def _snapshot():
 def test_incremental_maintenance_matches_a_full_rebuild():
     models = [LLMModelFactory() for _ in range(3)]
     tests = [
-        TestCaseFactory(category=c, difficulty=d)
+        new_test(category=c, difficulty=d)
         for c, d in [("math", "easy"), ("math", "hard"), ("code", "medium"), ("code", "easy")]
     ]
     for i, model in enumerate(models):
@@ -147,7 +147,7 @@ def test_incremental_maintenance_matches_a_full_rebuild():
 
 
 def test_results_bump_the_global_and_only_their_models_cache_generations():
-    first, second, test = LLMModelFactory(), LLMModelFactory(), TestCaseFactory()
+    first, second, test = LLMModelFactory(), LLMModelFactory(), new_test()
     before_global = analytics_cache_version()
     before = analytics_model_versions([str(first.pk), str(second.pk)])
     record(first, test)
