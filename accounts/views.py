@@ -1,0 +1,116 @@
+"""Account pages: log in (by email), register, log out, and the profile with its API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.forms import ApiKeyForm, EmailAuthenticationForm, RegisterForm
+from accounts.models import ApiKey, User
+from accounts.services import api_key_create, api_key_revoke, user_create
+from catalog.models import TestCase
+from evaluations.models import Execution
+from openbench.api.throttles import LoginThrottle
+from openbench.exceptions import ApplicationError
+
+
+class EmailLoginView(LoginView):
+    """Django's login view with the email form and the API's login throttle (shared per client address)."""
+
+    template_name = "accounts/login.html"
+    authentication_form = EmailAuthenticationForm
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        throttle = LoginThrottle()
+        if not throttle.allow_request(request, None):  # type: ignore[arg-type]
+            form = self.get_form()
+            form.add_error(None, f"Too many attempts. Try again in {int(throttle.wait() or 1)} seconds.")
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
+
+@require_http_methods(["GET", "POST"])
+def register(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = RegisterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = user_create(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password1"],
+                display_name=form.cleaned_data["display_name"],
+            )
+        except ApplicationError as exc:
+            form.add_error("email" if exc.code == "email_taken" else None, exc.message)
+        except ValidationError as exc:  # Django's password validators
+            form.add_error("password1", exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome to OpenBench. Your account is ready.")
+            return redirect("home")
+    return render(request, "accounts/register.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _user(request: HttpRequest) -> User:
+    """The logged-in user (the views that call this are behind login_required)."""
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _profile_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    user = _user(request)
+    return {
+        "api_keys": ApiKey.objects.filter(user=user),
+        "key_form": ApiKeyForm(),
+        "my_tests": TestCase.objects.filter(created_by=user).live().order_by("-updated_at")[:20],
+        "my_executions": Execution.objects.visible_to(user)
+        .filter(created_by=user)
+        .select_related("test_case")
+        .order_by("-created_at")[:10],
+        **extra,
+    }
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET"])
+def profile(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/profile.html", _profile_context(request))
+
+
+@never_cache
+@login_required
+@require_POST
+def api_key_create_view(request: HttpRequest) -> HttpResponse:
+    """Create a key and show its secret on this response only; a reload does not show it again."""
+    form = ApiKeyForm(request.POST)
+    if form.is_valid():
+        try:
+            key, secret = api_key_create(user=_user(request), name=form.cleaned_data["name"])
+        except ApplicationError as exc:
+            form.add_error("name", exc.message)
+        else:
+            context = _profile_context(request, new_key=key, new_secret=secret)
+            return render(request, "accounts/profile.html", context, status=201)
+    return render(request, "accounts/profile.html", _profile_context(request, key_form=form), status=400)
+
+
+@login_required
+@require_POST
+def api_key_revoke_view(request: HttpRequest, pk: Any) -> HttpResponse:
+    # Only one's own keys: someone else's key id is a 404 like any object one may not know exists.
+    key = get_object_or_404(ApiKey.objects.filter(user=_user(request)), pk=pk)
+    api_key_revoke(api_key=key)
+    messages.success(request, f"Revoked the key “{key.name}”. Requests using it are refused from now on.")
+    return redirect("accounts:profile")
