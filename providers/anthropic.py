@@ -11,23 +11,16 @@ from anthropic import AsyncAnthropic
 from providers.base import (
     GenerationRequest,
     GenerationResponse,
-    HealthReport,
-    Provider,
     ProviderError,
-    ProviderTimeoutError,
     TokenCount,
     TransientError,
     Usage,
 )
 from providers.support import (
-    DEFAULT_CLIENT_SHARDS,
-    LoopLocal,
-    error_for_status,
-    error_message,
+    PooledProvider,
+    classify_sdk_error,
     parse_structured,
-    probe_health,
     require_configured,
-    retry_after_seconds,
 )
 
 # The tool a structured request forces the model to call; its input is the answer.
@@ -41,7 +34,7 @@ def _tool_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     return {"type": "object", "properties": {"answer": schema}, "required": ["answer"]}, True
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(PooledProvider[AsyncAnthropic]):
     """Claude models (ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL).
 
     Anthropic has no JSON mode: a structured request forces a call to one tool whose input schema is
@@ -56,13 +49,8 @@ class AnthropicProvider(Provider):
     requires_base_url: ClassVar[bool] = True
     supports_json_schema: ClassVar[bool] = True
 
-    def __init__(self, *, api_key: str = "", base_url: str = "", options: dict[str, Any] | None = None) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, options=options)
-        self._clients: LoopLocal[AsyncAnthropic] = LoopLocal(
-            self._new_client,
-            lambda client: client.close(),
-            shards=int(self.options.get("client_shards", DEFAULT_CLIENT_SHARDS)),
-        )
+    async def _close_client(self, client: AsyncAnthropic) -> None:
+        await client.close()
 
     def _new_client(self) -> AsyncAnthropic:
         # The engine retries; the SDK must not.
@@ -103,7 +91,7 @@ class AnthropicProvider(Provider):
     async def generate(self, request: GenerationRequest) -> GenerationResponse:
         arguments, wrapped = self._arguments(request)
         try:
-            message = await self._clients.get().messages.create(**arguments, timeout=request.timeout)
+            message = await self.client.messages.create(**arguments, timeout=request.timeout)
         except anthropic.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:  # a 200 whose body is not JSON
@@ -132,15 +120,7 @@ class AnthropicProvider(Provider):
         )
 
     def _classify(self, exc: anthropic.APIError) -> ProviderError:
-        if isinstance(exc, anthropic.APITimeoutError):
-            return ProviderTimeoutError(f"{self.label} did not answer in time.")
-        if isinstance(exc, anthropic.APIConnectionError):
-            return TransientError(f"Could not reach {self.label}: {exc.message}")
-        if isinstance(exc, anthropic.APIStatusError):
-            status = exc.status_code
-            message = f"{self.label} answered {status}: {error_message(exc.body, exc.message)}"
-            return error_for_status(status, message, retry_after=retry_after_seconds(exc.response.headers))
-        return TransientError(f"{self.label} sent a response the SDK could not read: {exc.message}")
+        return classify_sdk_error(exc, label=self.label, sdk=anthropic)
 
     async def count_tokens(self, request: GenerationRequest) -> TokenCount:
         """Anthropic's own counting endpoint (exact, free of charge)."""
@@ -150,26 +130,17 @@ class AnthropicProvider(Provider):
         arguments.pop("temperature")
         arguments.pop("stop_sequences", None)
         try:
-            counted = await self._clients.get().messages.count_tokens(**arguments, timeout=request.timeout)
+            counted = await self.client.messages.count_tokens(**arguments, timeout=request.timeout)
         except anthropic.APIError as exc:
             raise self._classify(exc) from None
         return TokenCount(tokens=counted.input_tokens, estimated=False)
 
-    async def health(self) -> HealthReport:
-        async def check() -> str:
-            return f"{len(await self.list_models())} models listed"
-
-        return await probe_health(self, check)
-
     async def list_models(self) -> list[dict[str, Any]]:
         require_configured(self)
         try:
-            page = await self._clients.get().models.list(limit=1000, timeout=30)
+            page = await self.client.models.list(limit=1000, timeout=30)
         except anthropic.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:
             raise TransientError(f"{self.label} sent a malformed model list: {exc}") from None
         return [{"id": model.id, "name": model.display_name or model.id} for model in page.data]
-
-    async def aclose(self) -> None:
-        await self._clients.aclose()

@@ -11,9 +11,7 @@ from google.genai import errors, types
 from providers.base import (
     GenerationRequest,
     GenerationResponse,
-    HealthReport,
     PermanentError,
-    Provider,
     ProviderError,
     ProviderTimeoutError,
     TokenCount,
@@ -21,18 +19,16 @@ from providers.base import (
     Usage,
 )
 from providers.support import (
-    DEFAULT_CLIENT_SHARDS,
-    LoopLocal,
+    PooledProvider,
     error_for_status,
     error_message,
     parse_structured,
-    probe_health,
     require_configured,
     retry_after_seconds,
 )
 
 
-class GoogleProvider(Provider):
+class GoogleProvider(PooledProvider[genai.Client]):
     """Gemini models (GOOGLE_API_KEY, GOOGLE_BASE_URL).
 
     Structured output sets `response_mime_type` to JSON with the test's schema. The schema goes in
@@ -46,13 +42,8 @@ class GoogleProvider(Provider):
     requires_base_url: ClassVar[bool] = True
     supports_json_schema: ClassVar[bool] = True
 
-    def __init__(self, *, api_key: str = "", base_url: str = "", options: dict[str, Any] | None = None) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, options=options)
-        self._clients: LoopLocal[genai.Client] = LoopLocal(
-            self._new_client,
-            lambda client: client.aio.aclose(),
-            shards=int(self.options.get("client_shards", DEFAULT_CLIENT_SHARDS)),
-        )
+    async def _close_client(self, client: genai.Client) -> None:
+        await client.aio.aclose()
 
     def _new_client(self) -> genai.Client:
         # One attempt only: the engine retries, with backoff shared across workers.
@@ -81,7 +72,7 @@ class GoogleProvider(Provider):
             config["response_mime_type"] = "application/json"
             config[self.options.get("schema_field", "response_json_schema")] = request.json_schema
         try:
-            response = await self._clients.get().aio.models.generate_content(
+            response = await self.client.aio.models.generate_content(
                 model=request.model_id, contents=request.prompt, config=types.GenerateContentConfig(**config)
             )
         except Exception as exc:
@@ -130,7 +121,7 @@ class GoogleProvider(Provider):
         """Gemini's countTokens endpoint (exact)."""
         require_configured(self)
         try:
-            counted = await self._clients.get().aio.models.count_tokens(
+            counted = await self.client.aio.models.count_tokens(
                 model=request.model_id,
                 contents=request.prompt,
                 config=types.CountTokensConfig(http_options=self._http_options(request.timeout)),
@@ -141,16 +132,10 @@ class GoogleProvider(Provider):
             return await super().count_tokens(request)
         return TokenCount(tokens=counted.total_tokens, estimated=False)
 
-    async def health(self) -> HealthReport:
-        async def check() -> str:
-            return f"{len(await self.list_models())} models listed"
-
-        return await probe_health(self, check)
-
     async def list_models(self) -> list[dict[str, Any]]:
         require_configured(self)
         try:
-            pager = await self._clients.get().aio.models.list(
+            pager = await self.client.aio.models.list(
                 config=types.ListModelsConfig(page_size=1000, http_options=self._http_options(30))
             )
             models = [model async for model in pager]
@@ -164,6 +149,3 @@ class GoogleProvider(Provider):
                     {"id": model_id, "name": model.display_name or model_id, "context_length": model.input_token_limit}
                 )
         return listed
-
-    async def aclose(self) -> None:
-        await self._clients.aclose()

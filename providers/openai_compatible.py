@@ -11,30 +11,23 @@ from openai import AsyncOpenAI
 from providers.base import (
     GenerationRequest,
     GenerationResponse,
-    HealthReport,
     PermanentError,
-    Provider,
     ProviderError,
-    ProviderTimeoutError,
     TransientError,
     Usage,
 )
 from providers.support import (
-    DEFAULT_CLIENT_SHARDS,
-    LoopLocal,
-    error_for_status,
-    error_message,
+    PooledProvider,
+    classify_sdk_error,
     parse_structured,
-    probe_health,
     require_configured,
-    retry_after_seconds,
 )
 
 # Local servers ignore the key, but the SDK refuses to start without one.
 _NO_KEY = "not-needed"
 
 
-class OpenAICompatibleProvider(Provider):
+class OpenAICompatibleProvider(PooledProvider[AsyncOpenAI]):
     """Any server that speaks OpenAI's chat completions API, reached by base URL.
 
     Options (the model's `config`): `base_url` (one of several servers), `structured_output`
@@ -50,13 +43,8 @@ class OpenAICompatibleProvider(Provider):
     # Newer OpenAI models refuse `max_tokens`; most compatible servers know only `max_tokens`.
     max_tokens_field: ClassVar[str] = "max_tokens"
 
-    def __init__(self, *, api_key: str = "", base_url: str = "", options: dict[str, Any] | None = None) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, options=options)
-        self._clients: LoopLocal[AsyncOpenAI] = LoopLocal(
-            self._new_client,
-            lambda client: client.close(),
-            shards=int(self.options.get("client_shards", DEFAULT_CLIENT_SHARDS)),
-        )
+    async def _close_client(self, client: AsyncOpenAI) -> None:
+        await client.close()
 
     def _new_client(self) -> AsyncOpenAI:
         # The engine retries (with backoff shared across workers); the SDK must not retry on its own.
@@ -96,7 +84,7 @@ class OpenAICompatibleProvider(Provider):
         if self.options.get("extra_body"):
             arguments["extra_body"] = dict(self.options["extra_body"])
         try:
-            completion = await self._clients.get().chat.completions.create(**arguments)
+            completion = await self.client.chat.completions.create(**arguments)
         except openai.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:  # a 200 whose body is not JSON
@@ -122,36 +110,17 @@ class OpenAICompatibleProvider(Provider):
         )
 
     def _classify(self, exc: openai.APIError) -> ProviderError:
-        if isinstance(exc, openai.APITimeoutError):
-            return ProviderTimeoutError(f"{self.label} did not answer in time.")
-        if isinstance(exc, openai.APIConnectionError):
-            return TransientError(f"Could not reach {self.label}: {exc.message}")
-        if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
-            message = f"{self.label} answered {status}: {error_message(exc.body, exc.message)}"
-            return error_for_status(status, message, retry_after=retry_after_seconds(exc.response.headers))
-        return TransientError(f"{self.label} sent a response the SDK could not read: {exc.message}")
-
-    async def health(self) -> HealthReport:
-        """Lists the models: cheap, authenticated, and offered by every compatible server."""
-
-        async def check() -> str:
-            return f"{len(await self.list_models())} models listed"
-
-        return await probe_health(self, check)
+        return classify_sdk_error(exc, label=self.label, sdk=openai)
 
     async def list_models(self) -> list[dict[str, Any]]:
         require_configured(self)
         try:
-            page = await self._clients.get().models.list(timeout=float(self.options.get("health_timeout", 10)))
+            page = await self.client.models.list(timeout=float(self.options.get("health_timeout", 10)))
         except openai.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:
             raise TransientError(f"{self.label} sent a malformed model list: {exc}") from None
         return [{"id": model.id, "name": model.id, "owned_by": model.owned_by} for model in page.data]
-
-    async def aclose(self) -> None:
-        await self._clients.aclose()
 
 
 class OpenAIProvider(OpenAICompatibleProvider):

@@ -6,11 +6,11 @@ from typing import Any, ClassVar
 
 import httpx
 
-from providers.base import Provider, ProviderTimeoutError, TransientError
-from providers.support import DEFAULT_CLIENT_SHARDS, LoopLocal, error_for_status, error_message, retry_after_seconds
+from providers.base import ProviderTimeoutError, TransientError
+from providers.support import PooledProvider, error_for_status, error_message, retry_after_seconds
 
 
-class JsonHttpProvider(Provider):
+class JsonHttpProvider(PooledProvider[httpx.AsyncClient]):
     """A provider reached with plain JSON requests; subclasses say which paths and bodies.
 
     The client never retries on its own (httpx does not), so the engine's retry policy is the only one.
@@ -20,13 +20,8 @@ class JsonHttpProvider(Provider):
     auth_scheme: ClassVar[str] = "Bearer"
     requires_base_url: ClassVar[bool] = True
 
-    def __init__(self, *, api_key: str = "", base_url: str = "", options: dict[str, Any] | None = None) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, options=options)
-        self._clients: LoopLocal[httpx.AsyncClient] = LoopLocal(
-            self._new_client,
-            lambda client: client.aclose(),
-            shards=int(self.options.get("client_shards", DEFAULT_CLIENT_SHARDS)),
-        )
+    async def _close_client(self, client: httpx.AsyncClient) -> None:
+        await client.aclose()
 
     def _new_client(self) -> httpx.AsyncClient:
         headers = {"Authorization": f"{self.auth_scheme} {self.api_key}"} if self.api_key else {}
@@ -37,7 +32,7 @@ class JsonHttpProvider(Provider):
     ) -> tuple[Any, httpx.Response]:
         """The decoded JSON answer and the response; any failure raised as a ProviderError."""
         try:
-            response = await self._clients.get().request(method, path, json=json, timeout=timeout)
+            response = await self.client.request(method, path, json=json, timeout=timeout)
         except httpx.TimeoutException:
             raise ProviderTimeoutError(f"{self.label} did not answer within {timeout:g} s.") from None
         except httpx.HTTPError as exc:
@@ -54,6 +49,3 @@ class JsonHttpProvider(Provider):
         if body is None:
             raise TransientError(f"{self.label} sent a malformed response (not JSON).")
         return body, response
-
-    async def aclose(self) -> None:
-        await self._clients.aclose()
