@@ -430,38 +430,57 @@ def _rollup_rows(columns: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     ).astype(np.float64)
     score_bins = np.clip(np.rint(score_arr * (SCORE_BINS - 1)), 0, SCORE_BINS - 1).astype(np.int64)
     lat_bins = latency_bins(np.where(has_latency, latency_arr, 0))
+    # Integer codes per dimension; code 0 of category/difficulty/day stands for "any"/all time.
+    model_values, model_code = np.unique(np.asarray([str(m) for m in model]), return_inverse=True)
+    cat_values, cat_code = np.unique(np.asarray(category, dtype=str), return_inverse=True)
+    diff_values, diff_code = np.unique(np.asarray(difficulty, dtype=str), return_inverse=True)
+    day_values, day_code = np.unique(np.asarray([d.toordinal() for d in day]), return_inverse=True)
+    cat_labels = [ANY, *cat_values.tolist()]
+    diff_labels = [ANY, *diff_values.tolist()]
+    day_labels = [ALL_TIME, *(datetime.date.fromordinal(int(o)) for o in day_values)]
+    sizes = (len(cat_labels), len(diff_labels), len(day_labels))
     out: list[dict[str, Any]] = []
     for cat_level in (True, False):
         for diff_level in (True, False):
             for day_level in (True, False):
-                keys = list(
-                    zip(
-                        model,
-                        category if cat_level else [ANY] * len(model),
-                        difficulty if diff_level else [ANY] * len(model),
-                        day if day_level else [ALL_TIME] * len(model),
-                        strict=True,
-                    )
+                c = cat_code + 1 if cat_level else np.zeros_like(cat_code)
+                d = diff_code + 1 if diff_level else np.zeros_like(diff_code)
+                y = day_code + 1 if day_level else np.zeros_like(day_code)
+                key = ((model_code.astype(np.int64) * sizes[0] + c) * sizes[1] + d) * sizes[2] + y
+                keys, group = np.unique(key, return_inverse=True)
+                sums = np.column_stack(
+                    [np.bincount(group, weights=scalars[:, k], minlength=len(keys)) for k in range(len(_SCALARS))]
                 )
-                unique_keys: dict[tuple[Any, ...], int] = {}
-                index = np.fromiter(
-                    (unique_keys.setdefault(k, len(unique_keys)) for k in keys), dtype=np.int64, count=len(keys)
-                )
-                groups = len(unique_keys)
-                sums = np.zeros((groups, len(_SCALARS)))
-                np.add.at(sums, index, scalars)
-                score_h = np.zeros((groups, SCORE_BINS), dtype=np.int64)
-                np.add.at(score_h, (index, score_bins), 1)
-                latency_h = np.zeros((groups, LATENCY_BINS), dtype=np.int64)
-                np.add.at(latency_h, (index[has_latency], lat_bins[has_latency]), 1)
-                for (m, c, d, dy), g in unique_keys.items():
-                    row: dict[str, Any] = {"model_id": m, "category": c, "difficulty": d, "day": dy}
+                score_pairs = _sparse_hists(group, score_bins, np.ones(len(group), dtype=bool), len(keys))
+                latency_pairs = _sparse_hists(group, lat_bins, has_latency, len(keys))
+                for g, k in enumerate(keys.tolist()):
+                    k, y_code = divmod(k, sizes[2])
+                    k, d_code = divmod(k, sizes[1])
+                    m_code, c_code = divmod(k, sizes[0])
+                    row: dict[str, Any] = {
+                        "model_id": model_values[m_code],
+                        "category": cat_labels[c_code],
+                        "difficulty": diff_labels[d_code],
+                        "day": day_labels[y_code],
+                    }
                     for name, value in zip(_SCALARS, sums[g], strict=True):
                         row[name] = round(value) if name in _INTEGER_SCALARS else float(value)
-                    row["score_hist"] = hist_encode(score_h[g])
-                    row["latency_hist"] = hist_encode(latency_h[g])
+                    row["score_hist"] = score_pairs[g]
+                    row["latency_hist"] = latency_pairs[g]
                     out.append(row)
     return out
+
+
+def _sparse_hists(group: np.ndarray, bins: np.ndarray, mask: np.ndarray, groups: int) -> list[bytes]:
+    """Encoded sparse histograms of `bins` per group (rows where mask holds), in one vectorised pass."""
+    pair_codes, counts = np.unique(group[mask] * 256 + bins[mask], return_counts=True)
+    pairs = np.empty(len(pair_codes), dtype=_HIST)
+    pairs["bin"] = pair_codes % 256
+    pairs["count"] = counts
+    bounds = np.searchsorted(pair_codes // 256, np.arange(groups + 1))
+    raw = pairs.tobytes()
+    size = _HIST.itemsize
+    return [raw[bounds[g] * size : bounds[g + 1] * size] for g in range(groups)]
 
 
 def _copy_rollups(rows: list[dict[str, Any]]) -> None:

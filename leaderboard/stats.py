@@ -146,8 +146,9 @@ def _binomial_cdf_half(k: int, n: int) -> float:
         return 0.0
     if k >= n:
         return 1.0
-    log_terms = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in range(k + 1)])
-    log_terms -= n * math.log(2)
+    steps = np.arange(1, k + 1, dtype=np.float64)
+    # log C(n, i) for i = 0..k, accumulated as a sum of log((n - i + 1) / i).
+    log_terms = np.concatenate(([0.0], np.cumsum(np.log((n - steps + 1) / steps)))) - n * math.log(2)
     peak = log_terms.max()
     return float(math.exp(peak) * np.exp(log_terms - peak).sum())
 
@@ -169,14 +170,12 @@ def _rank_average(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n with ties given their average rank."""
     order = np.argsort(values, kind="mergesort")
     sorted_values = values[order]
+    starts_group = np.concatenate(([True], sorted_values[1:] != sorted_values[:-1]))
+    group = np.cumsum(starts_group) - 1
+    starts = np.flatnonzero(starts_group)
+    ends = np.concatenate((starts[1:], [len(values)])) - 1
     ranks = np.empty(len(values), dtype=np.float64)
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and sorted_values[j + 1] == sorted_values[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    ranks[order] = ((starts + ends) / 2 + 1)[group]
     return ranks
 
 
