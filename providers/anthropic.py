@@ -21,6 +21,7 @@ from providers.support import (
     classify_sdk_error,
     parse_structured,
     require_configured,
+    shared_ssl_context,
 )
 
 # The tool a structured request forces the model to call; its input is the answer.
@@ -54,7 +55,12 @@ class AnthropicProvider(PooledProvider[AsyncAnthropic]):
 
     def _new_client(self) -> AsyncAnthropic:
         # The engine retries; the SDK must not.
-        return AsyncAnthropic(api_key=self.api_key, base_url=self.base_url, max_retries=0)
+        return AsyncAnthropic(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            max_retries=0,
+            http_client=anthropic.DefaultAsyncHttpxClient(verify=shared_ssl_context()),
+        )
 
     def _arguments(self, request: GenerationRequest) -> tuple[dict[str, Any], bool]:
         system = request.system_prompt
@@ -91,7 +97,9 @@ class AnthropicProvider(PooledProvider[AsyncAnthropic]):
     async def generate(self, request: GenerationRequest) -> GenerationResponse:
         arguments, wrapped = self._arguments(request)
         try:
-            message = await self.client.messages.create(**arguments, timeout=request.timeout)
+            message = await self.with_client(
+                lambda client: client.messages.create(**arguments, timeout=request.timeout)
+            )
         except anthropic.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:  # a 200 whose body is not JSON
@@ -130,7 +138,9 @@ class AnthropicProvider(PooledProvider[AsyncAnthropic]):
         arguments.pop("temperature")
         arguments.pop("stop_sequences", None)
         try:
-            counted = await self.client.messages.count_tokens(**arguments, timeout=request.timeout)
+            counted = await self.with_client(
+                lambda client: client.messages.count_tokens(**arguments, timeout=request.timeout)
+            )
         except anthropic.APIError as exc:
             raise self._classify(exc) from None
         return TokenCount(tokens=counted.input_tokens, estimated=False)
@@ -138,7 +148,7 @@ class AnthropicProvider(PooledProvider[AsyncAnthropic]):
     async def list_models(self) -> list[dict[str, Any]]:
         require_configured(self)
         try:
-            page = await self.client.models.list(limit=1000, timeout=30)
+            page = await self.with_client(lambda client: client.models.list(limit=1000, timeout=30))
         except anthropic.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:

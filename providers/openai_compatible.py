@@ -21,6 +21,7 @@ from providers.support import (
     classify_sdk_error,
     parse_structured,
     require_configured,
+    shared_ssl_context,
 )
 
 # Local servers ignore the key, but the SDK refuses to start without one.
@@ -48,7 +49,12 @@ class OpenAICompatibleProvider(PooledProvider[AsyncOpenAI]):
 
     def _new_client(self) -> AsyncOpenAI:
         # The engine retries (with backoff shared across workers); the SDK must not retry on its own.
-        return AsyncOpenAI(api_key=self.api_key or _NO_KEY, base_url=self.base_url, max_retries=0)
+        return AsyncOpenAI(
+            api_key=self.api_key or _NO_KEY,
+            base_url=self.base_url,
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(verify=shared_ssl_context()),
+        )
 
     def _response_format(self, schema: dict[str, Any]) -> dict[str, Any] | None:
         mode = self.options.get("structured_output", "json_schema")
@@ -84,7 +90,7 @@ class OpenAICompatibleProvider(PooledProvider[AsyncOpenAI]):
         if self.options.get("extra_body"):
             arguments["extra_body"] = dict(self.options["extra_body"])
         try:
-            completion = await self.client.chat.completions.create(**arguments)
+            completion = await self.with_client(lambda client: client.chat.completions.create(**arguments))
         except openai.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:  # a 200 whose body is not JSON
@@ -115,7 +121,9 @@ class OpenAICompatibleProvider(PooledProvider[AsyncOpenAI]):
     async def list_models(self) -> list[dict[str, Any]]:
         require_configured(self)
         try:
-            page = await self.client.models.list(timeout=float(self.options.get("health_timeout", 10)))
+            page = await self.with_client(
+                lambda client: client.models.list(timeout=float(self.options.get("health_timeout", 10)))
+            )
         except openai.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:

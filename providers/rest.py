@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import httpx
 
 from providers.base import ProviderTimeoutError, TransientError
-from providers.support import PooledProvider, error_for_status, error_message, retry_after_seconds
+from providers.support import PooledProvider, error_for_status, error_message, retry_after_seconds, shared_ssl_context
 
 
 class JsonHttpProvider(PooledProvider[httpx.AsyncClient]):
@@ -25,14 +25,14 @@ class JsonHttpProvider(PooledProvider[httpx.AsyncClient]):
 
     def _new_client(self) -> httpx.AsyncClient:
         headers = {"Authorization": f"{self.auth_scheme} {self.api_key}"} if self.api_key else {}
-        return httpx.AsyncClient(base_url=self.base_url.rstrip("/"), headers=headers)
+        return httpx.AsyncClient(base_url=self.base_url.rstrip("/"), headers=headers, verify=shared_ssl_context())
 
     async def request_json(
         self, method: str, path: str, *, json: dict[str, Any] | None = None, timeout: float = 30.0
     ) -> tuple[Any, httpx.Response]:
         """The decoded JSON answer and the response; any failure raised as a ProviderError."""
         try:
-            response = await self.client.request(method, path, json=json, timeout=timeout)
+            response = await self.with_client(lambda client: client.request(method, path, json=json, timeout=timeout))
         except httpx.TimeoutException:
             raise ProviderTimeoutError(f"{self.label} did not answer within {timeout:g} s.") from None
         except httpx.HTTPError as exc:

@@ -222,13 +222,14 @@ def test_it_serves_many_concurrent_calls_on_one_adapter(make_adapter, server):
     server.latency_ms = 100
     adapter = make_adapter()
 
-    async def many() -> list[str]:
+    async def many() -> tuple[list[str], int]:
         responses = await asyncio.gather(*(adapter.generate(_request(f"question {n}")) for n in range(40)))
-        return [response.text for response in responses]
+        return [response.text for response in responses], adapter.client_count
 
-    texts = run(adapter, many)
+    texts, clients = run(adapter, many)
 
     assert texts == [f"question {n}" for n in range(40)]
+    assert 1 < clients <= 16  # calls spread over several small connection pools
     assert server.request_count == 40
     assert server.max_in_flight >= 20  # overlapped, not one after another
 
@@ -240,6 +241,17 @@ def test_the_same_adapter_works_across_event_loops(make_adapter, server):
     second = run(adapter, lambda: adapter.generate(_request("two")))
 
     assert (first.text, second.text) == ("one", "two")
+
+
+def test_calls_one_after_another_share_one_client(make_adapter, server):
+    adapter = make_adapter()
+
+    async def three() -> int:
+        for prompt in ("a", "b", "c"):
+            await adapter.generate(_request(prompt))
+        return adapter.client_count
+
+    assert run(adapter, three) == 1
 
 
 def test_health_reports_a_live_server_and_how_fast_it_answered(make_adapter, server):
