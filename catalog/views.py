@@ -154,8 +154,7 @@ def test_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Test submitted. It is pending until a moderator approves it.")
             return redirect("catalog:test-detail", pk=test_case.pk)
-    status = 400 if form.errors else 200
-    return render(request, "catalog/test_form.html", {"form": form, "test": None}, status=status)
+    return _form_page(request, form, None)
 
 
 @login_required
@@ -178,6 +177,10 @@ def test_edit(request: HttpRequest, pk: Any) -> HttpResponse:
             else:
                 messages.success(request, "Saved.")
             return redirect("catalog:test-detail", pk=test_case.pk)
+    return _form_page(request, form, test_case)
+
+
+def _form_page(request: HttpRequest, form: TestCaseForm, test_case: TestCase | None) -> HttpResponse:
     status = 400 if form.errors else 200
     return render(request, "catalog/test_form.html", {"form": form, "test": test_case}, status=status)
 
