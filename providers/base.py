@@ -33,6 +33,8 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens as the provider reported them; None where it did not (never guessed)."""
+
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
@@ -57,12 +59,16 @@ class GenerationResponse:
 
 @dataclass(frozen=True)
 class TokenCount:
+    """A prompt's size in tokens; `estimated` is true when the vendor has no counting endpoint."""
+
     tokens: int
     estimated: bool
 
 
 @dataclass(frozen=True)
 class HealthReport:
+    """Whether a provider answered a cheap call, how fast, and a short detail (the error when it did not)."""
+
     ok: bool
     latency_ms: int
     detail: str = ""
