@@ -176,7 +176,9 @@ def test_compare_restricts_to_shared_tests_and_runs_mcnemar_on_binary_scores(ano
     assert math["scores"][str(c.pk)] == 1.0
     assert body["tests_total"] == 10
     assert {t["test_id"] for t in body["tests"]} == {str(t.pk) for t in tests}
-    assert body["tests"][0]["scores"][str(a.pk)] != body["tests"][0]["scores"][str(b.pk)]  # disagreement first
+    spreads = [max(t["scores"].values()) - min(t["scores"].values()) for t in body["tests"]]
+    assert spreads == sorted(spreads, reverse=True)  # the largest disagreement first
+    assert spreads[0] == 1.0
 
 
 def test_compare_uses_wilcoxon_when_scores_are_partial(anonymous):
