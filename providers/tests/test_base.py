@@ -186,3 +186,13 @@ def test_the_mock_is_deterministic_and_labelled_as_not_a_real_model():
     assert not MockProvider.is_real
     assert "not a real model" in MockProvider.label
     assert mock.is_configured
+
+
+@pytest.mark.django_db
+def test_provider_metrics_are_exported_at_the_metrics_endpoint(client):
+    asyncio.run(MockProvider(options={"latency_ms": 0}).generate(GenerationRequest(model_id="exported", prompt="p")))
+
+    body = client.get("/metrics").content.decode()
+
+    assert 'openbench_provider_calls_total{model="exported",outcome="ok",provider="mock"}' in body
+    assert "openbench_provider_latency_seconds_bucket" in body
