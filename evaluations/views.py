@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.forms import RunForm
 from catalog.models import TestCase
+from catalog.views import label_empty_choices
 from evaluations.filters import ExecutionFilter
 from evaluations.models import Execution
 from evaluations.services import execution_cancel, execution_start
@@ -57,6 +58,7 @@ def test_case_run(request: HttpRequest, pk: Any) -> HttpResponse:
 def execution_list(request: HttpRequest) -> HttpResponse:
     visible = Execution.objects.visible_to(request.user).select_related("test_case", "created_by")
     filterset = ExecutionFilter(request.GET, queryset=visible)
+    label_empty_choices(filterset.form)
     page = Paginator(filterset.qs.order_by("-created_at", "id"), 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

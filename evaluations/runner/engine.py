@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -23,13 +24,18 @@ from django.conf import settings
 from django.utils import timezone
 
 from catalog.models import LLMModel
-from evaluations.costs import call_cost
 from evaluations.models import TestResult
 from evaluations.runner.bridge import DatabaseBridge
 from evaluations.runner.cancellation import CancelWatch
 from evaluations.runner.limits import CircuitBreaker, RateLimiter, backoff_delay
 from evaluations.runner.planning import Pair, Plan, plan_executions
-from evaluations.runner.writes import claim_executions, fail_executions, poll_executions, write_results
+from evaluations.runner.writes import (
+    analytics_notify,
+    claim_executions,
+    fail_executions,
+    poll_executions,
+    write_results,
+)
 from evaluations.scoring import Scorer, ScoringError, scorer_for
 from openbench.logging import request_id_context
 from providers import metrics
@@ -42,6 +48,7 @@ from providers.base import (
     ProviderTimeoutError,
     TransientError,
 )
+from providers.pricing import cost_for
 from providers.registry import provider_for_model
 
 logger = logging.getLogger(__name__)
@@ -49,6 +56,9 @@ logger = logging.getLogger(__name__)
 FLUSH_INTERVAL = 0.1  # seconds between result flushes when results trickle in
 FLUSH_MAX = 500  # flush at once when this many results wait
 POLL_INTERVAL = 0.5  # seconds between checks for cancels and lost leases (the cancel flag is checked per call)
+# The leaderboard's incremental rollups cost about the same for 10 results as for 1,000 (they touch one
+# row per model/category/day), so saved results are handed over in big batches, off the hot path.
+ANALYTICS_INTERVAL = 30.0
 
 
 class CircuitOpenError(ProviderError):
@@ -130,6 +140,8 @@ class Engine:
         self.stopped: set[str] = set()
         self.inflight: dict[str, set[asyncio.Task[Any]]] = defaultdict(set)
         self.buffer: list[TestResult] = []
+        self.for_analytics: list[TestResult] = []
+        self.analytics_at = time.monotonic()
         self.finished: set[str] = set()
         self.providers: dict[Any, Provider] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -293,7 +305,7 @@ class Engine:
             usage = response.usage
             result.input_tokens, result.output_tokens = usage.input_tokens, usage.output_tokens
             result.total_tokens = usage.total_tokens
-            result.cost = call_cost(pair.model, usage)
+            result.cost = cost_for(pair.model, usage)
             result.response_key = pair.response_key
         try:
             outcome = await self._scorer(pair.plan).ascore(response.text, pair.plan.target)
@@ -342,10 +354,13 @@ class Engine:
 
     # -- calls -----------------------------------------------------------------------------------
     def _provider(self, model: LLMModel) -> Provider:
-        provider = self.providers.get(model.pk)
+        # Models behind the same adapter options (one server, many model ids) share one adapter and
+        # so one connection pool.
+        key = (model.provider, json.dumps(model.config, sort_keys=True, default=str))
+        provider = self.providers.get(key)
         if provider is None:
             provider = provider_for_model(model)
-            self.providers[model.pk] = provider
+            self.providers[key] = provider
         return provider
 
     def _breaker(self, provider: str) -> CircuitBreaker:
@@ -381,10 +396,7 @@ class Engine:
         breaker = self._breaker(model.provider)
         attempts = 0
         while True:
-            if execution_id is not None and (
-                execution_id in self.stopped or await self.cancels.is_cancelled(execution_id)
-            ):
-                self._stop(execution_id)
+            if execution_id is not None and execution_id in self.stopped:
                 return None
             if not breaker.allow():
                 return CallResult(
@@ -402,6 +414,12 @@ class Engine:
                         breaker.release_probe()
                         return None
                     async with self.global_slots:
+                        # Checked again at the last moment: waiting for a slot can take long, and no call
+                        # may start once the execution is cancelled.
+                        if execution_id is not None and await self.cancels.is_cancelled(execution_id):
+                            breaker.release_probe()
+                            self._stop(execution_id)
+                            return None
                         attempts += 1
                         self.report.calls += 1
                         started = time.monotonic()
@@ -456,14 +474,22 @@ class Engine:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self.buffer and not self.finished:
+        if not self.buffer and not self.finished and (self.running or not self.for_analytics):
             return
         results, self.buffer = self.buffer, []
         finished, self.finished = self.finished, set()
-        lost = await self.bridge.run(write_results, lease=self.lease, results=results, finished=finished)
+        lost, saved = await self.bridge.run(write_results, lease=self.lease, results=results, finished=finished)
         for execution_id in lost:
             self.report.lost.add(execution_id)
             self._stop(execution_id)
+        for result in saved:
+            # Saved; analytics need only the numbers, so drop the bulky text while it waits.
+            result.raw_output, result.parsed_output, result.evaluation_details = "", None, {}
+        self.for_analytics += saved
+        if self.for_analytics and (not self.running or time.monotonic() - self.analytics_at >= ANALYTICS_INTERVAL):
+            batch, self.for_analytics = self.for_analytics, []
+            self.analytics_at = time.monotonic()
+            await self.bridge.run(analytics_notify, results=batch)
 
     async def _poller(self) -> None:
         last_beat = time.monotonic()

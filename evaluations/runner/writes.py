@@ -124,11 +124,13 @@ def _write(results: Sequence[TestResult], *, lease: str, skip_existing: bool) ->
     return saved, lost
 
 
-def write_results(*, lease: str, results: Sequence[TestResult], finished: Iterable[str]) -> set[str]:
+def write_results(
+    *, lease: str, results: Sequence[TestResult], finished: Iterable[str]
+) -> tuple[set[str], list[TestResult]]:
     """Save results and bump counters in one transaction, then close the executions that are done.
 
-    Returns the executions whose lease we lost (cancelled elsewhere is fine; taken over is not): the
-    engine stops working on those.
+    Returns the executions whose lease we lost (cancelled elsewhere is fine; taken over is not), which
+    the engine stops working on, and the results actually saved.
     """
     lost: set[str] = set()
     saved: list[TestResult] = []
@@ -139,14 +141,18 @@ def write_results(*, lease: str, results: Sequence[TestResult], finished: Iterab
             # Only possible if a result already exists for a pair; the constraint held, so keep the rest.
             saved, lost = _write(results, lease=lease, skip_existing=True)
     finish_executions(lease=lease, execution_ids=[e for e in finished if e not in lost])
-    if saved:
-        try:
-            results_recorded(results=saved)
-        except Exception:
-            # The results are committed and counted; stale analytics heal on the next refresh, a
-            # crashed run would not.
-            logger.exception("Refreshing analytics after %d results failed.", len(saved))
-    return lost
+    return lost, saved
+
+
+def analytics_notify(*, results: Sequence[TestResult]) -> None:
+    """Tell the leaderboard that results landed (its rollups and cached analytics go stale)."""
+    if not results:
+        return
+    try:
+        results_recorded(results=results)
+    except Exception:
+        # The results are committed and counted; analytics can be rebuilt, a crashed run could not.
+        logger.exception("Updating analytics after %d results failed.", len(results))
 
 
 def finish_executions(*, lease: str, execution_ids: Sequence[str]) -> None:

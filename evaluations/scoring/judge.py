@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 
-from evaluations.costs import call_cost
 from evaluations.scoring.base import ScoreOutcome, Scorer, ScoringError, ScoringTarget
 from evaluations.scoring.extraction import extract_json, is_number
 from providers.base import GenerationRequest, GenerationResponse, ProviderError
+from providers.pricing import cost_for
 
 if TYPE_CHECKING:
     from catalog.models import LLMModel
@@ -127,7 +127,7 @@ class LLMJudgeScorer(Scorer):
                 details={"judge_model": judge.name, "judge_error_type": "timeout"},
             ) from exc
         tokens = response.usage.total_tokens
-        cost = call_cost(judge, response.usage)
+        cost = cost_for(judge, response.usage)
         verdict = response.parsed if isinstance(response.parsed, dict) else None
         if verdict is None:
             extracted = extract_json(response.text)

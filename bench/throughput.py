@@ -1,0 +1,214 @@
+"""Throughput of the evaluation engine: N evaluations through ONE rq worker against a fake OpenAI-compatible
+server with a fixed latency, on real PostgreSQL and Redis.
+
+    DATABASE_URL=postgresql://... REDIS_URL=redis://... python bench/throughput.py \
+        [--evaluations 2000] [--latency-ms 100] [--concurrency 50] [--models 40] [--worker-class rq.SimpleWorker]
+
+Prints wall time, the ideal time N x latency / C, the efficiency (ideal / wall), evaluations per second and
+the worker's peak RSS. The run is one `executions_start_batch` over ceil(N / models) approved tests, i.e.
+what `manage.py run_batch` does. Everything it creates is deleted at the end (unless --keep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--evaluations", "-n", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--concurrency", "-c", type=int, default=50)
+    parser.add_argument("--models", type=int, default=40, help="Models per test (evaluations = tests x models).")
+    parser.add_argument("--worker-class", default="", help="rq worker class (default: rq's forking Worker).")
+    parser.add_argument("--keep", action="store_true", help="Keep the tests, models and results it created.")
+    return parser.parse_args()
+
+
+def rss_kb(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS) of a process in kB, (0, 0) when it is gone."""
+    current = peak = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                current = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                peak = int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        pass
+    return current, peak
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and its descendants (rq's forked work horse)."""
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return pids
+    for child in children:
+        pids += process_tree(int(child))
+    return pids
+
+
+def start_fake_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "providers.testing.fake_servers", "openai"),
+            *("--port", "0", "--latency-ms", str(latency_ms), "--default-answer", "Paris"),
+        ],
+        cwd=BASE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line.startswith("READY "):
+        process.kill()
+        raise SystemExit(f"The fake server did not start: {line!r}")
+    return process, line.split(" ", 1)[1] + "/v1"
+
+
+def main() -> None:
+    args = parse_args()
+    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+        raise SystemExit("Set DATABASE_URL (PostgreSQL) and REDIS_URL: the benchmark measures the real deployment.")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openbench.settings")
+    os.environ["EVAL_CACHE"] = "false"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from accounts.models import User
+    from catalog.models import LLMModel, TestCase
+    from evaluations.models import Execution, TestResult
+    from evaluations.services import executions_start_batch
+
+    call_command("migrate", verbosity=0)
+    import django_rq
+
+    queue = django_rq.get_queue("evaluations")
+    queue.empty()
+
+    server, base_url = start_fake_server(args.latency_ms)
+    run = uuid.uuid4().hex[:8]
+    tests_needed = math.ceil(args.evaluations / args.models)
+    worker_env = {
+        **os.environ,
+        "EVAL_CONCURRENCY": str(args.concurrency),
+        "OPENAI_COMPATIBLE_CONCURRENCY": str(args.concurrency),
+        "EVAL_CACHE": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "manage.py", "rqworker", "evaluations"]
+    if args.worker_class:
+        command += ["--worker-class", args.worker_class]
+    worker = subprocess.Popen(command, cwd=BASE_DIR, env=worker_env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+    author = User.objects.create_user(f"bench-{run}@example.com", password=None)
+    models = [
+        LLMModel.objects.create(
+            name=f"bench-{run}-{i}",
+            display_name=f"Bench {run} {i}",
+            provider="openai_compatible",
+            provider_model_id=f"fake-{i}",
+            config={"base_url": base_url},
+            input_price_per_million=1,
+            output_price_per_million=2,
+        )
+        for i in range(args.models)
+    ]
+    tests = TestCase.objects.bulk_create(
+        [
+            TestCase(
+                title=f"Bench {run} {i}",
+                category="bench",
+                prompt=f"[{run}-{i}] What is the capital of France?",
+                expected_output="Paris",
+                evaluation_type="exact_match",
+                status=TestCase.Status.APPROVED,
+                created_by=author,
+            )
+            for i in range(tests_needed)
+        ]
+    )
+    from catalog.models import TestCaseRevision
+
+    TestCaseRevision.objects.bulk_create(
+        [TestCaseRevision(test_case=t, revision=1, created_by=author, **t.scored_snapshot()) for t in tests]
+    )
+    try:
+        # Wait for the worker to be up, so start-up time is not counted as engine time.
+        from rq import Worker
+
+        deadline = time.monotonic() + 60
+        while not Worker.all(queue=queue) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        peak_parent = peak_any = 0
+        started = time.monotonic()
+        executions = executions_start_batch(test_cases=tests, models=models, started_by=author)
+        ids = [execution.pk for execution in executions]
+        pending = Execution.objects.filter(pk__in=ids).unfinished()
+        total = sum(execution.total_evaluations for execution in executions)
+        last_check = 0.0
+        while True:
+            for pid in process_tree(worker.pid):
+                current, peak = rss_kb(pid)
+                peak_any = max(peak_any, current, peak)
+                if pid == worker.pid:
+                    peak_parent = max(peak_parent, current, peak)
+            now = time.monotonic()
+            if now - last_check >= 0.05:
+                last_check = now
+                if not pending.exists():
+                    break
+            if worker.poll() is not None:
+                raise SystemExit("The worker died.")
+            time.sleep(0.01)
+        wall = time.monotonic() - started
+        results = TestResult.objects.filter(execution_id__in=ids)
+        done = results.count()
+        completed = results.filter(status="completed").count()
+        ideal = total * (args.latency_ms / 1000) / args.concurrency
+        print(f"evaluations      {total} ({len(tests)} tests x {len(models)} models)")
+        print(f"results          {done} ({completed} completed)")
+        print(f"latency, conc.   {args.latency_ms:g} ms, {args.concurrency}")
+        print(f"worker           {args.worker_class or 'rq.Worker (fork per job)'}")
+        print(f"wall time        {wall:.2f} s")
+        if ideal:
+            print(f"ideal time       {ideal:.2f} s (N x latency / C)")
+            print(f"efficiency       {ideal / wall:.3f}")
+        print(f"throughput       {done / wall:.0f} evaluations/s")
+        print(f"peak RSS         {peak_any / 1024:.0f} MB (any worker process), {peak_parent / 1024:.0f} MB (main)")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        server.terminate()
+        server.wait(timeout=10)
+        if not args.keep:
+            from evaluations.models import Execution as Ex
+
+            Ex.objects.filter(test_case__in=tests).delete()
+            TestCase.objects.filter(pk__in=[t.pk for t in tests]).delete()
+            LLMModel.objects.filter(pk__in=[m.pk for m in models]).delete()
+            author.delete()
+
+
+if __name__ == "__main__":
+    main()
