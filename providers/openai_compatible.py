@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
 
 from providers.base import (
     GenerationRequest,
@@ -72,25 +73,30 @@ class OpenAICompatibleProvider(PooledProvider[AsyncOpenAI]):
         if request.system_prompt:
             messages.append({"role": "system", "content": request.system_prompt})
         messages.append({"role": "user", "content": request.prompt})
-        arguments: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": request.model_id,
             "messages": messages,
             "temperature": request.temperature,
             self.max_tokens_field: request.max_tokens,
-            "timeout": request.timeout,
         }
         if request.seed is not None:
-            arguments["seed"] = request.seed
+            body["seed"] = request.seed
         if request.stop:
-            arguments["stop"] = list(request.stop)
+            body["stop"] = list(request.stop)
         if request.json_schema is not None:
             response_format = self._response_format(request.json_schema)
             if response_format is not None:
-                arguments["response_format"] = response_format
-        if self.options.get("extra_body"):
-            arguments["extra_body"] = dict(self.options["extra_body"])
+                body["response_format"] = response_format
+        body.update(self.options.get("extra_body") or {})
         try:
-            completion = await self.with_client(lambda client: client.chat.completions.create(**arguments))
+            # The SDK's generic `post` (its documented way to send a body as is) rather than
+            # `chat.completions.create`: same client, auth, errors and typed ChatCompletion, without
+            # the typed-params transform that costs ~2 ms of CPU a call — a third of a batch's CPU.
+            completion = await self.with_client(
+                lambda client: client.post(
+                    "/chat/completions", cast_to=ChatCompletion, body=body, options={"timeout": request.timeout}
+                )
+            )
         except openai.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:  # a 200 whose body is not JSON

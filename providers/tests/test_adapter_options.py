@@ -46,6 +46,13 @@ def test_openai_compatible_structured_output_can_be_switched_off_and_still_parse
     assert response.parsed == ["a"]
 
 
+def test_openai_compatible_passes_vendor_extensions_through():
+    with FakeServer("openai", answers={"Pick": '["a"]'}) as server:
+        _, sent = _ask("openai_compatible", server, extra_body={"top_k": 5, "repetition_penalty": 1.1})
+
+    assert (sent["top_k"], sent["repetition_penalty"]) == (5, 1.1)
+
+
 def test_anthropic_wraps_a_non_object_schema_in_the_forced_tool_and_unwraps_the_answer(settings):
     settings.ANTHROPIC_API_KEY = "sk-ant-test"
     with FakeServer("anthropic", answers={"Pick": '{"answer": ["a", "b"]}'}) as server:
