@@ -20,6 +20,7 @@ from providers.base import (
     RateLimitedError,
     TransientError,
 )
+from providers.registry import PROVIDER_CLASSES
 from providers.tests.conftest import API_KEY, run
 
 SCHEMA = {
@@ -145,6 +146,19 @@ def test_a_401_is_permanent(make_adapter, server):
     assert not caught.value.retryable
     assert caught.value.status_code == 401
     assert API_KEY not in str(caught.value)
+
+
+def test_it_authenticates_with_the_key_from_settings_the_way_the_vendor_expects(case, make_adapter, server):
+    if not PROVIDER_CLASSES[case.provider][1]:
+        pytest.skip(f"{case.provider} has no key setting")
+    server.api_key = API_KEY
+    adapter = make_adapter()
+
+    assert run(adapter, lambda: adapter.generate(_request("hi"))).text == "hi"
+    server.api_key = "another-key"
+    with pytest.raises(PermanentError) as caught:
+        run(adapter, lambda: adapter.generate(_request("hi")))
+    assert caught.value.status_code == 401
 
 
 def test_a_400_is_permanent(make_adapter, server):
