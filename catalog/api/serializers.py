@@ -7,7 +7,10 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog.models import LLMModel, TestCase
-from catalog.services import EDITABLE_FIELDS
+from catalog.services import EDITABLE_FIELDS, LLM_MODEL_EDITABLE_FIELDS
+
+# What the services own on a test: moderation state and revision.
+MODERATION_FIELDS = ["status", "moderated_by", "moderation_notes", "approved_at", "revision"]
 
 
 class TestCaseSerializer(serializers.ModelSerializer[TestCase]):
@@ -22,31 +25,7 @@ class TestCaseSerializer(serializers.ModelSerializer[TestCase]):
 
     class Meta:
         model = TestCase
-        fields = [
-            "id",
-            "title",
-            "description",
-            "category",
-            "tags",
-            "difficulty",
-            "language",
-            "prompt",
-            "system_prompt",
-            "expected_output",
-            "output_schema",
-            "evaluation_type",
-            "evaluation_config",
-            "timeout_seconds",
-            "is_public",
-            "status",
-            "moderated_by",
-            "moderation_notes",
-            "approved_at",
-            "revision",
-            "created_by",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *EDITABLE_FIELDS, "tags", *MODERATION_FIELDS, "created_by", "created_at", "updated_at"]
         read_only_fields = fields
 
 
@@ -77,29 +56,7 @@ class LLMModelSerializer(serializers.ModelSerializer[LLMModel]):
 
     class Meta:
         model = LLMModel
-        fields = [
-            "id",
-            "name",
-            "display_name",
-            "provider",
-            "provider_model_id",
-            "description",
-            "supports_structured_output",
-            "supports_json_mode",
-            "supports_function_calling",
-            "context_length",
-            "input_price_per_million",
-            "output_price_per_million",
-            "default_temperature",
-            "default_max_tokens",
-            "default_seed",
-            "config",
-            "is_active",
-            "health_status",
-            "health_checked_at",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *LLM_MODEL_EDITABLE_FIELDS, "health_status", "health_checked_at", "created_at", "updated_at"]
         read_only_fields = ["id", "health_status", "health_checked_at", "created_at", "updated_at"]
         # Uniqueness is the service's full_clean() to decide, with a field error on `name`.
         extra_kwargs: dict[str, Any] = {"name": {"validators": []}}

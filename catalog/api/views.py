@@ -135,7 +135,7 @@ class TestCaseViewSet(
         execution = execution_start(
             test_case=test_case,
             models=models,
-            started_by=request.user,
+            started_by=request.user,  # type: ignore[arg-type]
             request_id=getattr(request._request, "request_id", ""),
         )
         execution = Execution.objects.prefetch_related("llm_models").get(pk=execution.pk)

@@ -10,8 +10,13 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from catalog.models import LLMModel
 from catalog.tests.factories import LLMModelFactory
-from openbench.tests.api import V1, assert_error, client_for, ids
-from openbench.tests.api import reset_throttles  # noqa: F401 - autouse fixture
+from openbench.tests.api import (
+    V1,
+    assert_error,
+    client_for,
+    ids,
+    reset_throttles,  # noqa: F401 - autouse fixture
+)
 
 pytestmark = pytest.mark.django_db
 

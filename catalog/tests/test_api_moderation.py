@@ -13,8 +13,12 @@ from catalog.models import ModerationEvent, TestCase
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory
-from openbench.tests.api import V1, assert_error, client_for
-from openbench.tests.api import reset_throttles  # noqa: F401 - autouse fixture
+from openbench.tests.api import (
+    V1,
+    assert_error,
+    client_for,
+    reset_throttles,  # noqa: F401 - autouse fixture
+)
 
 pytestmark = pytest.mark.django_db
 

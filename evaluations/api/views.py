@@ -44,7 +44,7 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseVie
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        execution = execution_cancel(execution=self.get_object(), actor=request.user)
+        execution = execution_cancel(execution=self.get_object(), actor=request.user)  # type: ignore[arg-type]
         fresh = Execution.objects.prefetch_related("llm_models").get(pk=execution.pk)
         return Response(ExecutionSerializer(fresh).data)
 

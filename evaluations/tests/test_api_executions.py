@@ -13,6 +13,7 @@ from evaluations.runner.engine import run_executions
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory
 from openbench.api.throttles import RunThrottle
 from openbench.tests.api import (
+    EXECUTION_FIELDS,
     V1,
     assert_error,
     client_for,
@@ -21,27 +22,6 @@ from openbench.tests.api import (
 )
 
 pytestmark = pytest.mark.django_db
-
-EXECUTION_FIELDS = [
-    "id",
-    "test_case",
-    "created_by",
-    "model_ids",
-    "status",
-    "progress",
-    "total_evaluations",
-    "progress_percentage",
-    "successful_evaluations",
-    "failed_evaluations",
-    "avg_score",
-    "avg_latency_ms",
-    "total_cost",
-    "error_message",
-    "created_at",
-    "started_at",
-    "completed_at",
-    "duration_seconds",
-]
 
 
 @pytest.fixture

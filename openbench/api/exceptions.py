@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -114,6 +115,7 @@ def handler500(request: HttpRequest) -> HttpResponse:
     return error_response(status_code=500, code="server_error", message="An unexpected error occurred.")
 
 
+@csrf_exempt  # an unknown path is a 404 whatever the method; CSRF's HTML 403 would break the envelope
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """Catch-all for unknown /api/ paths, so the envelope holds even with DEBUG on."""
     return handler404(request)

@@ -5,9 +5,13 @@ live in the default cache, which is Redis when REDIS_URL is set, so every web pr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rest_framework import throttling
-from rest_framework.request import Request
-from rest_framework.views import APIView
+
+if TYPE_CHECKING:  # settings.REST_FRAMEWORK names these classes, so they load while DRF's views do
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 # How many times the base user rate each tier gets; None means not throttled by the user rate.
 TIER_MULTIPLIERS: dict[str, int | None] = {"free": 1, "pro": 5, "unlimited": None}

@@ -11,6 +11,57 @@ from rest_framework.test import APIClient
 
 V1 = "/api/v1"
 
+# The SPEC §7 shapes, written out here (not imported from the serializers) so the tests can catch a drift.
+EXECUTION_FIELDS = [
+    "id",
+    "test_case",
+    "created_by",
+    "model_ids",
+    "status",
+    "progress",
+    "total_evaluations",
+    "progress_percentage",
+    "successful_evaluations",
+    "failed_evaluations",
+    "avg_score",
+    "avg_latency_ms",
+    "total_cost",
+    "error_message",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "duration_seconds",
+]
+RESULT_FIELDS = [
+    "id",
+    "execution",
+    "test_case",
+    "revision",
+    "model",
+    "status",
+    "is_correct",
+    "score",
+    "raw_output",
+    "parsed_output",
+    "evaluation_details",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost",
+    "cached",
+    "attempts",
+    "error_type",
+    "error_message",
+    "executed_at",
+]
+# SPEC §3 fields of a test case, as the API reads them.
+TEST_CASE_FIELDS = {
+    "id", "title", "description", "category", "tags", "difficulty", "language", "prompt", "system_prompt",
+    "expected_output", "output_schema", "evaluation_type", "evaluation_config", "timeout_seconds", "is_public",
+    "status", "moderated_by", "moderation_notes", "approved_at", "revision", "created_by", "created_at", "updated_at",
+}  # fmt: skip
+
 
 @pytest.fixture(autouse=True)
 def reset_throttles(settings: Any) -> Iterator[None]:
