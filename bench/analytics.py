@@ -4,6 +4,8 @@ Fills a separate database (default ob_analytics_bench; created when missing) wit
 analytics read models, then requests every analytics endpoint 50 times cold (the cache generation is
 bumped before each request, so nothing cached is reused) and 50 times warm through Django's test
 client, and prints p50/p95 against the targets plus the EXPLAIN plans of the leaderboard queries.
+"Cold" keeps the content-keyed memo of bootstrap intervals (a model whose scores did not change is
+not bootstrapped again); a second pass empties the whole cache before every request.
 
     .venv/bin/python bench/analytics.py                 # reuses loaded data when it is complete
     .venv/bin/python bench/analytics.py --reload        # drop and recreate the bench database
@@ -237,10 +239,14 @@ def load() -> None:
     print(f"loaded {rows_written:,} results in {time.perf_counter() - started:.1f}s", flush=True)
 
 
-def timed(client: Any, url: str, *, cold: bool) -> float:
+def timed(client: Any, url: str, *, cold: bool, clear: bool = False) -> float:
+    from django.core.cache import cache
+
     from leaderboard.services import analytics_cache_invalidate
 
-    if cold:
+    if clear:
+        cache.clear()  # nothing at all: no answers, no memoised intervals (the bench's own Redis db)
+    elif cold:
         analytics_cache_invalidate()  # a new generation: every cached answer is stale
     started = time.perf_counter()
     response = client.get(url)
@@ -250,7 +256,7 @@ def timed(client: Any, url: str, *, cold: bool) -> float:
     return elapsed
 
 
-def measure(client: Any, name: str, url: str, target: int) -> dict[str, Any]:
+def measure(client: Any, name: str, url: str, target: int, *, clear: bool = False) -> dict[str, Any]:
     from leaderboard.services import MODEL_VERSION_KEY, _bump
 
     model_ids = [part for part in url.replace("=", ",").replace("/", ",").split(",") if len(part) == 36]
@@ -258,7 +264,7 @@ def measure(client: Any, name: str, url: str, target: int) -> dict[str, Any]:
     for _ in range(REQUESTS):
         for model_id in model_ids:  # per-model answers are keyed by the models' generations
             _bump(MODEL_VERSION_KEY.format(model_id))
-        cold.append(timed(client, url, cold=True))
+        cold.append(timed(client, url, cold=True, clear=clear))
     client.get(url)
     warm = [timed(client, url, cold=False) for _ in range(REQUESTS)]
 
@@ -357,6 +363,9 @@ def main() -> None:
     ]
     print(f"\n{REQUESTS} requests each, Django test client, PostgreSQL {connection.pg_version}:")
     results = [measure(client, name, url, TARGETS_MS[kind]) for name, url, kind in cases]
+    print("\nThe same with the whole cache emptied before every cold request (no memoised intervals either):")
+    for name, url, kind in [cases[0], cases[5], cases[6], cases[11]]:
+        results.append(measure(client, f"{name} [empty cache]", url, TARGETS_MS[kind], clear=True))
 
     print("\nEXPLAIN ANALYZE of the leaderboard query (all time, no filter):")
     print(_rollup_rows(Scope()).values_list("model_id", "n", "score_sum", "score_hist").explain(analyze=True))

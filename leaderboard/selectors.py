@@ -10,6 +10,7 @@ Timeframes are whole UTC days: "7d" is today and the six days before it.
 from __future__ import annotations
 
 import datetime
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -17,6 +18,7 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -95,6 +97,35 @@ def _rollup_rows(scope: Scope, *, model_ids: Sequence[str] | None = None, daily:
     return rows
 
 
+# --- intervals ---------------------------------------------------------------------------------
+
+CI_MEMO_SECONDS = 7 * 24 * 3600
+
+
+def score_intervals(samples: Sequence[tuple[np.ndarray, int, int, int, float]]) -> list[tuple[float, float]]:
+    """95% intervals of mean scores, given (score histogram, zeros, ones, n, score sum) per sample.
+
+    An interval is a pure function of its sample, so it is memoised by content in the cache: a new
+    cache generation does not redo the bootstrap of a model whose scores did not change.
+    """
+    keys = []
+    for hist, zeros, ones, n, score_sum in samples:
+        digest = hashlib.blake2b(np.asarray(hist, dtype=np.int64).tobytes(), digest_size=16)
+        digest.update(f"{zeros}:{ones}:{n}:{float(score_sum)!r}:{stats.BOOTSTRAP_SEED}".encode())
+        keys.append(f"analytics:ci:{digest.hexdigest()}")
+    found = cache.get_many(keys)
+    fresh: dict[str, tuple[float, float]] = {}
+    out = []
+    for key, (hist, zeros, ones, n, score_sum) in zip(keys, samples, strict=True):
+        if key not in found:
+            low, high, _ = stats.score_interval(hist, zeros=zeros, ones=ones, n=n, mean=score_sum / n)
+            fresh[key] = found[key] = (low, high)
+        out.append(tuple(found[key]))
+    if fresh:
+        cache.set_many(fresh, timeout=CI_MEMO_SECONDS)
+    return out
+
+
 # --- leaderboard ----------------------------------------------------------------------------
 
 _ROLLUP_SCALARS = ("n", "score_sum", "zeros", "ones", "passed", "errors", "latency_n", "latency_sum", "tokens", "cost")
@@ -102,31 +133,28 @@ _ROLLUP_SCALARS = ("n", "score_sum", "zeros", "ones", "passed", "errors", "laten
 
 def leaderboard(*, scope: Scope, min_tests: int = 0) -> dict[str, Any]:
     """Models ranked by mean score with 95% intervals, rank ranges, pass/error rates, latency and cost."""
-    totals: dict[str, np.ndarray] = {}
-    score_hists: dict[str, np.ndarray] = {}
-    latency_hists: dict[str, np.ndarray] = {}
+    scalars: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    score_blobs: dict[str, list[bytes]] = defaultdict(list)
+    latency_blobs: dict[str, list[bytes]] = defaultdict(list)
     for row in _rollup_rows(scope).values_list("model_id", *_ROLLUP_SCALARS, "score_hist", "latency_hist"):
         model_id = str(row[0])
-        scalars = np.asarray(row[1:11], dtype=np.float64)
-        if model_id in totals:
-            totals[model_id] += scalars
-            score_hists[model_id] += hist_decode(row[11], stats.SCORE_BINS)
-            latency_hists[model_id] += hist_decode(row[12], stats.LATENCY_BINS)
-        else:
-            totals[model_id] = scalars
-            score_hists[model_id] = hist_decode(row[11], stats.SCORE_BINS)
-            latency_hists[model_id] = hist_decode(row[12], stats.LATENCY_BINS)
+        scalars[model_id].append(row[1:11])
+        score_blobs[model_id].append(bytes(row[11]))
+        latency_blobs[model_id].append(bytes(row[12]))
+    # Sparse histograms concatenate, so each model's rows decode in one pass.
+    totals = {m: np.asarray(rows, dtype=np.float64).sum(axis=0) for m, rows in scalars.items()}
+    score_hists = {m: hist_decode(b"".join(blobs), stats.SCORE_BINS) for m, blobs in score_blobs.items()}
+    latency_hists = {m: hist_decode(b"".join(blobs), stats.LATENCY_BINS) for m, blobs in latency_blobs.items()}
     models = {str(k): v for k, v in LLMModel.objects.in_bulk(list(totals)).items()}
+    kept = [m for m, sums in totals.items() if round(sums[0]) >= max(1, min_tests)]
+    intervals = score_intervals(
+        [(score_hists[m], round(totals[m][2]), round(totals[m][3]), round(totals[m][0]), totals[m][1]) for m in kept]
+    )
     entries = []
-    for model_id, sums in totals.items():
-        n, score_sum, zeros, ones, passed, errors, latency_n, latency_sum, tokens, cost = sums
+    for model_id, (low, high) in zip(kept, intervals, strict=True):
+        n, score_sum, _, _, passed, errors, latency_n, latency_sum, tokens, cost = totals[model_id]
         n_tests = round(n)
-        if n_tests < max(1, min_tests):
-            continue
         mean = score_sum / n_tests
-        low, high, _ = stats.score_interval(
-            score_hists[model_id], zeros=round(zeros), ones=round(ones), n=n_tests, mean=mean
-        )
         p95 = stats.histogram_percentile(latency_hists[model_id], 95)
         entries.append(
             {
@@ -173,21 +201,25 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
         np.clip(np.rint(values * (stats.SCORE_BINS - 1)), 0, stats.SCORE_BINS - 1).astype(np.int64),
         minlength=stats.SCORE_BINS,
     )
-    low, high, _ = stats.score_interval(hist, zeros=zeros, ones=ones, n=n, mean=float(values.mean()))
-    return low, high
+    return score_intervals([(hist, zeros, ones, n, float(values.sum()))])[0]
 
 
 def compare(*, models: Sequence[LLMModel], scope: Scope, tests_limit: int = 100) -> dict[str, Any]:
     """Head-to-head on the tests every model has a counted result for: summary, pairwise tests, tables."""
     ids = [str(m.pk) for m in models]
     rows = list(_latest_rows(scope, model_ids=ids).values_list("model_id", "test_case_id", "score", "category"))
-    scores: dict[str, dict[str, float]] = defaultdict(dict)
-    category_of: dict[str, str] = {}
-    for model_id, test_id, score, category in rows:
-        scores[str(test_id)][str(model_id)] = score
-        category_of[str(test_id)] = category
-    shared = sorted(test_id for test_id, by_model in scores.items() if len(by_model) == len(ids))
-    matrix = np.array([[scores[t][m] for m in ids] for t in shared], dtype=np.float64).reshape(len(shared), len(ids))
+    column_of = {m: c for c, m in enumerate(ids)}
+    model_col, test_col, score_col, category_col = (list(c) for c in zip(*rows, strict=True)) if rows else ([],) * 4
+    test_values, test_index = np.unique(np.asarray([str(t) for t in test_col], dtype=str), return_inverse=True)
+    everything = np.full((len(test_values), len(ids)), np.nan)
+    everything[test_index, [column_of[str(m)] for m in model_col]] = score_col
+    category_all = np.empty(len(test_values), dtype=object)
+    category_all[test_index] = category_col
+    keep = ~np.isnan(everything).any(axis=1)
+    shared: list[str] = test_values[keep].tolist()
+    matrix = everything[keep]
+    categories = category_all[keep]
+    category_of = dict(zip(shared, categories.tolist(), strict=True))
 
     summary = []
     for column, model in enumerate(models):
@@ -227,7 +259,6 @@ def compare(*, models: Sequence[LLMModel], scope: Scope, tests_limit: int = 100)
         )
 
     by_category = []
-    categories = np.array([category_of[t] for t in shared])
     for category in sorted(set(categories.tolist())):
         mask = categories == category
         by_category.append(

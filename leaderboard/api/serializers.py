@@ -91,9 +91,11 @@ class ModelBriefSerializer(serializers.Serializer):
 
 
 class FiltersSerializer(serializers.Serializer):
-    category = serializers.CharField()
-    difficulty = serializers.CharField(required=False)
-    provider = serializers.CharField(required=False)
+    """The filters the answer was computed with; "" means not filtered."""
+
+    category = serializers.CharField(allow_blank=True)
+    difficulty = serializers.CharField(required=False, allow_blank=True)
+    provider = serializers.CharField(required=False, allow_blank=True)
     timeframe = serializers.CharField()
     since = serializers.DateField(allow_null=True, help_text="First UTC day included; null for all time.")
     min_tests = serializers.IntegerField(required=False)
@@ -222,7 +224,7 @@ class DayStatsSerializer(GroupStatsSerializer):
 
 
 class PerformanceFiltersSerializer(serializers.Serializer):
-    category = serializers.CharField()
+    category = serializers.CharField(allow_blank=True)
     timeframe = serializers.CharField()
     since = serializers.DateField(allow_null=True)
 

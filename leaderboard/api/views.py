@@ -1,4 +1,9 @@
-"""Analytics endpoints: parse the query, call a selector (through the cache), render its serializer."""
+"""Analytics endpoints: parse the query, call a selector (through the cache), return its answer.
+
+Selectors already return JSON-ready data in exactly the shape of the output serializers (the OpenAPI
+contract, checked by the tests); running large answers (thousands of trend points or compared tests)
+through DRF field by field would cost more than computing them, so they are not re-serialised here.
+"""
 
 from __future__ import annotations
 
@@ -65,7 +70,7 @@ class LeaderboardView(AnalyticsView):
         answer = analytics_cached(
             "leaderboard",
             query,
-            lambda: s.LeaderboardSerializer(selectors.leaderboard(scope=scope, min_tests=min_tests)).data,
+            lambda: selectors.leaderboard(scope=scope, min_tests=min_tests),
         )
         return Response(answer)
 
@@ -89,9 +94,7 @@ class CompareView(AnalyticsView):
         answer = analytics_cached(
             "compare",
             query,
-            lambda: s.CompareSerializer(
-                selectors.compare(models=models, scope=scope, tests_limit=query["tests_limit"])
-            ).data,
+            lambda: selectors.compare(models=models, scope=scope, tests_limit=query["tests_limit"]),
             model_ids=query["model_ids"],
         )
         return Response(answer)
@@ -116,9 +119,7 @@ class TrendsView(AnalyticsView):
         answer = analytics_cached(
             "trends",
             query,
-            lambda: s.TrendsSerializer(
-                selectors.trends(metric=query["metric"], interval=query["interval"], scope=scope, models=models)
-            ).data,
+            lambda: selectors.trends(metric=query["metric"], interval=query["interval"], scope=scope, models=models),
             model_ids=ids,
         )
         return Response(answer)
@@ -139,7 +140,7 @@ class ModelPerformanceView(AnalyticsView):
         answer = analytics_cached(
             "performance",
             {**query, "model": str(model.pk)},
-            lambda: s.ModelPerformanceSerializer(selectors.model_performance(model=model, scope=scope)).data,
+            lambda: selectors.model_performance(model=model, scope=scope),
             model_ids=[str(model.pk)],
         )
         return Response(answer)

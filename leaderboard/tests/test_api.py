@@ -344,3 +344,26 @@ def test_the_analytics_endpoints_are_in_the_openapi_schema(anonymous):
         assert "200" in schema["paths"][path]["get"]["responses"]
     params = {p["name"] for p in schema["paths"]["/api/v1/leaderboard"]["get"]["parameters"]}
     assert {"category", "difficulty", "provider", "timeframe", "min_tests"} <= params
+
+
+def _conforms(serializer_class, body):
+    serializer = serializer_class(data=body)
+    assert serializer.is_valid(), serializer.errors
+    assert set(body) == set(serializer.fields)
+
+
+def test_every_answer_has_exactly_the_documented_shape(anonymous, two_models_four_tests):
+    from leaderboard.api import serializers as s
+
+    strong, weak, _ = two_models_four_tests
+    body = anonymous.get(LEADERBOARD).json()
+    _conforms(s.LeaderboardSerializer, body)
+    assert set(body["entries"][0]) == set(s.LeaderboardEntrySerializer().fields)
+    body = anonymous.get(f"{COMPARE}?model_ids={strong.pk},{weak.pk}").json()
+    _conforms(s.CompareSerializer, body)
+    assert set(body["pairwise"][0]) == set(s.PairwiseSerializer().fields)
+    body = anonymous.get(f"{TRENDS}?metric=latency&interval=week").json()
+    _conforms(s.TrendsSerializer, body)
+    body = anonymous.get(performance_url(weak)).json()
+    _conforms(s.ModelPerformanceSerializer, body)
+    assert set(body["overall"]) == set(s.OverallSerializer().fields)
