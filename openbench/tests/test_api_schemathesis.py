@@ -7,10 +7,13 @@ are documented 404s, and bodies are schema-valid, so creates really create.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -37,10 +40,18 @@ CHECKS = [
 
 
 @pytest.fixture
-def api_schema(db: None) -> Any:
+def api_schema(db: None) -> Iterator[Any]:
     from openbench.wsgi import application
 
-    return schemathesis.openapi.from_wsgi("/api/schema", application)
+    # The raw WSGI handler closes "old" connections around each request, and inside the test's
+    # transaction that means the test's own connection; Django's test client avoids it the same way.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield schemathesis.openapi.from_wsgi("/api/schema", application)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
