@@ -204,6 +204,11 @@ class Provider(abc.ABC):
         ):
             cls.generate = _measured(impl)  # type: ignore[method-assign]
 
+    @classmethod
+    def capability_options(cls, *, structured_output: bool, json_mode: bool) -> dict[str, Any]:
+        """Adapter options implied by a model's catalog capabilities (its `config` still wins)."""
+        return {}
+
     @property
     def is_configured(self) -> bool:
         """Whether this deployment has what the provider needs (key, base URL) to be called at all."""

@@ -45,6 +45,13 @@ class OpenAICompatibleProvider(PooledProvider[AsyncOpenAI]):
     # Newer OpenAI models refuse `max_tokens`; most compatible servers know only `max_tokens`.
     max_tokens_field: ClassVar[str] = "max_tokens"
 
+    @classmethod
+    def capability_options(cls, *, structured_output: bool, json_mode: bool) -> dict[str, Any]:
+        # A server with JSON mode but no schema support answers 400 to a json_schema response_format.
+        if json_mode and not structured_output:
+            return {"structured_output": "json_object"}
+        return {}
+
     async def _close_client(self, client: AsyncOpenAI) -> None:
         await client.close()
 

@@ -53,8 +53,16 @@ def build_provider(provider: str, *, options: dict[str, Any] | None = None) -> P
     return adapter_class(api_key=api_key, base_url=base_url, options=options)
 
 
+def model_options(model: LLMModel) -> dict[str, Any]:
+    """The adapter options for a model: those its catalog capabilities imply, overridden by its `config`."""
+    implied = provider_class(model.provider).capability_options(
+        structured_output=model.supports_structured_output, json_mode=model.supports_json_mode
+    )
+    return {**implied, **(model.config or {})}
+
+
 def provider_for_model(model: LLMModel) -> Provider:
-    return build_provider(model.provider, options=model.config)
+    return build_provider(model.provider, options=model_options(model))
 
 
 def provider_class(provider: str) -> type[Provider]:
@@ -80,9 +88,10 @@ def configured_providers() -> list[str]:
 
 def adapter_key(model: LLMModel) -> tuple[str, str]:
     """Models with equal keys can share one adapter (and its connection pools): the provider, and the
-    model's config with the base URL resolved, as canonical JSON (options like `accuracy` or
+    model's adapter options with the base URL resolved, as canonical JSON (options like `accuracy` or
     `structured_output` live on the adapter, so they are part of the key)."""
-    config = dict(model.config or {})
-    if model.provider in PROVIDER_CLASSES:
-        config["base_url"] = config.get("base_url") or provider_settings(model.provider)[1]
-    return model.provider, json.dumps(config, sort_keys=True, default=str)
+    if model.provider not in PROVIDER_CLASSES:
+        return model.provider, json.dumps(model.config or {}, sort_keys=True, default=str)
+    options = model_options(model)
+    options["base_url"] = options.get("base_url") or provider_settings(model.provider)[1]
+    return model.provider, json.dumps(options, sort_keys=True, default=str)

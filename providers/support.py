@@ -114,11 +114,6 @@ def parse_structured(text: str) -> Any:
     return extracted.value if extracted.found else None
 
 
-def estimate_tokens(*texts: str) -> int:
-    """About four characters a token: the usual rule of thumb for English text."""
-    return max(1, sum(len(text) for text in texts) // 4)
-
-
 # httpcore's connection pool scans every connection for every queued request (quadratic in the pool
 # size): one client with 50 busy connections spends more time bookkeeping than waiting on the network.
 # Several clients with small pools keep that cost flat; a new one is made only when the others are busy.

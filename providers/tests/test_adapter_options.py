@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from catalog.tests.factories import LLMModelFactory
 from providers.base import (
     GenerationRequest,
     GenerationResponse,
@@ -17,7 +18,7 @@ from providers.base import (
     Usage,
 )
 from providers.mes import _failure
-from providers.registry import PROVIDER_CLASSES, build_provider
+from providers.registry import PROVIDER_CLASSES, adapter_key, build_provider, provider_for_model
 from providers.rest import JsonHttpProvider
 from providers.testing.fake_servers import FakeServer
 from providers.tests.conftest import run
@@ -138,3 +139,19 @@ def test_a_new_provider_is_one_class_and_one_registry_line(monkeypatch, settings
 
     assert (text, healthy) == ("QUIET", True)
     assert server.request_count == 2
+
+
+@pytest.mark.django_db
+def test_a_json_mode_only_model_gets_json_object_mode_unless_its_config_says_otherwise():
+    json_only = LLMModelFactory(
+        provider="openai_compatible", supports_json_mode=True, supports_structured_output=False, config={}
+    )
+    full = LLMModelFactory(provider="openai_compatible", supports_json_mode=True, supports_structured_output=True)
+    overridden = LLMModelFactory(
+        provider="openai_compatible", supports_json_mode=True, config={"structured_output": "json_schema"}
+    )
+
+    assert provider_for_model(json_only).options["structured_output"] == "json_object"
+    assert "structured_output" not in provider_for_model(full).options
+    assert provider_for_model(overridden).options["structured_output"] == "json_schema"
+    assert adapter_key(json_only) != adapter_key(full)
