@@ -22,6 +22,8 @@ from openbench.api.viewsets import BaseAPIView, BaseViewSet
 
 
 class _CredentialView(BaseAPIView):
+    """Endpoints that take credentials in the body."""
+
     # These endpoints take credentials in the body; a stale session or header must not get in the way
     # (SessionAuthentication would demand a CSRF token from a logged-in browser).
     authentication_classes: list[Any] = []
@@ -33,6 +35,8 @@ class _CredentialView(BaseAPIView):
 
 
 class RegisterView(_CredentialView):
+    """Create an account with email and password (Django's password validators apply); role `user`."""
+
     @extend_schema(
         tags=["auth"],
         request=serializers.RegisterSerializer,
@@ -50,6 +54,8 @@ class RegisterView(_CredentialView):
 
 
 class LoginView(_CredentialView):
+    """Exchange email and password for a JWT pair; 401 on bad credentials, throttled per address."""
+
     throttle_classes = [LoginThrottle, *DEFAULT_THROTTLES]
 
     @extend_schema(
@@ -71,6 +77,8 @@ class LoginView(_CredentialView):
 
 
 class RefreshView(_CredentialView):
+    """Rotate a refresh token: the presented one is revoked, a new pair is returned."""
+
     @extend_schema(
         tags=["auth"],
         request=serializers.RefreshSerializer,
@@ -84,6 +92,8 @@ class RefreshView(_CredentialView):
 
 
 class LogoutView(_CredentialView):
+    """Revoke a refresh token; access tokens expire on their own."""
+
     @extend_schema(
         tags=["auth"],
         request=serializers.RefreshSerializer,
@@ -98,6 +108,8 @@ class LogoutView(_CredentialView):
 
 
 class MeView(BaseAPIView):
+    """The authenticated caller."""
+
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(tags=["auth"], responses=serializers.UserSerializer, summary="The current user")

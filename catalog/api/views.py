@@ -106,6 +106,11 @@ class TestCaseViewSet(
 
     @extend_schema(
         summary="Run a test against models (answers at once; the work runs in the background)",
+        description=(
+            "Starts one execution of this test over `model_ids` (default: every active model) and answers 202 "
+            "at once; poll GET /executions/{id} for progress. Approved tests and the caller's own tests can be "
+            "run; the `run` throttle scope applies."
+        ),
         request=serializers.RunSerializer,
         responses={202: ExecutionSerializer, 409: error_response("409")},
     )

@@ -113,6 +113,8 @@ class AdminStatsSerializer(serializers.Serializer):
 
 
 class AdminStatsView(BaseAPIView):
+    """Platform counts for moderators and admins: users, tests, models, executions, results, queue."""
+
     permission_classes = [IsModerator]
 
     @extend_schema(tags=["moderation"], responses=AdminStatsSerializer, summary="Platform counts (moderators)")
