@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,8 @@ class ModelSyncReport:
 
 
 def _unique_name(base: str) -> str:
-    base = slugify(base)[:90] or "model"
+    # "meta-llama/Llama-3.1-8B" and "llama3:8b" keep their word boundaries instead of running together.
+    base = slugify(re.sub(r"[/:.@]+", "-", base)).strip("-")[:90] or "model"
     name, suffix = base, 2
     while LLMModel.objects.filter(name=name).exists():
         name, suffix = f"{base}-{suffix}", suffix + 1

@@ -131,6 +131,15 @@ def test_sync_updates_what_the_server_reports_and_keeps_what_an_admin_set():
     assert (model.display_name, model.context_length) == ("My Llama", 4096)
 
 
+def test_synced_names_keep_the_word_boundaries_of_model_ids():
+    listed = [{"id": "llama3.1:8b"}, {"id": "meta-llama/Llama-3-8B"}]
+
+    report = llm_models_sync(provider="ollama", listed=listed)
+
+    assert report.created == ["ollama-llama3-1-8b", "ollama-meta-llama-llama-3-8b"]
+    assert LLMModel.objects.get(name="ollama-llama3-1-8b").provider_model_id == "llama3.1:8b"
+
+
 def test_sync_refuses_hosted_vendors():
     with pytest.raises(ApplicationError, match="only from"):
         llm_models_sync(provider="openai", listed=[{"id": "gpt-4o"}])
