@@ -19,7 +19,6 @@ from accounts.models import ApiKey, User
 from accounts.services import api_key_create, api_key_revoke, user_create
 from catalog.models import TestCase
 from evaluations.models import Execution
-from openbench.api.throttles import LoginThrottle
 from openbench.exceptions import ApplicationError
 
 
@@ -31,6 +30,10 @@ class EmailLoginView(LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        from openbench.api.throttles import (
+            LoginThrottle,
+        )  # late: DRF settings import it while rest_framework.views loads
+
         throttle = LoginThrottle()
         if not throttle.allow_request(request, None):  # type: ignore[arg-type]
             form = self.get_form()

@@ -14,7 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, Q, QuerySet, Subquery
-from django.forms import Form
+from django.forms import ChoiceField, Form, ModelChoiceField, NullBooleanSelect
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -57,6 +57,19 @@ def add_service_errors(form: Form, exc: ValidationError | ApplicationError) -> N
         form.add_error(None, exc)
 
 
+def label_empty_choices(form: Form, label: str = "Any") -> None:
+    """Say "Any" instead of django-filter's "---------" for the blank choice of each select."""
+    for field in form.fields.values():
+        if isinstance(field.widget, NullBooleanSelect):
+            field.widget.choices = [("unknown", label), ("true", "Yes"), ("false", "No")]
+        elif isinstance(field, ChoiceField) and not isinstance(field, ModelChoiceField):
+            # django-filter adds its blank choice whenever the choices are listed; set them again without it.
+            choices: list[Any] = list(field.widget.choices)
+            rest = [choice for choice in choices if choice[0] != ""]
+            field.empty_label = label  # type: ignore[attr-defined]
+            field.choices = rest
+
+
 def _search(queryset: QuerySet[TestCase], text: str) -> QuerySet[TestCase]:
     """Every word must appear in one of the fields the API's `search` looks at."""
     for word in text.split():
@@ -71,6 +84,7 @@ def _search(queryset: QuerySet[TestCase], text: str) -> QuerySet[TestCase]:
 def test_list(request: HttpRequest) -> HttpResponse:
     visible = TestCase.objects.visible_to(request.user)
     filterset = TestCaseFilter(request.GET, queryset=visible, request=request)
+    label_empty_choices(filterset.form)
     search = request.GET.get("search", "").strip()[:200]
     ordering = request.GET.get("ordering", "-created_at")
     if ordering not in ORDERINGS:
@@ -202,6 +216,7 @@ def test_archive(request: HttpRequest, pk: Any) -> HttpResponse:
 @require_http_methods(["GET"])
 def model_list(request: HttpRequest) -> HttpResponse:
     filterset = LLMModelFilter(request.GET, queryset=LLMModel.objects.all())
+    label_empty_choices(filterset.form)
     board = cached_leaderboard(selectors.Scope())
     ranking = {entry["model"]["id"]: entry for entry in board["entries"]}
     models = [(model, ranking.get(str(model.pk))) for model in filterset.qs.order_by("display_name", "name")]

@@ -18,7 +18,6 @@ from catalog.views import label_empty_choices
 from evaluations.filters import ExecutionFilter
 from evaluations.models import Execution
 from evaluations.services import execution_cancel, execution_start
-from openbench.api.throttles import RunThrottle
 from openbench.exceptions import ApplicationError
 
 
@@ -36,6 +35,9 @@ def test_case_run(request: HttpRequest, pk: Any) -> HttpResponse:
         messages.error(request, "; ".join(str(e) for errors in form.errors.values() for e in errors))
         return back
     # The API's run budget, shared: the same user may not dodge it by clicking instead of calling.
+    # Imported late: DRF's settings import this module while rest_framework.views loads.
+    from openbench.api.throttles import RunThrottle
+
     throttle = RunThrottle()
     if not throttle.allow_request(request, None):  # type: ignore[arg-type]
         messages.error(request, f"You have started many runs recently. Try again in {int(throttle.wait() or 1)} s.")

@@ -174,3 +174,18 @@ def test_the_admin_link_shows_for_moderators_only(client, owner, moderator):
 def test_a_logged_in_user_is_sent_home_from_register(client):
     client.force_login(UserFactory())
     assert client.get(reverse("accounts:register")).status_code == 302
+
+
+def test_password_guessing_on_the_page_meets_the_apis_login_throttle(client, owner, monkeypatch):
+    from django.core.cache import cache
+
+    from openbench.api.throttles import LoginThrottle
+
+    cache.clear()
+    monkeypatch.setattr(LoginThrottle, "THROTTLE_RATES", {**LoginThrottle.THROTTLE_RATES, "login": "2/min"})
+    for _ in range(2):
+        client.post(reverse("accounts:login"), {"username": owner.email, "password": "guess"})
+    response = client.post(reverse("accounts:login"), {"username": owner.email, "password": PASSWORD})
+    assert response.status_code == 429
+    assert "Too many attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session

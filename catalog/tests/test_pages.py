@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 
 from catalog.models import ModerationEvent, TestCase
@@ -29,6 +30,12 @@ VALID = {
     "timeout_seconds": "30",
     "is_public": "on",
 }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    # Analytics answers are cached by generation; a cache shared with earlier tests (Redis) must not leak in.
+    cache.clear()
 
 
 @pytest.fixture
@@ -299,3 +306,36 @@ def test_the_models_list_shows_active_models_with_filters(client):
         m.display_name for m, _ in client.get(reverse("catalog:model-list"), {"is_active": "false"}).context["models"]
     ] == ["Retired"]
     assert client.get(reverse("catalog:model-list"), {"provider": "openai"}).context["models"] == []
+
+
+def _queries(client, url, **params) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cache.clear()  # the models list reads the cached leaderboard: measure it computed every time
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url, params).status_code == 200
+    return len(queries)
+
+
+def test_the_tests_list_costs_the_same_queries_for_3_or_15_tests(client, owner):
+    client.force_login(owner)
+    for n in range(3):
+        TestCaseFactory(created_by=owner).tags.add(TagFactory(name=f"tag-{n}"))
+    few = _queries(client, reverse("catalog:test-list"))
+    for n in range(12):
+        TestCaseFactory(created_by=TestCaseFactory().created_by).tags.add(TagFactory(name=f"more-{n}"))
+    assert _queries(client, reverse("catalog:test-list")) == few
+
+
+def test_the_models_list_costs_the_same_queries_for_2_or_8_models(client):
+    LLMModelFactory.create_batch(2)
+    few = _queries(client, reverse("catalog:model-list"))
+    LLMModelFactory.create_batch(6)
+    assert _queries(client, reverse("catalog:model-list")) == few
+
+
+def test_the_blank_choice_of_a_filter_reads_any(client):
+    page = client.get(reverse("catalog:test-list")).content.decode()
+    assert '<option value="" selected>Any</option>' in page
+    assert "---------" not in page
