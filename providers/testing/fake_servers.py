@@ -121,6 +121,7 @@ class FakeServer:
         latency_ms: float = 0,
         answers: Mapping[str, Any] | None = None,
         default_answer: Any = None,
+        answer_fn: Callable[[str, str], Any] | None = None,
         script: Iterable[str] = (),
         fault_rates: Mapping[str, float] | None = None,
         retry_after: float = 1.0,
@@ -137,6 +138,8 @@ class FakeServer:
         self.latency_ms = latency_ms
         self.answers: dict[str, Any] = dict(answers or {})
         self.default_answer = default_answer
+        # In-process servers only: answers that depend on the model, e.g. one model right, one wrong.
+        self.answer_fn = answer_fn
         self.retry_after = retry_after
         self.api_key = api_key
         self.models = list(models)
@@ -474,9 +477,12 @@ class FakeServer:
 
     # --- answers and faults --------------------------------------------------------------
 
-    def answer_for(self, prompt: str) -> str:
-        """The mapped answer, else the default answer, else the prompt echoed back."""
-        value = self.answers.get(prompt, self.default_answer)
+    def answer_for(self, prompt: str, *, model: str = "") -> str:
+        """`answer_fn(model, prompt)` when given and not None, else the mapped answer, else the default
+        answer, else the prompt echoed back."""
+        value = self.answer_fn(model, prompt) if self.answer_fn is not None else None
+        if value is None:
+            value = self.answers.get(prompt, self.default_answer)
         if value is None:
             return prompt
         return value if isinstance(value, str) else json.dumps(value)
@@ -545,7 +551,7 @@ class FakeServer:
             system=" ".join(_text_of(m.get("content")) for m in messages if m.get("role") in ("system", "developer")),
             wants_json=(body.get("response_format") or {}).get("type") in ("json_schema", "json_object"),
         )
-        answer = self.answer_for(request.prompt)
+        answer = self.answer_for(request.prompt, model=request.model)
         prompt_tokens, completion_tokens = self._usage(request, answer)
         number = next(self._ids)
         payload = {
@@ -583,7 +589,7 @@ class FakeServer:
             wants_json=tool_choice.get("type") == "tool",
             tool_name=str(tool_choice.get("name", "")),
         )
-        answer = self.answer_for(request.prompt)
+        answer = self.answer_for(request.prompt, model=request.model)
         input_tokens, output_tokens = self._usage(request, answer)
         number = next(self._ids)
         content: list[dict[str, Any]] = [{"type": "text", "text": answer}]
@@ -637,7 +643,7 @@ class FakeServer:
             system=_text_of(body.get("systemInstruction") or ""),
             wants_json=config.get("responseMimeType") == "application/json",
         )
-        answer = self.answer_for(request.prompt)
+        answer = self.answer_for(request.prompt, model=request.model)
         prompt_tokens, candidate_tokens = self._usage(request, answer)
         number = next(self._ids)
         payload = {
@@ -679,7 +685,7 @@ class FakeServer:
             system=" ".join(_text_of(m.get("content")) for m in messages if m.get("role") == "system"),
             wants_json=bool(body.get("format")),
         )
-        answer = self.answer_for(request.prompt)
+        answer = self.answer_for(request.prompt, model=request.model)
         prompt_tokens, eval_tokens = self._usage(request, answer)
         payload = {
             "model": request.model,
@@ -715,7 +721,7 @@ class FakeServer:
             system=str(body.get("system_prompt") or ""),
             wants_json=body.get("json_schema") is not None,
         )
-        answer = self.answer_for(request.prompt)
+        answer = self.answer_for(request.prompt, model=request.model)
         prompt_tokens, completion_tokens = self._usage(request, answer)
         number = next(self._ids)
         payload = {

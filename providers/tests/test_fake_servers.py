@@ -29,6 +29,20 @@ def test_it_answers_from_the_mapping_and_echoes_other_prompts():
     assert server.request_count == 3
 
 
+def test_an_answer_function_can_answer_per_model():
+    def answer(model: str, prompt: str) -> str | None:
+        return "Paris" if model == "good" else None
+
+    with FakeServer("openai", answer_fn=answer, default_answer="Lyon") as server:
+        client = httpx.Client(base_url=server.url)
+        texts = [
+            client.post(CHAT, json={"model": model, "messages": [{"role": "user", "content": "Capital?"}]}).json()
+            for model in ("good", "bad")
+        ]
+
+    assert [text["choices"][0]["message"]["content"] for text in texts] == ["Paris", "Lyon"]
+
+
 def test_a_default_answer_replaces_the_echo():
     with FakeServer("openai", default_answer="wrong") as server:
         response = _ask(httpx.Client(base_url=server.url), "anything")
