@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from catalog.models import LLMModel, TestCase
 from catalog.services import EDITABLE_FIELDS, LLM_MODEL_EDITABLE_FIELDS
+from openbench.api.fields import JSONField
 
 # What the services own on a test: moderation state and revision.
 MODERATION_FIELDS = ["status", "moderated_by", "moderation_notes", "approved_at", "revision"]
@@ -19,9 +20,9 @@ class TestCaseSerializer(serializers.ModelSerializer[TestCase]):
     __test__ = False
 
     tags: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
-    expected_output = serializers.JSONField(allow_null=True, help_text="Any JSON value.")
-    output_schema = serializers.JSONField(allow_null=True, help_text="A JSON Schema (draft 2020-12) or null.")
-    evaluation_config = serializers.JSONField(help_text="Options of the evaluation type.")
+    expected_output = JSONField(allow_null=True, help_text="Any JSON value.")
+    output_schema = JSONField(allow_null=True, help_text="A JSON Schema (draft 2020-12) or null.")
+    evaluation_config = JSONField(help_text="Options of the evaluation type.")
 
     class Meta:
         model = TestCase
@@ -37,9 +38,9 @@ class TestCaseWriteSerializer(serializers.ModelSerializer[TestCase]):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=50), required=False, max_length=20, help_text="Free-form labels."
     )
-    expected_output = serializers.JSONField(required=False, allow_null=True, help_text="Any JSON value.")
-    output_schema = serializers.JSONField(required=False, allow_null=True, help_text="A JSON Schema or null.")
-    evaluation_config = serializers.JSONField(required=False, help_text="A JSON object; keys depend on the type.")
+    expected_output = JSONField(required=False, allow_null=True, help_text="Any JSON value.")
+    output_schema = JSONField(required=False, allow_null=True, help_text="A JSON Schema or null.")
+    evaluation_config = JSONField(required=False, help_text="A JSON object; keys depend on the type.")
 
     class Meta:
         model = TestCase
@@ -50,9 +51,7 @@ class TestCaseWriteSerializer(serializers.ModelSerializer[TestCase]):
 class LLMModelSerializer(serializers.ModelSerializer[LLMModel]):
     """A registry entry. `config` is write-only: adapter options may hold credentials or internal URLs."""
 
-    config = serializers.JSONField(
-        write_only=True, required=False, help_text="Adapter options (e.g. base_url); never returned."
-    )
+    config = JSONField(write_only=True, required=False, help_text="Adapter options (e.g. base_url); never returned.")
 
     class Meta:
         model = LLMModel

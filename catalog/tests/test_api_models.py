@@ -127,6 +127,7 @@ def test_anonymous_callers_get_401_on_writes(anonymous: APIClient) -> None:
         ({"default_temperature": 3}, "default_temperature"),
         ({"default_max_tokens": 0}, "default_max_tokens"),
         ({"config": ["not", "an", "object"]}, "config"),
+        ({"config": {"base_url": "http://x\u0000"}}, "config"),
     ],
 )
 def test_bad_model_input_is_400_on_the_field(admin_user: User, overrides: dict[str, object], field: str) -> None:

@@ -146,6 +146,11 @@ def test_bad_filter_values_are_400(anonymous: APIClient, params: dict[str, str])
     assert set(params) <= set(error["details"])
 
 
+def test_a_null_character_in_a_search_is_400_on_postgresql_too(anonymous: APIClient) -> None:
+    error = assert_error(anonymous.get(f"{V1}/tests", {"search": "\x00"}), 400, "validation_error")
+    assert error["details"] == {"non_field_errors": ["Null characters are not allowed."]}
+
+
 def test_a_page_past_the_end_is_404(anonymous: APIClient) -> None:
     assert_error(anonymous.get(f"{V1}/tests", {"page": 99}), 404)
 
@@ -243,6 +248,9 @@ def test_create_accepts_any_json_expected_output_and_a_schema(owner: User) -> No
         ({"category": "Not a slug!"}, "category"),
         ({"tags": "not-a-list"}, "tags"),
         ({"tags": ["!!!"]}, "tags"),
+        ({"expected_output": {"answer\u0000": "Rome"}}, "expected_output"),
+        ({"evaluation_config": {"case_sensitive": False, "note": "\u0000"}}, "evaluation_config"),
+        ({"title": "nul\u0000"}, "title"),
     ],
 )
 def test_create_reports_bad_input_on_the_field(owner: User, overrides: dict[str, object], field: str) -> None:

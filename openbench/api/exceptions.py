@@ -69,7 +69,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     assert isinstance(exc, exceptions.APIException)
     details: Any
     if isinstance(exc, exceptions.ValidationError):
-        code, message, details = "validation_error", _first_message(exc.detail), exc.detail
+        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        code, message = "validation_error", _first_message(details)
     else:
         detail = exc.detail
         code = getattr(detail, "code", None) or exc.default_code
