@@ -316,10 +316,18 @@ def test_an_invalid_edit_changes_nothing(owner: User) -> None:
     assert test_case.timeout_seconds == 60
 
 
-def test_a_moderator_may_edit_anyones_test(moderator: User, other_user: User) -> None:
-    test_case = TestCaseFactory(created_by=other_user, status=TestCase.Status.PENDING)
-    response = client_for(moderator).patch(f"{V1}/tests/{test_case.pk}", {"title": "Fixed typo"}, format="json")
+@pytest.mark.parametrize("persona", ["moderator", "admin_user"])
+def test_moderators_may_edit_and_archive_anyones_test(
+    request: pytest.FixtureRequest, persona: str, other_user: User
+) -> None:
+    client = client_for(request.getfixturevalue(persona))
+    test_case = TestCaseFactory(created_by=other_user, status=TestCase.Status.PENDING, is_public=False)
+    response = client.patch(f"{V1}/tests/{test_case.pk}", {"title": "Fixed typo"}, format="json")
     assert response.status_code == 200
+    assert response.json()["title"] == "Fixed typo"
+    assert client.delete(f"{V1}/tests/{test_case.pk}").status_code == 204
+    test_case.refresh_from_db()
+    assert test_case.status == TestCase.Status.ARCHIVED
 
 
 def test_another_user_gets_403_on_a_public_test_and_404_on_a_private_one(owner: User, other_user: User) -> None:
