@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.forms import ChoiceField, Form, ModelChoiceField, NullBooleanSelect
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -90,7 +90,9 @@ def test_list(request: HttpRequest) -> HttpResponse:
     if ordering not in ORDERINGS:
         ordering = "-created_at"
     tests = _search(filterset.qs, search).select_related("created_by").prefetch_related("tags")
-    page = Paginator(tests.order_by(ordering, "id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    # Tests not approved yet have no approval date: they go last, on every database.
+    order = F(ordering.lstrip("-")).desc(nulls_last=True) if ordering.startswith("-") else F(ordering).asc()
+    page = Paginator(tests.order_by(order, "id"), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {

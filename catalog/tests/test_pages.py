@@ -339,3 +339,24 @@ def test_the_blank_choice_of_a_filter_reads_any(client):
     page = client.get(reverse("catalog:test-list")).content.decode()
     assert '<option value="" selected>Any</option>' in page
     assert "---------" not in page
+
+
+def test_a_bad_author_id_in_the_filter_is_reported(client, owner):
+    TestCaseFactory(title="Anything", created_by=owner)
+    response = client.get(reverse("catalog:test-list"), {"created_by": "not-a-uuid"})
+    assert response.status_code == 200
+    assert "Not a user id: not-a-uuid" in response.content.decode()
+
+
+def test_recently_approved_puts_tests_awaiting_approval_last(client, owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    TestCaseFactory(title="Approved long ago", created_by=owner, approved_at=now - timedelta(days=9))
+    TestCaseFactory(title="Still pending", created_by=owner, status="pending", approved_at=None)
+    TestCaseFactory(title="Approved today", created_by=owner, approved_at=now)
+    client.force_login(owner)
+    response = client.get(reverse("catalog:test-list"), {"ordering": "-approved_at"})
+    assert titles(response) == ["Approved today", "Approved long ago", "Still pending"]
