@@ -31,7 +31,7 @@ class TestCaseFilter(django_filters.FilterSet):
     def qs(self) -> QuerySet[Any]:
         queryset: QuerySet[Any] = super().qs
         # Delete means archive: archived tests leave every list unless someone asks for them.
-        if not self.form.cleaned_data.get("status"):
+        if not getattr(self.form, "cleaned_data", {}).get("status"):
             queryset = queryset.exclude(status=TestCase.Status.ARCHIVED)
         return queryset
 
@@ -51,6 +51,6 @@ class LLMModelFilter(django_filters.FilterSet):
     def qs(self) -> QuerySet[Any]:
         queryset: QuerySet[Any] = super().qs
         # A deleted model is deactivated, not removed (its results stay), so the list hides it by default.
-        if self.form.cleaned_data.get("is_active") is None:
+        if getattr(self.form, "cleaned_data", {}).get("is_active") is None:
             queryset = queryset.filter(is_active=True)
         return queryset
