@@ -35,5 +35,7 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "request_id", None):
-            record.request_id = get_request_id()
+            # django.request logs a response after the middleware has returned: read the id off the request.
+            request = getattr(record, "request", None)
+            record.request_id = get_request_id() or getattr(request, "request_id", "")
         return True

@@ -43,3 +43,12 @@ def test_log_lines_are_json_with_the_request_id(capsys: pytest.CaptureFixture[st
         logger.removeHandler(handler)
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["request_id"] == "req-42" and line["message"] == "scored one"
+
+
+def test_djangos_request_log_carries_the_id_of_the_request_it_logs() -> None:
+    from types import SimpleNamespace
+
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Not Found", None, None)
+    record.request = SimpleNamespace(request_id="req-from-request")
+    assert RequestIdFilter().filter(record)
+    assert record.request_id == "req-from-request"
