@@ -29,6 +29,13 @@ class GenerationRequest:
     # Only the offline `mock` adapter reads this, to simulate answers of a chosen accuracy;
     # real adapters never send it anywhere.
     reference_answer: Any = None
+    # The catalog name (LLMModel.name) for metric labels; never sent. Defaults to `model_id`.
+    model_name: str = ""
+
+    @property
+    def metrics_model(self) -> str:
+        """The `model` label of this call's metrics: the catalog name when given, else the vendor's id."""
+        return self.model_name or self.model_id
 
 
 @dataclass(frozen=True)
@@ -145,26 +152,26 @@ def _measured(impl: GenerateMethod) -> GenerateMethod:
             response = await impl(self, request)
         except ProviderError as exc:
             self._scrub(exc)
-            record_call(self.name, request.model_id, time.perf_counter() - started, None, exc.kind)
+            record_call(self.name, request.metrics_model, time.perf_counter() - started, None, exc.kind)
             raise
         except asyncio.CancelledError:
-            record_call(self.name, request.model_id, time.perf_counter() - started, None, "cancelled")
+            record_call(self.name, request.metrics_model, time.perf_counter() - started, None, "cancelled")
             raise
         except TimeoutError:
             error: ProviderError = ProviderTimeoutError(f"{self.label} did not answer in time.")
-            record_call(self.name, request.model_id, time.perf_counter() - started, None, error.kind)
+            record_call(self.name, request.metrics_model, time.perf_counter() - started, None, error.kind)
             raise error from None
         except Exception as exc:
             # An adapter bug or an unforeseen SDK error: report it in the one hierarchy, and do not
             # retry it (a bug would fail the same way again).
             error = PermanentError(f"Unexpected {type(exc).__name__} in the {self.label} adapter: {exc}")
             self._scrub(error)
-            record_call(self.name, request.model_id, time.perf_counter() - started, None, error.kind)
+            record_call(self.name, request.metrics_model, time.perf_counter() - started, None, error.kind)
             raise error from None
         finally:
             _measuring.reset(token)
         elapsed = time.perf_counter() - started
-        record_call(self.name, request.model_id, elapsed, response.usage, None)
+        record_call(self.name, request.metrics_model, elapsed, response.usage, None)
         # Latency is measured here, the same way for every vendor, so it can be compared.
         return dataclasses.replace(response, latency_ms=round(elapsed * 1000))
 

@@ -196,3 +196,13 @@ def test_provider_metrics_are_exported_at_the_metrics_endpoint(client):
 
     assert 'openbench_provider_calls_total{model="exported",outcome="ok",provider="mock"}' in body
     assert "openbench_provider_latency_seconds_bucket" in body
+
+
+def test_metrics_use_the_catalog_name_when_the_request_carries_it():
+    request = GenerationRequest(model_id="vendor-id-7", prompt="p", model_name="catalog-name-7")
+
+    asyncio.run(Scripted(None, api_key=SECRET).generate(request))
+
+    labels = {"provider": "scripted", "model": "catalog-name-7", "outcome": "ok"}
+    assert REGISTRY.get_sample_value("openbench_provider_calls_total", labels) == 1
+    assert REGISTRY.get_sample_value("openbench_provider_calls_total", {**labels, "model": "vendor-id-7"}) is None
