@@ -50,6 +50,15 @@ def rss_kb(pid: int) -> tuple[int, int]:
     return current, peak
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def process_tree(pid: int) -> list[int]:
     """pid and its descendants (rq's forked work horse)."""
     pids = [pid]
@@ -158,6 +167,8 @@ def main() -> None:
         while not Worker.all(queue=queue) and time.monotonic() < deadline:
             time.sleep(0.1)
         peak_parent = peak_any = 0
+        cpu: dict[int, float] = {}
+        cpu_before = cpu_seconds(worker.pid)
         started = time.monotonic()
         executions = executions_start_batch(test_cases=tests, models=models, started_by=author)
         ids = [execution.pk for execution in executions]
@@ -166,6 +177,7 @@ def main() -> None:
         last_check = 0.0
         while True:
             for pid in process_tree(worker.pid):
+                cpu[pid] = cpu_seconds(pid) - (cpu_before if pid == worker.pid else 0.0)
                 current, peak = rss_kb(pid)
                 peak_any = max(peak_any, current, peak)
                 if pid == worker.pid:
@@ -192,6 +204,8 @@ def main() -> None:
             print(f"ideal time       {ideal:.2f} s (N x latency / C)")
             print(f"efficiency       {ideal / wall:.3f}")
         print(f"throughput       {done / wall:.0f} evaluations/s")
+        print(f"worker CPU       {sum(cpu.values()):.1f} s ({sum(cpu.values()) / wall:.0%} of one core)")
+        print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
         print(f"peak RSS         {peak_any / 1024:.0f} MB (any worker process), {peak_parent / 1024:.0f} MB (main)")
     finally:
         worker.send_signal(signal.SIGTERM)

@@ -1,18 +1,26 @@
 """Telling a running job, at once, that an execution was cancelled.
 
-The database row is the record (status `cancelled`); this flag is the fast path, checked before
-every provider call so no call starts after a cancel. Through Redis when configured (workers may be
-anywhere), else in this process (the in-process executor shares it with the web request).
+The database row is the record (status `cancelled`, polled by the engine as a fallback); this is the
+fast path. With Redis, the cancel service sets a flag key and publishes the id on a channel the engine
+subscribes to, so a running job hears of it within milliseconds without asking Redis before every call
+(a round trip per call would cost the event loop dearly). Without Redis the in-process executor shares
+this module's set with the web request that cancels.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
 
+logger = logging.getLogger(__name__)
+
 _KEY = "openbench:eval:cancelled:"
+_CHANNEL = "openbench:eval:cancelled"
 _FLAG_TTL_SECONDS = 7 * 24 * 3600
 _local_flags: set[str] = set()
 _local_lock = threading.Lock()
@@ -28,38 +36,77 @@ def flag_cancelled(execution_id: Any) -> None:
 
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
         try:
+            # The key is for jobs that subscribe later; the message for those already running.
             client.set(_KEY + key, "1", ex=_FLAG_TTL_SECONDS)
+            client.publish(_CHANNEL, key)
         finally:
             client.close()
 
 
 class CancelWatch:
-    """The engine's view of the flags: a local set of known cancels plus an async Redis lookup."""
+    """The engine's view of cancels: a local set fed by the Redis channel (or this process's flags)."""
 
-    def __init__(self, redis_url: str = "") -> None:
+    def __init__(self, redis_url: str = "", on_cancel: Callable[[str], None] | None = None) -> None:
         self.redis_url = redis_url
+        self.on_cancel = on_cancel
         self.known: set[str] = set()
         self._redis: Any = None
+        self._pubsub: Any = None
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self, execution_ids: Sequence[str]) -> None:
+        """Subscribe first, then read the flags already raised, so no cancel falls in between."""
+        if not self.redis_url:
+            return
+        import redis.asyncio as aredis
+
+        self._redis = aredis.Redis.from_url(self.redis_url)
+        self._pubsub = self._redis.pubsub()
+        await self._pubsub.subscribe(_CHANNEL)
+        self._listener = asyncio.create_task(self._listen())
+        ids = list(execution_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            flags = await self._redis.mget([_KEY + execution_id for execution_id in chunk])
+            for execution_id, flag in zip(chunk, flags, strict=True):
+                if flag is not None:
+                    self.mark(execution_id)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a dropped connection: the database poll still catches cancels
+                logger.warning("Lost the cancel channel; falling back to polling.", exc_info=True)
+                return
+            if message and message.get("type") == "message":
+                data = message["data"]
+                self.mark(data.decode() if isinstance(data, bytes) else str(data))
 
     def mark(self, execution_id: str) -> None:
+        if execution_id in self.known:
+            return
         self.known.add(execution_id)
+        if self.on_cancel is not None:
+            self.on_cancel(execution_id)
 
-    async def is_cancelled(self, execution_id: str) -> bool:
+    def is_cancelled(self, execution_id: str) -> bool:
         if execution_id in self.known:
             return True
         with _local_lock:
             flagged = execution_id in _local_flags
-        if not flagged and self.redis_url:
-            if self._redis is None:
-                import redis.asyncio as aredis
-
-                self._redis = aredis.Redis.from_url(self.redis_url)
-            flagged = bool(await self._redis.exists(_KEY + execution_id))
         if flagged:
-            self.known.add(execution_id)
+            self.mark(execution_id)
         return flagged
 
     async def aclose(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
         if self._redis is not None:
             await self._redis.aclose()
-            self._redis = None
+        self._redis = self._pubsub = self._listener = None

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import time
 import uuid
 from collections import defaultdict, deque
@@ -152,7 +153,8 @@ class Engine:
     async def run(self) -> RunReport:
         self.global_slots = asyncio.Semaphore(self.config.concurrency)
         self.limiter = RateLimiter(limits=self.config.provider_rpm, redis_url=self.config.redis_url)
-        self.cancels = CancelWatch(self.config.redis_url)
+        self.cancels = CancelWatch(self.config.redis_url, on_cancel=self._stop)
+        await self.cancels.start(list(self.plans))
         self.flush_now = asyncio.Event()
         self.running = True
         for plan in self.plans.values():
@@ -243,7 +245,7 @@ class Engine:
         if execution_id in self.stopped:
             return
         self.stopped.add(execution_id)
-        self.cancels.mark(execution_id)
+        self.cancels.known.add(execution_id)
         for task in list(self.inflight.get(execution_id, ())):
             task.cancel()
         logger.info("Execution %s stopped: cancelled or taken over.", execution_id)
@@ -261,8 +263,7 @@ class Engine:
         return await self._scored(pair, call.response, attempts=call.attempts, latency_ms=call.latency_ms)
 
     async def _from_cache(self, pair: Pair) -> TestResult | None:
-        if await self.cancels.is_cancelled(pair.plan.id):
-            self._stop(pair.plan.id)
+        if self.cancels.is_cancelled(pair.plan.id):
             return None
         cached = pair.cached or {}
         self.report.cache_hits += 1
@@ -416,9 +417,8 @@ class Engine:
                     async with self.global_slots:
                         # Checked again at the last moment: waiting for a slot can take long, and no call
                         # may start once the execution is cancelled.
-                        if execution_id is not None and await self.cancels.is_cancelled(execution_id):
+                        if execution_id is not None and self.cancels.is_cancelled(execution_id):
                             breaker.release_probe()
-                            self._stop(execution_id)
                             return None
                         attempts += 1
                         self.report.calls += 1
@@ -531,6 +531,10 @@ def run_executions(
         return await Engine(bridge=bridge, lease=lease, plans=plans, pairs=pairs).run()
 
     request_ids = {plan.request_id for plan in plans}
+    # Two busy threads (event loop, database writes): a short GIL switch interval keeps the loop from
+    # waiting up to 5 ms for the GIL after every socket call while the other thread builds SQL.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, 0.001))
     try:
         with request_id_context(request_ids.pop() if len(request_ids) == 1 else ""):
             report = DatabaseBridge().serve(main)
@@ -538,6 +542,8 @@ def run_executions(
         logger.exception("The evaluation engine crashed.")
         fail_executions(lease=lease, execution_ids=claimed, message=f"Internal error: {type(exc).__name__}: {exc}")
         raise
+    finally:
+        sys.setswitchinterval(switch_interval)
     logger.info(
         "Finished %d results (%d calls, %d retries, %d cached).",
         report.results,
