@@ -360,3 +360,12 @@ def test_recently_approved_puts_tests_awaiting_approval_last(client, owner):
     client.force_login(owner)
     response = client.get(reverse("catalog:test-list"), {"ordering": "-approved_at"})
     assert titles(response) == ["Approved today", "Approved long ago", "Still pending"]
+
+
+def test_moderators_get_a_review_link_to_the_admin_for_pending_tests(client, owner, moderator, private_test):
+    review = reverse("admin:catalog_pendingtestcase_change", args=[private_test.pk])
+    client.force_login(owner)
+    assert review not in client.get(reverse("catalog:test-detail", args=[private_test.pk])).content.decode()
+    client.force_login(moderator)
+    assert review in client.get(reverse("catalog:test-detail", args=[private_test.pk])).content.decode()
+    assert client.get(review).status_code == 200
