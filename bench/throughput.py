@@ -33,6 +33,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", type=int, default=40, help="Models per test (evaluations = tests x models).")
     parser.add_argument("--worker-class", default="", help="rq worker class (default: rq's forking Worker).")
     parser.add_argument("--keep", action="store_true", help="Keep the tests, models and results it created.")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="Skip the adapter-only run (same calls, no engine, no database)."
+    )
     return parser.parse_args()
 
 
@@ -88,6 +91,31 @@ def start_fake_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
         process.kill()
         raise SystemExit(f"The fake server did not start: {line!r}")
     return process, line.split(" ", 1)[1] + "/v1"
+
+
+def adapter_baseline(base_url: str, n: int, concurrency: int) -> float:
+    """Seconds for the same number of calls straight through the adapter (no engine, no database): what
+    this machine and the fake server allow at best, to judge the engine's own overhead."""
+    import asyncio
+
+    from providers.base import GenerationRequest
+    from providers.registry import build_provider
+
+    async def run() -> float:
+        provider = build_provider("openai_compatible", options={"base_url": base_url})
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with slots:
+                await provider.generate(GenerationRequest(model_id="fake", prompt=f"baseline {i}", timeout=60))
+
+        started = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        elapsed = time.monotonic() - started
+        await provider.aclose()
+        return elapsed
+
+    return asyncio.run(run())
 
 
 def main() -> None:
@@ -206,6 +234,9 @@ def main() -> None:
         print(f"throughput       {done / wall:.0f} evaluations/s")
         print(f"worker CPU       {sum(cpu.values()):.1f} s ({sum(cpu.values()) / wall:.0%} of one core)")
         print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
+        if not args.no_baseline:
+            baseline = adapter_baseline(base_url, total, args.concurrency)
+            print(f"adapter alone    {baseline:.2f} s for the same calls (engine wall / this = {wall / baseline:.2f})")
         print(f"peak RSS         {peak_any / 1024:.0f} MB (any worker process), {peak_parent / 1024:.0f} MB (main)")
     finally:
         worker.send_signal(signal.SIGTERM)
