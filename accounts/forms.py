@@ -11,6 +11,10 @@ from accounts.models import ApiKey
 class EmailAuthenticationForm(AuthenticationForm):
     """Django's login form, labelled for what the login is: the email address."""
 
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "Please enter a correct email and password. The password is case-sensitive.",
+    }
     username = forms.EmailField(
         label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
     )
