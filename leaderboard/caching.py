@@ -9,24 +9,43 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from rest_framework.renderers import JSONRenderer
 
 from leaderboard.services import analytics_cache_version, analytics_model_versions
+
+
+def _key(kind: str, params: dict[str, Any], model_ids: Sequence[str] | None) -> str:
+    """Answers about given models (compare, performance, trends of chosen models) depend only on those
+    models' generations, so results landing for other models leave them cached; the rest depend on
+    the global generation."""
+    versions = analytics_model_versions(model_ids) if model_ids else [analytics_cache_version()]
+    digest = hashlib.sha256(json.dumps([params, versions], sort_keys=True, default=str).encode()).hexdigest()
+    return f"analytics:answer:{kind}:{digest[:32]}"
 
 
 def analytics_cached(
     kind: str, params: dict[str, Any], compute: Callable[[], Any], *, model_ids: Sequence[str] | None = None
 ) -> Any:
-    """Return the cached answer or compute and store it.
-
-    Answers about given models (compare, performance, trends of chosen models) depend only on those
-    models' generations, so results landing for other models leave them cached; the rest depend on
-    the global generation.
-    """
-    versions = analytics_model_versions(model_ids) if model_ids else [analytics_cache_version()]
-    digest = hashlib.sha256(json.dumps([params, versions], sort_keys=True, default=str).encode()).hexdigest()
-    key = f"analytics:answer:{kind}:{digest[:32]}"
+    """Return the cached answer (plain data, for pages) or compute and store it."""
+    key = _key(kind, params, model_ids)
     answer = cache.get(key)
     if answer is None:
         answer = compute()
         cache.set(key, answer, timeout=settings.ANALYTICS_CACHE_SECONDS)
     return answer
+
+
+def analytics_cached_json(
+    kind: str, params: dict[str, Any], compute: Callable[[], Any], *, model_ids: Sequence[str] | None = None
+) -> bytes:
+    """The cached answer as rendered JSON (for the API), or compute, render and store it.
+
+    The rendered bytes are cached, not the data, so a warm request neither unpickles nor re-renders
+    thousands of trend points or compared tests.
+    """
+    key = _key(f"json:{kind}", params, model_ids)
+    body = cache.get(key)
+    if body is None:
+        body = JSONRenderer().render(compute())
+        cache.set(key, body, timeout=settings.ANALYTICS_CACHE_SECONDS)
+    return bytes(body)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -19,7 +20,9 @@ from typing import Any
 
 import numpy as np
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Aggregate, BinaryField, Case, Count, F, Max, QuerySet, Sum, When
+from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from catalog.models import LLMModel, TestCase
@@ -52,6 +55,9 @@ class Scope:
         since = self.since()
         data["since"] = since.isoformat() if since else None
         return data
+
+
+MODEL_FIELDS = ("id", "name", "display_name", "provider")
 
 
 def model_brief(model: LLMModel) -> dict[str, Any]:
@@ -131,21 +137,53 @@ def score_intervals(samples: Sequence[tuple[np.ndarray, int, int, int, float]]) 
 _ROLLUP_SCALARS = ("n", "score_sum", "zeros", "ones", "passed", "errors", "latency_n", "latency_sum", "tokens", "cost")
 
 
+class _BytesConcat(Aggregate):
+    """PostgreSQL's string_agg over bytea: sparse histograms concatenate, so one blob per model."""
+
+    function = "string_agg"
+    template = "%(function)s(%(expressions)s, ''::bytea)"
+    output_field = BinaryField()
+
+
+def _rollup_totals(
+    scope: Scope,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per model: summed rollup scalars and the score and latency histograms of the scope."""
+    rows = _rollup_rows(scope)
+    if connection.vendor == "postgresql":
+        # Sum in the database: one row per model instead of one per model and day.
+        grouped = (
+            rows.order_by()
+            .values("model_id")
+            .annotate(
+                **{f"{name}_total": Sum(name) for name in _ROLLUP_SCALARS},
+                score_blob=_BytesConcat("score_hist"),
+                latency_blob=_BytesConcat("latency_hist"),
+            )
+            .values_list("model_id", *[f"{name}_total" for name in _ROLLUP_SCALARS], "score_blob", "latency_blob")
+        )
+        fetched = [(str(r[0]), r[1:11], [bytes(r[11] or b"")], [bytes(r[12] or b"")]) for r in grouped]
+    else:
+        per_model: dict[str, tuple[list[Any], list[bytes], list[bytes]]] = defaultdict(lambda: ([], [], []))
+        for r in rows.values_list("model_id", *_ROLLUP_SCALARS, "score_hist", "latency_hist"):
+            entry = per_model[str(r[0])]
+            entry[0].append(r[1:11])
+            entry[1].append(bytes(r[11]))
+            entry[2].append(bytes(r[12]))
+        fetched = [
+            (m, np.asarray(values, dtype=np.float64).sum(axis=0), scores, latencies)
+            for m, (values, scores, latencies) in per_model.items()
+        ]
+    totals = {m: np.asarray(values, dtype=np.float64) for m, values, _, _ in fetched}
+    score_hists = {m: hist_decode(b"".join(blobs), stats.SCORE_BINS) for m, _, blobs, _ in fetched}
+    latency_hists = {m: hist_decode(b"".join(blobs), stats.LATENCY_BINS) for m, _, _, blobs in fetched}
+    return totals, score_hists, latency_hists
+
+
 def leaderboard(*, scope: Scope, min_tests: int = 0) -> dict[str, Any]:
     """Models ranked by mean score with 95% intervals, rank ranges, pass/error rates, latency and cost."""
-    scalars: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    score_blobs: dict[str, list[bytes]] = defaultdict(list)
-    latency_blobs: dict[str, list[bytes]] = defaultdict(list)
-    for row in _rollup_rows(scope).values_list("model_id", *_ROLLUP_SCALARS, "score_hist", "latency_hist"):
-        model_id = str(row[0])
-        scalars[model_id].append(row[1:11])
-        score_blobs[model_id].append(bytes(row[11]))
-        latency_blobs[model_id].append(bytes(row[12]))
-    # Sparse histograms concatenate, so each model's rows decode in one pass.
-    totals = {m: np.asarray(rows, dtype=np.float64).sum(axis=0) for m, rows in scalars.items()}
-    score_hists = {m: hist_decode(b"".join(blobs), stats.SCORE_BINS) for m, blobs in score_blobs.items()}
-    latency_hists = {m: hist_decode(b"".join(blobs), stats.LATENCY_BINS) for m, blobs in latency_blobs.items()}
-    models = {str(k): v for k, v in LLMModel.objects.in_bulk(list(totals)).items()}
+    totals, score_hists, latency_hists = _rollup_totals(scope)
+    models = {str(k): v for k, v in LLMModel.objects.only(*MODEL_FIELDS).in_bulk(list(totals)).items()}
     kept = [m for m, sums in totals.items() if round(sums[0]) >= max(1, min_tests)]
     intervals = score_intervals(
         [(score_hists[m], round(totals[m][2]), round(totals[m][3]), round(totals[m][0]), totals[m][1]) for m in kept]
@@ -207,19 +245,28 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
 def compare(*, models: Sequence[LLMModel], scope: Scope, tests_limit: int = 100) -> dict[str, Any]:
     """Head-to-head on the tests every model has a counted result for: summary, pairwise tests, tables."""
     ids = [str(m.pk) for m in models]
-    rows = list(_latest_rows(scope, model_ids=ids).values_list("model_id", "test_case_id", "score", "category"))
-    column_of = {m: c for c, m in enumerate(ids)}
-    model_col, test_col, score_col, category_col = (list(c) for c in zip(*rows, strict=True)) if rows else ([],) * 4
-    test_values, test_index = np.unique(np.asarray([str(t) for t in test_col], dtype=str), return_inverse=True)
-    everything = np.full((len(test_values), len(ids)), np.nan)
-    everything[test_index, [column_of[str(m)] for m in model_col]] = score_col
-    category_all = np.empty(len(test_values), dtype=object)
-    category_all[test_index] = category_col
-    keep = ~np.isnan(everything).any(axis=1)
-    shared: list[str] = test_values[keep].tolist()
-    matrix = everything[keep]
-    categories = category_all[keep]
-    category_of = dict(zip(shared, categories.tolist(), strict=True))
+    # Pivot in the database: one row per test that every model has a counted result for.
+    pivot = (
+        _latest_rows(scope, model_ids=ids)
+        .order_by()
+        .values("test_case_id", "category")
+        .annotate(
+            present=Count("id"),
+            **{f"score_{c}": Max(Case(When(model_id=m, then="score"))) for c, m in enumerate(ids)},
+        )
+        .filter(present=len(ids))  # type: ignore[misc]  # the plugin cannot see annotations built with **
+        .values_list("test_case_id", "category", *[f"score_{c}" for c in range(len(ids))])
+    )
+    # Run as plain SQL: Django's per-value converters would cost more than the query itself.
+    sql, params = pivot.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    # Raw ids are UUIDs on PostgreSQL and hex strings on SQLite: both sort like the canonical form.
+    rows.sort(key=lambda row: row[0])
+    raw_ids = [row[0] for row in rows]
+    categories = np.asarray([row[1] for row in rows], dtype=object)
+    matrix = np.asarray([row[2:] for row in rows], dtype=np.float64).reshape(len(rows), len(ids))
 
     summary = []
     for column, model in enumerate(models):
@@ -249,10 +296,10 @@ def compare(*, models: Sequence[LLMModel], scope: Scope, tests_limit: int = 100)
             {
                 "model_a": model_brief(models[i]),
                 "model_b": model_brief(models[j]),
-                "shared_tests": len(shared),
+                "shared_tests": len(rows),
                 "a_wins": a_wins,
                 "b_wins": b_wins,
-                "ties": len(shared) - a_wins - b_wins,
+                "ties": len(rows) - a_wins - b_wins,
                 "p_value": _round(p_value, 8),
                 "method": method,
             }
@@ -269,18 +316,19 @@ def compare(*, models: Sequence[LLMModel], scope: Scope, tests_limit: int = 100)
             }
         )
 
-    # The most telling tests first: those where the models disagree most.
-    spread = matrix.max(axis=1) - matrix.min(axis=1) if len(shared) else np.zeros(0)
-    order = sorted(range(len(shared)), key=lambda k: (-spread[k], shared[k]))[:tests_limit]
+    # The most telling tests first: those where the models disagree most (then by test id).
+    spread = matrix.max(axis=1) - matrix.min(axis=1) if len(rows) else np.zeros(0)
+    order = np.argsort(-spread, kind="stable")[:tests_limit].tolist()
+    shared_ids = {k: str(raw_ids[k] if isinstance(raw_ids[k], uuid.UUID) else uuid.UUID(raw_ids[k])) for k in order}
     titles = {
         str(pk): title
-        for pk, title in TestCase.objects.filter(pk__in=[shared[k] for k in order]).values_list("pk", "title")
+        for pk, title in TestCase.objects.filter(pk__in=list(shared_ids.values())).values_list("pk", "title")
     }
     tests = [
         {
-            "test_id": shared[k],
-            "title": titles.get(shared[k], ""),
-            "category": category_of[shared[k]],
+            "test_id": shared_ids[k],
+            "title": titles.get(shared_ids[k], ""),
+            "category": categories[k],
             "scores": {m: _round(matrix[k, c]) for c, m in enumerate(ids)},
         }
         for k in order
@@ -292,16 +340,12 @@ def compare(*, models: Sequence[LLMModel], scope: Scope, tests_limit: int = 100)
         "summary": summary,
         "pairwise": pairwise,
         "by_category": by_category,
-        "tests_total": len(shared),
+        "tests_total": len(rows),
         "tests": tests,
     }
 
 
 # --- trends ----------------------------------------------------------------------------------
-
-
-def _bucket(day: datetime.date, interval: str) -> datetime.date:
-    return day - datetime.timedelta(days=day.weekday()) if interval == "week" else day
 
 
 def trends(*, metric: str, interval: str, scope: Scope, models: Sequence[LLMModel] | None = None) -> dict[str, Any]:
@@ -311,30 +355,35 @@ def trends(*, metric: str, interval: str, scope: Scope, models: Sequence[LLMMode
     their number); cost is the mean cost per test.
     """
     ids = [str(m.pk) for m in models] if models is not None else None
-    rows = _rollup_rows(scope, model_ids=ids, daily=True).values_list(
-        "model_id", "day", "n", "score_sum", "passed", "latency_n", "latency_sum", "cost"
+    numerator = {"score": "score_sum", "pass_rate": "passed", "cost": "cost", "latency": "latency_sum"}[metric]
+    denominator = "latency_n" if metric == "latency" else "n"
+    rows = (
+        _rollup_rows(scope, model_ids=ids, daily=True)
+        .order_by()
+        .annotate(bucket=TruncWeek("day") if interval == "week" else F("day"))
+        .values("model_id", "bucket")
+        .annotate(numerator=Sum(numerator), denominator=Sum(denominator))
+        .values_list("model_id", "bucket", "numerator", "denominator")
     )
-    sums: dict[str, dict[datetime.date, np.ndarray]] = defaultdict(lambda: defaultdict(lambda: np.zeros(6)))
-    for model_id, day, *values in rows:
-        sums[str(model_id)][_bucket(day, interval)] += np.asarray(values, dtype=np.float64)
+    points_of: dict[str, list[tuple[datetime.date, float, int]]] = defaultdict(list)
+    for model_id, bucket, total, count in rows:
+        if count:
+            points_of[str(model_id)].append((bucket, total / count, count))
     known: dict[str, LLMModel] = (
         {str(m.pk): m for m in models}
         if models is not None
-        else {str(k): v for k, v in LLMModel.objects.in_bulk(list(sums)).items()}
+        else {str(k): v for k, v in LLMModel.objects.only(*MODEL_FIELDS).in_bulk(list(points_of)).items()}
     )
-    series = []
-    for key, model in sorted(known.items(), key=lambda kv: (kv[1].display_name, kv[1].name)):
-        points = []
-        for t, (n, score_sum, passed, latency_n, latency_sum, cost) in sorted(sums.get(key, {}).items()):
-            if metric == "latency":
-                if not latency_n:
-                    continue
-                value, count = latency_sum / latency_n, latency_n
-            else:
-                numerator = {"score": score_sum, "pass_rate": passed, "cost": cost}[metric]
-                value, count = numerator / n, n
-            points.append({"t": t.isoformat(), "value": round(value, 8), "n": round(count)})
-        series.append({"model": model_brief(model), "points": points})
+    series = [
+        {
+            "model": model_brief(model),
+            "points": [
+                {"t": t.isoformat(), "value": round(value, 8), "n": count}
+                for t, value, count in sorted(points_of.get(key, []))
+            ],
+        }
+        for key, model in sorted(known.items(), key=lambda kv: (kv[1].display_name, kv[1].name))
+    ]
     return {
         "generated_at": timezone.now(),
         "metric": metric,

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.models import LLMModel
 from leaderboard import selectors
 from leaderboard.api import serializers as s
-from leaderboard.caching import analytics_cached
+from leaderboard.caching import analytics_cached_json
 
 MODEL_IDS_PARAM = OpenApiParameter(
     "model_ids", OpenApiTypes.STR, many=True, explode=True, description="Model ids, comma-separated or repeated."
@@ -64,15 +64,15 @@ class LeaderboardView(AnalyticsView):
         parameters=[s.LeaderboardQuerySerializer],
         responses=s.LeaderboardSerializer,
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         query = _query(s.LeaderboardQuerySerializer, request)
         scope, min_tests = _scope(query), query["min_tests"]
-        answer = analytics_cached(
+        answer = analytics_cached_json(
             "leaderboard",
             query,
             lambda: selectors.leaderboard(scope=scope, min_tests=min_tests),
         )
-        return Response(answer)
+        return HttpResponse(answer, content_type="application/json")
 
 
 class CompareView(AnalyticsView):
@@ -87,17 +87,17 @@ class CompareView(AnalyticsView):
         parameters=[s.CompareQuerySerializer, MODEL_IDS_PARAM],
         responses=s.CompareSerializer,
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         query = _query(s.CompareQuerySerializer, request)
         models = s.known_models(query["model_ids"])
         scope = _scope(query)
-        answer = analytics_cached(
+        answer = analytics_cached_json(
             "compare",
             query,
             lambda: selectors.compare(models=models, scope=scope, tests_limit=query["tests_limit"]),
             model_ids=query["model_ids"],
         )
-        return Response(answer)
+        return HttpResponse(answer, content_type="application/json")
 
 
 class TrendsView(AnalyticsView):
@@ -111,18 +111,18 @@ class TrendsView(AnalyticsView):
         parameters=[s.TrendsQuerySerializer, MODEL_IDS_PARAM],
         responses=s.TrendsSerializer,
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         query = _query(s.TrendsQuerySerializer, request)
         ids = query.get("model_ids") or None
         models = s.known_models(ids) if ids else None
         scope = _scope(query)
-        answer = analytics_cached(
+        answer = analytics_cached_json(
             "trends",
             query,
             lambda: selectors.trends(metric=query["metric"], interval=query["interval"], scope=scope, models=models),
             model_ids=ids,
         )
-        return Response(answer)
+        return HttpResponse(answer, content_type="application/json")
 
 
 class ModelPerformanceView(AnalyticsView):
@@ -133,14 +133,14 @@ class ModelPerformanceView(AnalyticsView):
         parameters=[s.PerformanceQuerySerializer],
         responses=s.ModelPerformanceSerializer,
     )
-    def get(self, request: Request, pk: Any) -> Response:
+    def get(self, request: Request, pk: Any) -> HttpResponse:
         model = get_object_or_404(LLMModel, pk=pk)
         query = _query(s.PerformanceQuerySerializer, request)
         scope = _scope(query)
-        answer = analytics_cached(
+        answer = analytics_cached_json(
             "performance",
             {**query, "model": str(model.pk)},
             lambda: selectors.model_performance(model=model, scope=scope),
             model_ids=[str(model.pk)],
         )
-        return Response(answer)
+        return HttpResponse(answer, content_type="application/json")
