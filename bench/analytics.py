@@ -324,6 +324,8 @@ def main() -> None:
             f" in {time.perf_counter() - started:.1f}s",
             flush=True,
         )
+    with connection.cursor() as cursor:  # index-only scans need a fresh visibility map
+        cursor.execute("VACUUM ANALYZE leaderboard_latest_results")
     print(
         f"data: {TestResult.objects.count():,} results, {LatestResult.objects.filter(counted=True).count():,}"
         f" counted latest results, {Rollup.objects.count():,} rollup rows",

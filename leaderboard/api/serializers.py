@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog.models import LLMModel, TestCase
@@ -24,6 +26,7 @@ class LeaderboardQuerySerializer(ScopeQuerySerializer):
     min_tests = serializers.IntegerField(required=False, default=0, min_value=0)
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class ModelIdsField(serializers.Field):
     """`model_ids=a,b` or `model_ids=a&model_ids=b`: distinct UUIDs, in the order given."""
 
