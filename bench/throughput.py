@@ -151,10 +151,6 @@ def main() -> None:
         "EVAL_CACHE": "false",
         "LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "manage.py", "rqworker", "evaluations"]
-    if args.worker_class:
-        command += ["--worker-class", args.worker_class]
-    worker = subprocess.Popen(command, cwd=BASE_DIR, env=worker_env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
     author = User.objects.create_user(f"bench-{run}@example.com", password=None)
     models = [
         LLMModel.objects.create(
@@ -187,6 +183,11 @@ def main() -> None:
     TestCaseRevision.objects.bulk_create(
         [TestCaseRevision(test_case=t, revision=1, created_by=author, **t.scored_snapshot()) for t in tests]
     )
+    # Started after the models exist, as in a deployment, so the worker can preload their adapters.
+    command = [sys.executable, "manage.py", "rqworker", "evaluations"]
+    if args.worker_class:
+        command += ["--worker-class", args.worker_class]
+    worker = subprocess.Popen(command, cwd=BASE_DIR, env=worker_env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
     try:
         # Wait for the worker to be up, so start-up time is not counted as engine time.
         from rq import Worker

@@ -21,20 +21,32 @@ logger = logging.getLogger(__name__)
 
 
 def preload() -> None:
-    """Import the engine and every registered provider adapter (and their SDKs' request/response types)."""
+    """Import the engine and the adapters (with their SDKs) of the providers that have active models.
+
+    Only those: every vendor SDK loaded costs the worker memory whether it is used or not.
+    """
     import evaluations.jobs  # noqa: F401  (the engine and its scorers)
     from providers.registry import PROVIDER_CLASSES, provider_class
 
-    for name in PROVIDER_CLASSES:
+    try:
+        from django.db import connection
+
+        from catalog.models import LLMModel
+
+        wanted = set(LLMModel.objects.active().values_list("provider", flat=True).distinct())
+        connection.close()  # a forking worker must not share its parent's connection
+    except Exception:  # no database yet: preload nothing rather than fail to start
+        logger.warning("Could not read the model registry; the worker starts without preloading.", exc_info=True)
+        return
+    for name in sorted(wanted & set(PROVIDER_CLASSES)):
         try:
             provider_class(name)
         except Exception:  # an adapter whose SDK is missing must not stop the worker
             logger.warning("Could not preload the %s adapter.", name, exc_info=True)
-    for module in ("openai.resources.chat.completions", "openai.types.chat", "anthropic.resources.messages"):
-        try:
+    if wanted & {"openai", "together", "openai_compatible"}:
+        # The OpenAI SDK imports its resources lazily, on the first request.
+        for module in ("openai.resources.chat.completions", "openai.types.chat"):
             importlib.import_module(module)
-        except ImportError:
-            continue
 
 
 class EvaluationWorker(Worker):
