@@ -305,7 +305,7 @@ def main() -> None:
     from catalog.models import LLMModel
     from evaluations.models import TestResult
     from leaderboard.models import LatestResult, Rollup
-    from leaderboard.selectors import Scope, _latest_rows, _rollup_rows
+    from leaderboard.selectors import Scope, _latest_rows, rollup_totals_query
     from leaderboard.services import analytics_rebuild, results_recorded
 
     call_command("migrate", verbosity=0)
@@ -370,23 +370,29 @@ def main() -> None:
         results.append(measure(client, f"{name} [empty cache]", url, TARGETS_MS[kind], clear=True))
 
     print("\nEXPLAIN ANALYZE of the leaderboard query (all time, no filter):")
-    print(_rollup_rows(Scope()).values_list("model_id", "n", "score_sum", "score_hist").explain(analyze=True))
+    print(rollup_totals_query(Scope()).explain(analyze=True))
     print("\nEXPLAIN ANALYZE of the leaderboard query (timeframe=90d):")
-    print(_rollup_rows(Scope(timeframe="90d")).values_list("model_id", "n", "score_hist").explain(analyze=True))
+    print(rollup_totals_query(Scope(timeframe="90d")).explain(analyze=True))
     print("\nEXPLAIN ANALYZE of the compare query (5 models):")
     ids = [str(m.pk) for m in models]
     print(_latest_rows(Scope(), model_ids=ids).values_list("model_id", "test_case_id", "score").explain(analyze=True))
 
-    # What landing results costs the engine: one execution's worth (1 test × 100 models) at a time.
-    sample = list(TestResult.objects.filter(test_case_id=LatestResult.objects.first().test_case_id))  # type: ignore[union-attr]
+    # What landing results costs the engine: a re-run of one test over all 100 models landing now
+    # (in memory only: results_recorded sees them as the engine's freshly saved results).
+    from django.utils import timezone
+
+    test_case_id = LatestResult.objects.values_list("test_case_id", flat=True).first()
+    sample = list(TestResult.objects.filter(test_case_id=test_case_id))
     timings = []
     for _ in range(10):
+        now = timezone.now()
+        for result in sample:
+            result.executed_at = now
         started = time.perf_counter()
         results_recorded(results=sample)
         timings.append((time.perf_counter() - started) * 1000)
-    print(
-        f"\nresults_recorded for 100 results (one execution × 100 models): median {statistics.median(timings):.1f} ms"
-    )
+    median = statistics.median(timings)
+    print(f"\nresults_recorded for a re-run landing (1 test × 100 models): median {median:.1f} ms")
     missed = [r["endpoint"] for r in results if r["cold_p95"] >= r["target"] or r["warm_p95"] >= WARM_TARGET_MS]
     print("\nall targets met" if not missed else f"\ntargets missed: {', '.join(missed)}")
 

@@ -26,7 +26,8 @@ class LatestResult(models.Model):
     is currently approved and public and still at this revision, i.e. whether analytics include it.
     """
 
-    model = models.ForeignKey(LLMModel, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the covering index below starts with the model.
+    model = models.ForeignKey(LLMModel, on_delete=models.CASCADE, related_name="+", db_index=False)
     test_case = models.ForeignKey(TestCase, on_delete=models.CASCADE, related_name="+")
     revision = models.PositiveIntegerField()
     result_id = models.UUIDField(help_text="The TestResult this row mirrors.")

@@ -145,23 +145,29 @@ class _BytesConcat(Aggregate):
     output_field = BinaryField()
 
 
+def rollup_totals_query(scope: Scope) -> QuerySet[Rollup, tuple[Any, ...]]:
+    """PostgreSQL: the leaderboard's one query — rollup rows summed per model in the database, one
+    row per model instead of one per model and day, histograms concatenated with string_agg."""
+    return (
+        _rollup_rows(scope)
+        .order_by()
+        .values("model_id")
+        .annotate(
+            **{f"{name}_total": Sum(name) for name in _ROLLUP_SCALARS},
+            score_blob=_BytesConcat("score_hist"),
+            latency_blob=_BytesConcat("latency_hist"),
+        )
+        .values_list("model_id", *[f"{name}_total" for name in _ROLLUP_SCALARS], "score_blob", "latency_blob")
+    )
+
+
 def _rollup_totals(
     scope: Scope,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per model: summed rollup scalars and the score and latency histograms of the scope."""
     rows = _rollup_rows(scope)
     if connection.vendor == "postgresql":
-        # Sum in the database: one row per model instead of one per model and day.
-        grouped = (
-            rows.order_by()
-            .values("model_id")
-            .annotate(
-                **{f"{name}_total": Sum(name) for name in _ROLLUP_SCALARS},
-                score_blob=_BytesConcat("score_hist"),
-                latency_blob=_BytesConcat("latency_hist"),
-            )
-            .values_list("model_id", *[f"{name}_total" for name in _ROLLUP_SCALARS], "score_blob", "latency_blob")
-        )
+        grouped = rollup_totals_query(scope)
         fetched = [(str(r[0]), r[1:11], [bytes(r[11] or b"")], [bytes(r[12] or b"")]) for r in grouped]
     else:
         per_model: dict[str, tuple[list[Any], list[bytes], list[bytes]]] = defaultdict(lambda: ([], [], []))
@@ -365,10 +371,17 @@ def trends(*, metric: str, interval: str, scope: Scope, models: Sequence[LLMMode
         .annotate(numerator=Sum(numerator), denominator=Sum(denominator))
         .values_list("model_id", "bucket", "numerator", "denominator")
     )
-    points_of: dict[str, list[tuple[datetime.date, float, int]]] = defaultdict(list)
-    for model_id, bucket, total, count in rows:
+    # Plain SQL: thousands of points through Django's converters would dominate the request.
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    points_of: dict[str, list[tuple[str, float, int]]] = defaultdict(list)
+    for model_id, bucket, total, count in fetched:
         if count:
-            points_of[str(model_id)].append((bucket, total / count, count))
+            # PostgreSQL gives dates (or midnight timestamps for weeks), SQLite ISO strings.
+            t = bucket[:10] if isinstance(bucket, str) else bucket.isoformat()[:10]
+            points_of[str(uuid.UUID(str(model_id)))].append((t, float(total) / count, int(count)))
     known: dict[str, LLMModel] = (
         {str(m.pk): m for m in models}
         if models is not None
@@ -378,8 +391,7 @@ def trends(*, metric: str, interval: str, scope: Scope, models: Sequence[LLMMode
         {
             "model": model_brief(model),
             "points": [
-                {"t": t.isoformat(), "value": round(value, 8), "n": count}
-                for t, value, count in sorted(points_of.get(key, []))
+                {"t": t, "value": round(value, 8), "n": count} for t, value, count in sorted(points_of.get(key, []))
             ],
         }
         for key, model in sorted(known.items(), key=lambda kv: (kv[1].display_name, kv[1].name))
@@ -408,20 +420,54 @@ def _group_stats(score: np.ndarray, passed: np.ndarray, error: np.ndarray, laten
     }
 
 
+def _grouped_stats(labels: list[str], name: str, columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """_group_stats per label, vectorised with bincount (one pass whatever the number of labels)."""
+    if not labels:
+        return []
+    values, group = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+    size = len(values)
+    tests = np.bincount(group, minlength=size)
+    ok = ~columns["error"] & ~np.isnan(columns["latency"])
+    latency_n = np.bincount(group[ok], minlength=size)
+    latency_sum = np.bincount(group[ok], weights=columns["latency"][ok], minlength=size)
+
+    def sums(column: np.ndarray) -> np.ndarray:
+        return np.bincount(group, weights=column.astype(np.float64), minlength=size)
+
+    score, passed, errors, cost = (
+        sums(columns["score"]),
+        sums(columns["passed"]),
+        sums(columns["error"]),
+        sums(columns["cost"]),
+    )
+    return [
+        {
+            name: values[g],
+            "tests": int(tests[g]),
+            "score": _round(score[g] / tests[g]),
+            "pass_rate": _round(passed[g] / tests[g]),
+            "error_rate": _round(errors[g] / tests[g]),
+            "avg_latency_ms": _round(latency_sum[g] / latency_n[g], 1) if latency_n[g] else None,
+            "total_cost": _round(cost[g], 8),
+        }
+        for g in range(size)
+    ]
+
+
 def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
     """One model: overall with a 95% interval, per category and difficulty, exact latency percentiles,
     tokens, cost, error rate, and a daily history (by the day each counted result ran)."""
-    rows = list(
-        _latest_rows(scope, model_ids=[str(model.pk)]).values_list(
-            "category", "difficulty", "day", "score", "passed", "is_error", "latency_ms", "total_tokens", "cost"
-        )
+    query = _latest_rows(scope, model_ids=[str(model.pk)]).values_list(
+        "category", "difficulty", "day", "score", "passed", "is_error", "latency_ms", "total_tokens", "cost"
     )
+    # Plain SQL: Django's per-value converters would cost more than the statistics.
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     n = len(rows)
     columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] if n else [[] for _ in range(9)]
     category, difficulty, day, score, passed, error, latency, tokens, cost = columns
-    cat = np.asarray(category, dtype=object)
-    diff = np.asarray(difficulty, dtype=object)
-    days = np.asarray(day, dtype=object)
     s = np.asarray(score, dtype=np.float64)
     p = np.asarray(passed, dtype=bool)
     e = np.asarray(error, dtype=bool)
@@ -444,30 +490,19 @@ def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
             "cost_per_test": _round(cst.sum() / n, 8) if n else None,
         }
     )
-
-    def grouped(labels: np.ndarray, name: str) -> list[dict[str, Any]]:
-        return [
-            {name: label, **_group_stats(s[mask], p[mask], e[mask], lat[mask])}
-            for label in sorted(set(labels.tolist()))
-            for mask in [labels == label]
-        ]
-
-    history = []
-    for label in sorted(set(days.tolist())):
-        mask = days == label
-        history.append(
-            {
-                "date": label.isoformat(),
-                **_group_stats(s[mask], p[mask], e[mask], lat[mask]),
-                "total_cost": _round(cst[mask].sum(), 8),
-            }
-        )
+    table = {"score": s, "passed": p, "error": e, "latency": lat, "cost": cst}
+    # Raw dates are date objects on PostgreSQL and ISO strings on SQLite.
+    day_labels = [d if isinstance(d, str) else d.isoformat() for d in day]
+    by_category, by_difficulty = (
+        [{k: v for k, v in g.items() if k != "total_cost"} for g in _grouped_stats(labels, name, table)]
+        for labels, name in ((category, "category"), (difficulty, "difficulty"))
+    )
     return {
         "generated_at": timezone.now(),
         "model": model_brief(model),
         "filters": {"category": scope.category, "timeframe": scope.timeframe, "since": scope.as_dict()["since"]},
         "overall": overall,
-        "by_category": grouped(cat, "category"),
-        "by_difficulty": grouped(diff, "difficulty"),
-        "history": history,
+        "by_category": by_category,
+        "by_difficulty": by_difficulty,
+        "history": _grouped_stats(day_labels, "date", table),
     }
