@@ -7,7 +7,7 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 
-from catalog.models import LLMModel, TestCase
+from catalog.models import LLMModel, TestCase, provider_choices
 
 
 class TestCaseFilter(django_filters.FilterSet):
@@ -39,7 +39,7 @@ class TestCaseFilter(django_filters.FilterSet):
 class LLMModelFilter(django_filters.FilterSet):
     """`provider`, `is_active` (default: active models only)."""
 
-    provider = django_filters.ChoiceFilter(choices=LLMModel.Provider.choices)
+    provider = django_filters.ChoiceFilter(choices=provider_choices)
     is_active = django_filters.BooleanFilter()
     health_status = django_filters.ChoiceFilter(choices=LLMModel.Health.choices)
 

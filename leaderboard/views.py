@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
-from catalog.models import LLMModel, TestCase
+from catalog.models import LLMModel, TestCase, provider_choices
 from evaluations.models import TestResult
 from leaderboard import selectors
 from leaderboard.api.serializers import MAX_COMPARED
@@ -49,7 +49,7 @@ class ScopeForm(forms.Form):
 
 class LeaderboardForm(ScopeForm):
     difficulty = forms.ChoiceField(choices=[("", "Any difficulty"), *TestCase.Difficulty.choices], required=False)
-    provider = forms.ChoiceField(choices=[("", "Any provider"), *LLMModel.Provider.choices], required=False)
+    provider = forms.ChoiceField(choices=lambda: [("", "Any provider"), *provider_choices()], required=False)
     min_tests = forms.IntegerField(min_value=0, max_value=100_000, required=False, label="Min. tests")
 
     def scope(self, **extra: str) -> selectors.Scope:

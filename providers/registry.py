@@ -1,7 +1,8 @@
 """Which adapter serves which provider, and how it is configured from settings.
 
 Adding a provider: write `providers/<vendor>.py` with a Provider subclass and add one line
-to PROVIDER_CLASSES below (plus its settings in openbench/settings.py).
+to PROVIDER_CLASSES below. The catalog accepts every provider listed here, and its key and base
+URL are read from settings, or from the environment while settings.py does not name them yet.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+import environ
 from django.conf import settings
 from django.utils.module_loading import import_string
 
@@ -37,9 +39,15 @@ PROVIDER_CLASSES: dict[str, tuple[str, str, str]] = {
 def provider_settings(provider: str) -> tuple[str, str]:
     """(api key, base URL) for a provider from settings; '' where not set."""
     _, key_setting, url_setting = PROVIDER_CLASSES[provider]
-    api_key = getattr(settings, key_setting, "") if key_setting else ""
-    base_url = getattr(settings, url_setting, "") if url_setting else ""
-    return api_key, base_url
+    return _setting(key_setting), _setting(url_setting)
+
+
+def _setting(name: str) -> str:
+    if not name:
+        return ""
+    value = getattr(settings, name, None)
+    # A provider added by its registry line alone is configured straight from the environment.
+    return str(value) if value is not None else environ.Env().str(name, default="")
 
 
 def build_provider(provider: str, *, options: dict[str, Any] | None = None) -> Provider:

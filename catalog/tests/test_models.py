@@ -31,7 +31,7 @@ def test_the_database_refuses_out_of_range_test_fields(column: str, value: Any) 
         TestCase.objects.filter(pk=test_case.pk).update(**{column: value})
 
 
-@pytest.mark.parametrize(("column", "value"), [("provider", "skynet"), ("default_temperature", 3.0)])
+@pytest.mark.parametrize(("column", "value"), [("default_temperature", 3.0), ("input_price_per_million", -1)])
 def test_the_database_refuses_invalid_model_fields(column: str, value: Any) -> None:
     model = LLMModelFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -124,3 +124,25 @@ def test_every_catalog_factory_builds_a_valid_row() -> None:
     assert TagFactory().name.startswith("tag-")
     with pytest.raises(IntegrityError), transaction.atomic():
         TestCaseRevisionFactory(test_case=revision.test_case, revision=revision.revision)
+
+
+def test_a_provider_without_a_registered_adapter_is_refused() -> None:
+    model = LLMModelFactory.build(provider="skynet")
+    with pytest.raises(ValidationError) as excinfo:
+        model.full_clean()
+    assert "provider" in excinfo.value.message_dict
+
+
+def test_a_provider_added_by_its_registry_line_alone_is_accepted_and_configured_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from providers.registry import PROVIDER_CLASSES, provider_for_model
+
+    monkeypatch.setitem(PROVIDER_CLASSES, "acme", ("providers.mock.MockProvider", "ACME_API_KEY", "ACME_BASE_URL"))
+    monkeypatch.setenv("ACME_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("ACME_API_KEY", "acme-test-key")
+    model = LLMModelFactory.build(provider="acme", config={})
+    model.full_clean()
+    assert ("acme", "Acme") in LLMModel._meta.get_field("provider").choices
+    adapter = provider_for_model(model)
+    assert (adapter.base_url, adapter.api_key) == ("http://127.0.0.1:9/v1", "acme-test-key")
