@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import Q
 
 from catalog.models import TestCase
@@ -143,44 +143,65 @@ def _add_contribution(deltas: dict[RollupKey, _Delta], row: LatestResult, sign: 
             delta.latency_hist[latency_bin(row.latency_ms)] += sign
 
 
+def _rollups_for(keys: Iterable[RollupKey]) -> dict[RollupKey, Rollup]:
+    """Exactly these rollup rows: one condition per (category, difficulty, day) with its models."""
+    models_by_slice: dict[tuple[str, str, datetime.date], set[str]] = {}
+    for m, c, d, day in keys:
+        models_by_slice.setdefault((c, d, day), set()).add(m)
+    if not models_by_slice:
+        return {}
+    condition = Q()
+    for (c, d, day), members in models_by_slice.items():
+        condition |= Q(category=c, difficulty=d, day=day, model_id__in=members)
+    return {(str(r.model_id), r.category, r.difficulty, r.day): r for r in Rollup.objects.filter(condition)}
+
+
+def _update_rows(model: type[models.Model], objects: Sequence[models.Model], fields: Sequence[str]) -> None:
+    """UPDATE each object's fields with one parameterised statement run for every row (psycopg pipelines
+    it): far cheaper than the CASE WHEN per column that bulk_update generates for hundreds of rows."""
+    if not objects:
+        return
+    concrete = [model._meta.get_field(name) for name in fields]
+    columns = ", ".join(f"{f.column} = %s" for f in concrete)  # type: ignore[union-attr]
+    pk = model._meta.pk
+    assert pk is not None
+    sql = f"UPDATE {model._meta.db_table} SET {columns} WHERE {pk.column} = %s"  # noqa: S608
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once: the `connection` proxy costs a lookup per access
+    params = [
+        [f.get_db_prep_save(getattr(obj, f.attname), db) for f in concrete]  # type: ignore[union-attr]
+        + [pk.get_db_prep_save(obj.pk, db)]
+        for obj in objects
+    ]
+    with db.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
 def _apply(deltas: dict[RollupKey, _Delta]) -> None:
     """Add deltas to rollup rows (the caller holds the models' anchor locks); empty rows are deleted."""
     if not deltas:
         return
-    Rollup.objects.bulk_create(
-        [Rollup(model_id=m, category=c, difficulty=d, day=day) for (m, c, d, day) in deltas],
-        ignore_conflicts=True,
-        batch_size=1000,
-    )
-    # Fetch exactly the touched rows: one condition per (category, difficulty, day) with its models.
-    models_by_slice: dict[tuple[str, str, datetime.date], set[str]] = {}
-    for m, c, d, day in deltas:
-        models_by_slice.setdefault((c, d, day), set()).add(m)
-    condition = Q()
-    for (c, d, day), members in models_by_slice.items():
-        condition |= Q(category=c, difficulty=d, day=day, model_id__in=members)
-    changed: list[list[Any]] = []
+    existing = _rollups_for(deltas)
+    missing = [key for key in deltas if key not in existing]
+    if missing:
+        Rollup.objects.bulk_create(
+            [Rollup(model_id=m, category=c, difficulty=d, day=day) for (m, c, d, day) in missing],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+        existing.update(_rollups_for(missing))
+    changed: list[Rollup] = []
     emptied: list[int] = []
-    for row in Rollup.objects.filter(condition):
-        delta = deltas.get((str(row.model_id), row.category, row.difficulty, row.day))
-        if delta is None:
-            continue
-        values: list[Any] = [
-            getattr(row, name) + (round(value) if name in _INTEGER_SCALARS else float(value))
-            for name, value in zip(_SCALARS, delta.scalars, strict=True)
-        ]
-        values.append(hist_encode(hist_decode(row.score_hist, SCORE_BINS) + delta.score_hist))
-        values.append(hist_encode(hist_decode(row.latency_hist, LATENCY_BINS) + delta.latency_hist))
-        if values[0] <= 0 and row.day != ALL_TIME:
+    for key, row in existing.items():
+        delta = deltas[key]
+        for name, value in zip(_SCALARS, delta.scalars, strict=True):
+            setattr(row, name, getattr(row, name) + (round(value) if name in _INTEGER_SCALARS else float(value)))
+        row.score_hist = hist_encode(hist_decode(row.score_hist, SCORE_BINS) + delta.score_hist)
+        row.latency_hist = hist_encode(hist_decode(row.latency_hist, LATENCY_BINS) + delta.latency_hist)
+        if row.n <= 0 and row.day != ALL_TIME:
             emptied.append(row.pk)
         else:
-            changed.append([*values, row.pk])
-    if changed:
-        # One parameterised statement run for every row (psycopg pipelines it): far cheaper than the
-        # CASE WHEN per column that bulk_update generates for hundreds of rows.
-        assignments = ", ".join(f"{name} = %s" for name in [*_SCALARS, "score_hist", "latency_hist"])
-        with connection.cursor() as cursor:
-            cursor.executemany(f"UPDATE leaderboard_rollups SET {assignments} WHERE id = %s", changed)  # noqa: S608
+            changed.append(row)
+    _update_rows(Rollup, changed, [*_SCALARS, "score_hist", "latency_hist"])
     if emptied:
         Rollup.objects.filter(pk__in=emptied).delete()
 
@@ -277,7 +298,7 @@ def _latest_results_merge(results: Sequence[TestResult]) -> None:
     LatestResult.objects.bulk_create(to_create, batch_size=1000)
     if to_update:
         fields = [f.name for f in LatestResult._meta.concrete_fields if not f.primary_key]
-        LatestResult.objects.bulk_update(to_update, fields, batch_size=500)
+        _update_rows(LatestResult, to_update, fields)
     _apply(deltas)
 
 
