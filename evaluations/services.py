@@ -26,7 +26,7 @@ from openbench.logging import get_request_id
 
 # One background job runs at most this many evaluations, so a huge batch still spreads over workers
 # while one worker overlaps the calls of many executions.
-JOB_MAX_EVALUATIONS = 5000
+JOB_MAX_EVALUATIONS = 2000
 
 
 def _models_to_run(models: Sequence[LLMModel] | None) -> list[LLMModel]:
