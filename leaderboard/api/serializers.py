@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from catalog.models import LLMModel, TestCase
+from catalog.models import LLMModel, TestCase, provider_choices
 from leaderboard.selectors import INTERVALS, METRICS, TIMEFRAME_DAYS
 
 MAX_COMPARED = 5
@@ -22,7 +22,7 @@ class ScopeQuerySerializer(serializers.Serializer):
 
 class LeaderboardQuerySerializer(ScopeQuerySerializer):
     difficulty = serializers.ChoiceField(choices=TestCase.Difficulty.values, required=False, default="")
-    provider = serializers.ChoiceField(choices=LLMModel.Provider.values, required=False, default="")
+    provider = serializers.ChoiceField(choices=[name for name, _ in provider_choices()], required=False, default="")
     min_tests = serializers.IntegerField(required=False, default=0, min_value=0)
 
 
@@ -75,7 +75,7 @@ class TrendsQuerySerializer(ScopeQuerySerializer):
     metric = serializers.ChoiceField(choices=list(METRICS), required=False, default="score")
     interval = serializers.ChoiceField(choices=list(INTERVALS), required=False, default="day")
     difficulty = serializers.ChoiceField(choices=TestCase.Difficulty.values, required=False, default="")
-    provider = serializers.ChoiceField(choices=LLMModel.Provider.values, required=False, default="")
+    provider = serializers.ChoiceField(choices=[name for name, _ in provider_choices()], required=False, default="")
     model_ids = ModelIdsField(required=False, help_text="Optional: only these models (comma-separated or repeated).")
 
 
