@@ -52,9 +52,13 @@ def client_for():
     return make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
-    """Headless Debian Chromium driven by Playwright; skipped where Chromium is absent unless REQUIRE_BROWSER=1."""
+    """Headless Debian Chromium driven by Playwright; skipped where Chromium is absent unless REQUIRE_BROWSER=1.
+
+    Per test, not per session: Playwright's sync API keeps an event loop running in this thread while it
+    is open, and tests that call asyncio.run() after it would fail.
+    """
     import os
     import shutil
 

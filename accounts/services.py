@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import secrets
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
 from openbench.exceptions import ApplicationError
 
 MODERATORS_GROUP = "moderators"
+# What moderation needs in the admin, and nothing more (migration 0002/0003 grant the same).
+MODERATOR_PERMISSIONS = (
+    ("catalog", "view_testcase"),
+    ("catalog", "change_testcase"),
+    ("catalog", "view_pendingtestcase"),
+    ("catalog", "change_pendingtestcase"),
+    ("catalog", "view_testcaserevision"),
+    ("catalog", "view_moderationevent"),
+    ("catalog", "view_llmmodel"),
+    ("catalog", "view_tag"),
+    ("evaluations", "view_execution"),
+    ("evaluations", "view_testresult"),
+)
 API_KEY_PREFIX = "ob_"
 
 
@@ -40,8 +54,19 @@ def user_set_role(*, user: User, role: str) -> User:
     return user
 
 
-def _sync_role_groups(user: User) -> None:
+def moderators_group() -> Group:
+    """The moderators group with its permissions; recreated if someone deleted or emptied it."""
     group, _ = Group.objects.get_or_create(name=MODERATORS_GROUP)
+    if not group.permissions.exists():
+        wanted = Q()
+        for app_label, codename in MODERATOR_PERMISSIONS:
+            wanted |= Q(content_type__app_label=app_label, codename=codename)
+        group.permissions.set(Permission.objects.filter(wanted))
+    return group
+
+
+def _sync_role_groups(user: User) -> None:
+    group = moderators_group()
     if user.role == User.Role.MODERATOR:
         user.groups.add(group)
     else:

@@ -183,7 +183,9 @@ class TestCaseAdminBase(admin.ModelAdmin[TestCase]):
         obj.refresh_from_db()
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm[Any], formsets: Any, change: bool) -> None:
-        """Tags were set by the service; the inlines are read-only."""
+        """Tags were set by the service, so the form's m2m is not saved; the read-only inlines save nothing."""
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Delete means archive (results are kept); admins archive through the API or pages.

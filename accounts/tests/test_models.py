@@ -97,3 +97,11 @@ def test_an_api_key_needs_a_name() -> None:
 
 def test_the_moderators_group_exists_after_migrations() -> None:
     assert Group.objects.filter(name=MODERATORS_GROUP).exists()
+
+
+def test_giving_the_moderator_role_restores_a_deleted_moderators_group() -> None:
+    Group.objects.filter(name=MODERATORS_GROUP).delete()
+    user = user_set_role(user=UserFactory(), role=User.Role.MODERATOR)
+    user = User.objects.get(pk=user.pk)  # fresh permission cache
+    assert user.has_perm("catalog.change_pendingtestcase")
+    assert not user.has_perm("catalog.add_llmmodel")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
         ("timeout_seconds", 0),
         ("timeout_seconds", 301),
         ("status", "published"),
-        ("difficulty", "impossible"),
+        ("difficulty", "brutal"),
         ("evaluation_type", "vibes"),
         ("revision", 0),
     ],
