@@ -58,8 +58,8 @@ FLUSH_INTERVAL = 0.1  # seconds between result flushes when results trickle in
 FLUSH_MAX = 500  # flush at once when this many results wait
 POLL_INTERVAL = 0.5  # seconds between checks for cancels and lost leases (the cancel flag is checked per call)
 # The leaderboard's incremental rollups cost about the same for 10 results as for 1,000 (they touch one
-# row per model/category/day), so saved results are handed over in big batches, off the hot path.
-ANALYTICS_INTERVAL = 30.0
+# row per model/category/day), so saved results are handed over in batches, not with every flush.
+ANALYTICS_INTERVAL = 2.0
 
 
 class CircuitOpenError(ProviderError):
