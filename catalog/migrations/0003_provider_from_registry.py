@@ -5,19 +5,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0002_pendingtestcase'),
+        ("catalog", "0002_pendingtestcase"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='llmmodel',
-            name='model_provider_valid',
+            model_name="llmmodel",
+            name="model_provider_valid",
         ),
         migrations.AlterField(
-            model_name='llmmodel',
-            name='provider',
+            model_name="llmmodel",
+            name="provider",
             field=models.CharField(choices=catalog.models.provider_choices, max_length=32),
         ),
     ]
