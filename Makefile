@@ -23,7 +23,7 @@ run: install
 
 ## A django-rq worker for the evaluations queue (needs REDIS_URL).
 worker: install
-	$(PY) manage.py rqworker evaluations
+	$(PY) manage.py rqworker evaluations --worker-class evaluations.worker.EvaluationWorker
 
 ## Lint, type check, migrations check and the whole test suite.
 test: install lint typecheck migrations-check
