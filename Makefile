@@ -18,7 +18,7 @@ install: $(STAMP)
 ## Serve the demo catalog on http://127.0.0.1:8000 (SQLite + in-process executor unless configured).
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --with-results
 	$(PY) manage.py runserver $(HOST)
 
 ## A django-rq worker for the evaluations queue (needs REDIS_URL).

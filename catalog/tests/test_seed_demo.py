@@ -71,3 +71,21 @@ def test_it_never_prints_credentials_when_debug_is_off(monkeypatch: pytest.Monke
     assert "openbench-demo" not in output and "@openbench.local" not in output
     admin = User.objects.get(email="admin@openbench.local")
     assert not admin.has_usable_password()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@override_settings(USE_RQ=False)
+def test_with_results_runs_the_demo_once_so_the_leaderboard_has_numbers() -> None:
+    from evaluations.models import Execution, TestResult
+
+    out = StringIO()
+    call_command("seed_demo", "--with-results", stdout=out)
+    approved = TestCase.objects.filter(status="approved").count()
+    active_models = LLMModel.objects.active().count()
+    assert Execution.objects.count() == approved
+    assert TestResult.objects.count() == approved * active_models
+    assert not Execution.objects.exclude(status="completed").exists()
+    again = StringIO()
+    call_command("seed_demo", "--with-results", stdout=again)
+    assert TestResult.objects.count() == approved * active_models
+    assert "not run again" in again.getvalue()

@@ -6,7 +6,8 @@ import os
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
 
 from catalog.demo.seed import DEMO_ACCOUNTS, demo_catalog_seed
 
@@ -15,6 +16,14 @@ DEFAULT_DEMO_PASSWORD = "openbench-demo-2026"  # noqa: S105 - local demo only; n
 
 class Command(BaseCommand):
     help = "Load a demo catalog: offline mock models, 30+ tests in several categories, demo accounts."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--with-results",
+            action="store_true",
+            help="Also run every approved test once against the active models when no result exists yet, "
+            "so the leaderboard has numbers (in-process executor only).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         # In production the accounts get no usable password unless DEMO_PASSWORD is given.
@@ -29,7 +38,19 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write("Demo catalog already loaded; nothing changed.")
+        if options["with_results"]:
+            self._run_demo_batch()
         if settings.DEBUG and password:
             self.stdout.write("Demo accounts (DEBUG only):")
             for email, _, role in DEMO_ACCOUNTS:
                 self.stdout.write(f"  {role:<10} {email} / {password}")
+
+    def _run_demo_batch(self) -> None:
+        from evaluations.models import TestResult
+
+        if TestResult.objects.exists():
+            self.stdout.write("Results exist already; the demo batch is not run again.")
+        elif settings.USE_RQ:
+            self.stdout.write("With REDIS_URL set, run `manage.py run_batch --all-models --wait` while a worker runs.")
+        else:
+            call_command("run_batch", "--all-models", "--wait", stdout=self.stdout, stderr=self.stderr)
