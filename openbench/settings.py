@@ -7,6 +7,8 @@ django-redis and django-rq workers. Bad values fail fast with ImproperlyConfigur
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -118,6 +120,9 @@ else:
         "NAME": env.str("SQLITE_PATH", default=str(BASE_DIR / "db.sqlite3")),
         # Background threads write results while requests read; wait instead of failing.
         "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+        # Tests use a file too: an in-memory shared-cache database fails at once ("table is locked")
+        # when the in-process executor's thread writes while a request thread reads.
+        "TEST": {"NAME": str(Path(tempfile.gettempdir()) / f"openbench-test-{os.getpid()}.sqlite3")},
     }
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
