@@ -87,3 +87,15 @@ def page(browser):
     tab.set_default_timeout(15_000)
     yield tab
     context.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """pytest-django deletes the SQLite test database file but not its WAL sidecar files."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    name = str(settings.DATABASES["default"].get("TEST", {}).get("NAME") or "")
+    if name.endswith(".sqlite3"):
+        for sidecar in (Path(name + "-wal"), Path(name + "-shm")):
+            sidecar.unlink(missing_ok=True)
