@@ -62,6 +62,8 @@ DEMO_MODELS: list[dict[str, Any]] = [
         "name": JUDGE_MODEL_NAME,
         "display_name": "Sage Judge (mock)",
         "description": "Offline mock used as the demo's LLM judge. Not a real model.",
+        # A judge need not be ranked itself; inactive keeps it off the leaderboard and default runs.
+        "is_active": False,
         "config": {"accuracy": 0.95, "latency_ms": 10},
         "input_price_per_million": Decimal("1.00"),
         "output_price_per_million": Decimal("4.00"),
