@@ -90,34 +90,34 @@ _INVOICE_SCHEMA = {
 }
 
 
-def _exact(
-    title: str, category: str, prompt: str, answer: Any, difficulty: str = "easy", **extra: Any
+def _test(
+    title: str, category: str, prompt: str, answer: Any, difficulty: str, evaluation_type: str, **extra: Any
 ) -> dict[str, Any]:
+    """The fields every demo test has; the builders below add what their evaluation type needs."""
     return {
         "title": title,
         "category": category,
         "difficulty": difficulty,
         "prompt": prompt,
         "expected_output": answer,
-        "evaluation_type": "exact_match",
+        "evaluation_type": evaluation_type,
         **extra,
     }
+
+
+def _exact(
+    title: str, category: str, prompt: str, answer: Any, difficulty: str = "easy", **extra: Any
+) -> dict[str, Any]:
+    return _test(title, category, prompt, answer, difficulty, "exact_match", **extra)
 
 
 def _custom(
     title: str, category: str, prompt: str, answer: Any, scorer: str, difficulty: str = "medium", **config: Any
 ) -> dict[str, Any]:
     tags = config.pop("tags", [])
-    return {
-        "tags": tags,
-        "title": title,
-        "category": category,
-        "difficulty": difficulty,
-        "prompt": prompt,
-        "expected_output": answer,
-        "evaluation_type": "custom",
-        "evaluation_config": {"scorer": scorer, **config},
-    }
+    return _test(
+        title, category, prompt, answer, difficulty, "custom", tags=tags, evaluation_config={"scorer": scorer, **config}
+    )
 
 
 def _structured(
@@ -129,32 +129,32 @@ def _structured(
     difficulty: str = "medium",
     **config: Any,
 ) -> dict[str, Any]:
-    return {
-        "title": title,
-        "category": category,
-        "difficulty": difficulty,
-        "prompt": prompt,
-        "expected_output": answer,
-        "output_schema": schema,
-        "evaluation_type": "structured_match",
-        "evaluation_config": config,
-        "system_prompt": "Answer with JSON only.",
-    }
+    return _test(
+        title,
+        category,
+        prompt,
+        answer,
+        difficulty,
+        "structured_match",
+        output_schema=schema,
+        evaluation_config=config,
+        system_prompt="Answer with JSON only.",
+    )
 
 
 def _judged(
     title: str, category: str, prompt: str, reference: str, rubric: str, difficulty: str = "hard"
 ) -> dict[str, Any]:
-    return {
-        "title": title,
-        "category": category,
-        "difficulty": difficulty,
-        "prompt": prompt,
-        "expected_output": reference,
-        "evaluation_type": "llm_judge",
-        "evaluation_config": {"judge_model": JUDGE_MODEL_NAME, "rubric": rubric, "pass_threshold": 0.7},
-        "timeout_seconds": 120,
-    }
+    return _test(
+        title,
+        category,
+        prompt,
+        reference,
+        difficulty,
+        "llm_judge",
+        evaluation_config={"judge_model": JUDGE_MODEL_NAME, "rubric": rubric, "pass_threshold": 0.7},
+        timeout_seconds=120,
+    )
 
 
 DEMO_TESTS: list[dict[str, Any]] = [
