@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.cache import cache
-from rest_framework.renderers import JSONRenderer
 
 from leaderboard.services import analytics_cache_version, analytics_model_versions
 
@@ -35,6 +36,18 @@ def analytics_cached(
     return answer
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return float(value)  # as DRF's encoder does
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def render_json(data: Any) -> bytes:
+    """JSON as DRF's renderer writes it (UTC datetimes end in "Z", decimals are numbers), but with orjson:
+    ten thousand trend points or compared tests render in milliseconds instead of tens of them."""
+    return orjson.dumps(data, default=_json_default, option=orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY)
+
+
 def analytics_cached_json(
     kind: str, params: dict[str, Any], compute: Callable[[], Any], *, model_ids: Sequence[str] | None = None
 ) -> bytes:
@@ -46,6 +59,6 @@ def analytics_cached_json(
     key = _key(f"json:{kind}", params, model_ids)
     body = cache.get(key)
     if body is None:
-        body = JSONRenderer().render(compute())
+        body = render_json(compute())
         cache.set(key, body, timeout=settings.ANALYTICS_CACHE_SECONDS)
     return bytes(body)

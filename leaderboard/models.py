@@ -50,11 +50,12 @@ class LatestResult(models.Model):
             models.UniqueConstraint(fields=["test_case", "model", "revision"], name="latest_result_unique"),
         ]
         indexes = [
-            # Covering (on PostgreSQL): compare and model performance read only the index.
+            # Covering (on PostgreSQL): compare and model performance read only the index. In test
+            # order, so compare merges the compared models' rows without sorting them.
             models.Index(
-                fields=["model", "counted", "day"],
+                fields=["model", "counted", "test_case"],
                 include=[
-                    "test_case",
+                    "day",
                     "category",
                     "difficulty",
                     "score",
@@ -64,7 +65,7 @@ class LatestResult(models.Model):
                     "total_tokens",
                     "cost",
                 ],
-                name="latest_result_model",
+                name="latest_result_model_test",
             ),
             models.Index(fields=["result_id"], name="latest_result_result"),
         ]
@@ -107,3 +108,24 @@ class Rollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id} {self.category or '*'}/{self.difficulty or '*'} {self.day}: n={self.n}"
+
+
+class IntervalMemo(models.Model):
+    """A bootstrap interval, stored by the digest of the sample it was computed from.
+
+    An interval is a pure function of its sample (scores histogram, counts, sum, seed), and the
+    bootstrap costs milliseconds per model, so it is computed once per distinct sample and kept here
+    (and in the cache): an emptied cache does not mean a hundred bootstraps. Rows are derived data;
+    old ones are pruned as new ones are stored.
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)
+    low = models.FloatField()
+    high = models.FloatField()
+    computed_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "leaderboard_interval_memo"
+
+    def __str__(self) -> str:
+        return f"{self.key}: [{self.low}, {self.high}]"

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Aggregate, BinaryField, Case, Count, F, Max, QuerySet, Sum, When
-from django.db.models.functions import TruncWeek
+from django.db.models import Aggregate, BinaryField, CharField, F, QuerySet, Sum
+from django.db.models.functions import Cast, TruncWeek
 from django.utils import timezone
 
 from catalog.models import LLMModel, TestCase
 from leaderboard import stats
-from leaderboard.models import ALL_TIME, ANY, LatestResult, Rollup
+from leaderboard.models import ALL_TIME, ANY, IntervalMemo, LatestResult, Rollup
 from leaderboard.services import hist_decode
 
 TIMEFRAME_DAYS = {"7d": 7, "30d": 30, "90d": 90, "all": None}
@@ -106,30 +106,60 @@ def _rollup_rows(scope: Scope, *, model_ids: Sequence[str] | None = None, daily:
 # --- intervals ---------------------------------------------------------------------------------
 
 CI_MEMO_SECONDS = 7 * 24 * 3600
+CI_MEMO_KEEP = datetime.timedelta(days=30)  # stored intervals older than this are pruned
+
+
+def _interval_key(hist: np.ndarray, zeros: int, ones: int, n: int, score_sum: float) -> str:
+    digest = hashlib.blake2b(np.asarray(hist, dtype=np.int64).tobytes(), digest_size=16)
+    digest.update(f"{zeros}:{ones}:{n}:{float(score_sum)!r}:{stats.BOOTSTRAP_SEED}".encode())
+    return digest.hexdigest()
 
 
 def score_intervals(samples: Sequence[tuple[np.ndarray, int, int, int, float]]) -> list[tuple[float, float]]:
     """95% intervals of mean scores, given (score histogram, zeros, ones, n, score sum) per sample.
 
-    An interval is a pure function of its sample, so it is memoised by content in the cache: a new
-    cache generation does not redo the bootstrap of a model whose scores did not change.
+    Wilson intervals (all scores 0 or 1) cost nothing. A bootstrap interval is a pure function of
+    its sample, so it is memoised by content, in the cache and in `IntervalMemo`: neither a new cache
+    generation nor an emptied cache redoes the bootstrap of a model whose scores did not change.
     """
-    keys = []
-    for hist, zeros, ones, n, score_sum in samples:
-        digest = hashlib.blake2b(np.asarray(hist, dtype=np.int64).tobytes(), digest_size=16)
-        digest.update(f"{zeros}:{ones}:{n}:{float(score_sum)!r}:{stats.BOOTSTRAP_SEED}".encode())
-        keys.append(f"analytics:ci:{digest.hexdigest()}")
-    found = cache.get_many(keys)
-    fresh: dict[str, tuple[float, float]] = {}
-    out = []
-    for key, (hist, zeros, ones, n, score_sum) in zip(keys, samples, strict=True):
-        if key not in found:
-            low, high, _ = stats.score_interval(hist, zeros=zeros, ones=ones, n=n, mean=score_sum / n)
-            fresh[key] = found[key] = (low, high)
-        out.append(tuple(found[key]))
-    if fresh:
-        cache.set_many(fresh, timeout=CI_MEMO_SECONDS)
-    return out
+    out: list[tuple[float, float] | None] = [None] * len(samples)
+    keys: dict[int, str] = {}
+    for i, (hist, zeros, ones, n, score_sum) in enumerate(samples):
+        if zeros + ones == n:
+            out[i] = stats.wilson_interval(ones, n)
+        else:
+            keys[i] = _interval_key(hist, zeros, ones, n, score_sum)
+    if keys:
+        found = {
+            key[len("analytics:ci:") :]: value
+            for key, value in cache.get_many([f"analytics:ci:{key}" for key in keys.values()]).items()
+        }
+        missing = [key for key in keys.values() if key not in found]
+        if missing:
+            stored = {m.key: (m.low, m.high) for m in IntervalMemo.objects.filter(key__in=missing)}
+            found.update(stored)
+            cache.set_many({f"analytics:ci:{k}": v for k, v in stored.items()}, timeout=CI_MEMO_SECONDS)
+        fresh: dict[str, tuple[float, float]] = {}
+        for i, key in keys.items():
+            if key not in found:
+                hist, zeros, ones, n, score_sum = samples[i]
+                low, high, _ = stats.score_interval(hist, zeros=zeros, ones=ones, n=n, mean=score_sum / n)
+                fresh[key] = found[key] = (low, high)
+            out[i] = tuple(found[key])
+        if fresh:
+            _store_intervals(fresh)
+    return [interval for interval in out if interval is not None]
+
+
+def _store_intervals(fresh: dict[str, tuple[float, float]]) -> None:
+    """Keep newly computed intervals (a memo: losing a race to another request is fine)."""
+    cache.set_many({f"analytics:ci:{k}": v for k, v in fresh.items()}, timeout=CI_MEMO_SECONDS)
+    now = timezone.now()
+    IntervalMemo.objects.bulk_create(
+        [IntervalMemo(key=key, low=low, high=high, computed_at=now) for key, (low, high) in fresh.items()],
+        ignore_conflicts=True,
+    )
+    IntervalMemo.objects.filter(computed_at__lt=now - CI_MEMO_KEEP).delete()
 
 
 # --- leaderboard ----------------------------------------------------------------------------
@@ -248,28 +278,58 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return score_intervals([(hist, zeros, ones, n, float(values.sum()))])[0]
 
 
+def _raw_uuid(value: str) -> Any:
+    """A UUID as the database compares it in raw SQL: native on PostgreSQL, 32 hex digits on SQLite."""
+    return uuid.UUID(value).hex if connection.vendor == "sqlite" else uuid.UUID(value)
+
+
+def _shared_scores(models: Sequence[LLMModel], scope: Scope) -> list[tuple[Any, ...]]:
+    """(test id as text, category, score of each model) for every test all the models have a counted
+    result for, in scope, ordered by test id (dashed on PostgreSQL, bare hex on SQLite: both sort like
+    the canonical form).
+
+    One self-join of the latest results, one side per model: each side is an index-only scan of that
+    model's rows in test order (the covering index), so the database merges them without sorting or
+    grouping tens of thousands of rows.
+    """
+    if scope.provider and any(m.provider != scope.provider for m in models):
+        return []  # a compared model outside the provider has no results in scope
+    model_ids = [str(m.pk) for m in models]
+    table = connection.ops.quote_name(LatestResult._meta.db_table)
+    since = scope.since()
+    joins: list[str] = []
+    join_params: list[Any] = []
+    where = ["t0.model_id = %s", "t0.counted"]
+    where_params: list[Any] = [_raw_uuid(model_ids[0])]
+    if since is not None:
+        where.append("t0.day >= %s")
+        where_params.append(since)
+    for side, model_id in enumerate(model_ids[1:], start=1):
+        on = f"t{side}.test_case_id = t0.test_case_id AND t{side}.model_id = %s AND t{side}.counted"
+        join_params.append(_raw_uuid(model_id))
+        if since is not None:
+            on += f" AND t{side}.day >= %s"
+            join_params.append(since)
+        joins.append(f"JOIN {table} t{side} ON {on}")
+    # Category and difficulty belong to the test (at its current revision): the same on every side.
+    for name in ("category", "difficulty"):
+        if getattr(scope, name):
+            where.append(f"t0.{name} = %s")
+            where_params.append(getattr(scope, name))
+    scores = ", ".join(f"t{side}.score" for side in range(len(model_ids)))
+    # Only our own aliases and the quoted table name are formatted in; every value is a parameter.
+    select = f"SELECT CAST(t0.test_case_id AS varchar), t0.category, {scores} FROM {table} t0"  # noqa: S608
+    sql = f"{select} {' '.join(joins)} WHERE {' AND '.join(where)} ORDER BY t0.test_case_id"
+    params = join_params + where_params
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def compare(*, models: Sequence[LLMModel], scope: Scope, tests_limit: int = 100) -> dict[str, Any]:
     """Head-to-head on the tests every model has a counted result for: summary, pairwise tests, tables."""
     ids = [str(m.pk) for m in models]
-    # Pivot in the database: one row per test that every model has a counted result for.
-    pivot = (
-        _latest_rows(scope, model_ids=ids)
-        .order_by()
-        .values("test_case_id", "category")
-        .annotate(
-            present=Count("id"),
-            **{f"score_{c}": Max(Case(When(model_id=m, then="score"))) for c, m in enumerate(ids)},
-        )
-        .filter(present=len(ids))  # type: ignore[misc]  # the plugin cannot see annotations built with **
-        .values_list("test_case_id", "category", *[f"score_{c}" for c in range(len(ids))])
-    )
-    # Run as plain SQL: Django's per-value converters would cost more than the query itself.
-    sql, params = pivot.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    # Raw ids are UUIDs on PostgreSQL and hex strings on SQLite: both sort like the canonical form.
-    rows.sort(key=lambda row: row[0])
+    rows = _shared_scores(models, scope)  # in test id order
     raw_ids = [row[0] for row in rows]
     categories = np.asarray([row[1] for row in rows], dtype=object)
     matrix = np.asarray([row[2:] for row in rows], dtype=np.float64).reshape(len(rows), len(ids))
@@ -325,7 +385,7 @@ def compare(*, models: Sequence[LLMModel], scope: Scope, tests_limit: int = 100)
     # The most telling tests first: those where the models disagree most (then by test id).
     spread = matrix.max(axis=1) - matrix.min(axis=1) if len(rows) else np.zeros(0)
     order = np.argsort(-spread, kind="stable")[:tests_limit].tolist()
-    shared_ids = {k: str(raw_ids[k] if isinstance(raw_ids[k], uuid.UUID) else uuid.UUID(raw_ids[k])) for k in order}
+    shared_ids = {k: str(uuid.UUID(raw_ids[k])) for k in order}
     titles = {
         str(pk): title
         for pk, title in TestCase.objects.filter(pk__in=list(shared_ids.values())).values_list("pk", "title")
@@ -363,25 +423,37 @@ def trends(*, metric: str, interval: str, scope: Scope, models: Sequence[LLMMode
     ids = [str(m.pk) for m in models] if models is not None else None
     numerator = {"score": "score_sum", "pass_rate": "passed", "cost": "cost", "latency": "latency_sum"}[metric]
     denominator = "latency_n" if metric == "latency" else "n"
+    daily = _rollup_rows(scope, model_ids=ids, daily=True).order_by()
+    points: QuerySet[Any, Any]
+    if interval == "week":
+        points = (
+            daily.annotate(bucket=TruncWeek("day"))
+            .values("model_id", "bucket")
+            .annotate(numerator=Sum(numerator), denominator=Sum(denominator))
+        )
+    else:  # the rollups already hold one row per model and day: nothing to group
+        points = daily.annotate(bucket=F("day"), numerator=F(numerator), denominator=F(denominator))
+    # Ids and days as text, values divided in numpy: tens of thousands of points through UUID and date
+    # objects, or a Python loop doing arithmetic, would cost more than the query. PostgreSQL writes
+    # days as "2026-05-04" (weeks as "2026-05-04 00:00:00"), SQLite the same. In bucket order (sorting
+    # by id costs the database more than grouping here), so each model's points come out sorted.
     rows = (
-        _rollup_rows(scope, model_ids=ids, daily=True)
-        .order_by()
-        .annotate(bucket=TruncWeek("day") if interval == "week" else F("day"))
-        .values("model_id", "bucket")
-        .annotate(numerator=Sum(numerator), denominator=Sum(denominator))
-        .values_list("model_id", "bucket", "numerator", "denominator")
+        points.filter(denominator__gt=0)
+        .values_list(Cast("model_id", CharField()), Cast("bucket", CharField()), "numerator", "denominator")
+        .order_by("bucket")
     )
-    # Plain SQL: thousands of points through Django's converters would dominate the request.
     sql, params = rows.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
-    points_of: dict[str, list[tuple[str, float, int]]] = defaultdict(list)
-    for model_id, bucket, total, count in fetched:
-        if count:
-            # PostgreSQL gives dates (or midnight timestamps for weeks), SQLite ISO strings.
-            t = bucket[:10] if isinstance(bucket, str) else bucket.isoformat()[:10]
-            points_of[str(uuid.UUID(str(model_id)))].append((t, float(total) / count, int(count)))
+    by_raw_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if fetched:
+        raw_ids, buckets, totals, counts = zip(*fetched, strict=True)
+        values = np.round(np.asarray(totals, dtype=np.float64) / np.asarray(counts, dtype=np.float64), 8).tolist()
+        for raw_id, t, v, n in zip(raw_ids, buckets, values, counts, strict=True):
+            by_raw_id[raw_id].append({"t": t[:10], "value": v, "n": n})
+    # Raw ids are dashed on PostgreSQL and bare hex on SQLite.
+    points_of = {str(uuid.UUID(raw_id)): points for raw_id, points in by_raw_id.items()}
     known: dict[str, LLMModel] = (
         {str(m.pk): m for m in models}
         if models is not None
@@ -390,9 +462,7 @@ def trends(*, metric: str, interval: str, scope: Scope, models: Sequence[LLMMode
     series = [
         {
             "model": model_brief(model),
-            "points": [
-                {"t": t, "value": round(value, 8), "n": count} for t, value, count in sorted(points_of.get(key, []))
-            ],
+            "points": points_of.get(key, []),
         }
         for key, model in sorted(known.items(), key=lambda kv: (kv[1].display_name, kv[1].name))
     ]
@@ -420,7 +490,7 @@ def _group_stats(score: np.ndarray, passed: np.ndarray, error: np.ndarray, laten
     }
 
 
-def _grouped_stats(labels: list[str], name: str, columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+def _grouped_stats(labels: Sequence[str], name: str, columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """_group_stats per label, vectorised with bincount (one pass whatever the number of labels)."""
     if not labels:
         return []
@@ -458,7 +528,15 @@ def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
     """One model: overall with a 95% interval, per category and difficulty, exact latency percentiles,
     tokens, cost, error rate, and a daily history (by the day each counted result ran)."""
     query = _latest_rows(scope, model_ids=[str(model.pk)]).values_list(
-        "category", "difficulty", "day", "score", "passed", "is_error", "latency_ms", "total_tokens", "cost"
+        "category",
+        "difficulty",
+        Cast("day", CharField()),  # as "2026-05-04" on both databases: no date objects to format
+        "score",
+        "passed",
+        "is_error",
+        "latency_ms",
+        "total_tokens",
+        "cost",
     )
     # Plain SQL: Django's per-value converters would cost more than the statistics.
     sql, params = query.query.sql_with_params()
@@ -466,12 +544,12 @@ def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     n = len(rows)
-    columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] if n else [[] for _ in range(9)]
+    columns = list(zip(*rows, strict=True)) if n else [() for _ in range(9)]
     category, difficulty, day, score, passed, error, latency, tokens, cost = columns
     s = np.asarray(score, dtype=np.float64)
     p = np.asarray(passed, dtype=bool)
     e = np.asarray(error, dtype=bool)
-    lat = np.asarray([np.nan if v is None else v for v in latency], dtype=np.float64)
+    lat = np.asarray(latency, dtype=np.float64)  # None (no latency) becomes NaN
     tok = np.asarray(tokens, dtype=np.float64)
     cst = np.asarray(cost, dtype=np.float64)
     ok_latency = lat[~e & ~np.isnan(lat)]
@@ -491,8 +569,6 @@ def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
         }
     )
     table = {"score": s, "passed": p, "error": e, "latency": lat, "cost": cst}
-    # Raw dates are date objects on PostgreSQL and ISO strings on SQLite.
-    day_labels = [d if isinstance(d, str) else d.isoformat() for d in day]
     by_category, by_difficulty = (
         [{k: v for k, v in g.items() if k != "total_cost"} for g in _grouped_stats(labels, name, table)]
         for labels, name in ((category, "category"), (difficulty, "difficulty"))
@@ -504,5 +580,5 @@ def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
         "overall": overall,
         "by_category": by_category,
         "by_difficulty": by_difficulty,
-        "history": _grouped_stats(day_labels, "date", table),
+        "history": _grouped_stats(day, "date", table),
     }

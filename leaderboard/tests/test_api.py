@@ -11,6 +11,7 @@ from scipy import stats as sp
 from catalog.models import LLMModel, TestCase
 from catalog.tests.factories import LLMModelFactory
 from evaluations.models import TestResult
+from leaderboard import selectors
 from leaderboard.tests.conftest import new_test, record
 
 pytestmark = pytest.mark.django_db
@@ -195,6 +196,37 @@ def test_compare_uses_wilcoxon_when_scores_are_partial(anonymous):
     assert (pair["a_wins"], pair["b_wins"], pair["ties"]) == (5, 1, 1)
 
 
+def test_compare_applies_every_filter_to_every_compared_model(anonymous):
+    a = LLMModelFactory(name="a", provider=LLMModel.Provider.OPENAI)
+    b = LLMModelFactory(name="b", provider=LLMModel.Provider.OPENAI)
+    other = LLMModelFactory(name="other", provider=LLMModel.Provider.ANTHROPIC)
+    recent_math_hard = new_test(category="math", difficulty="hard")
+    recent_code_easy = new_test(category="code", difficulty="easy")
+    old_for_b = new_test(category="math", difficulty="hard")
+    for test in (recent_math_hard, recent_code_easy):
+        for model in (a, b, other):
+            record(model, test, score=1.0)
+    record(a, old_for_b, score=1.0)
+    record(b, old_for_b, score=0.0, days_ago=40)  # outside 30d for b only: the test is not shared then
+    record(other, old_for_b, score=1.0)
+
+    def shared(query, models=(a, b)):
+        ids = ",".join(str(m.pk) for m in models)
+        body = anonymous.get(f"{COMPARE}?model_ids={ids}&{query}").json()
+        return {t["test_id"] for t in body["tests"]}, body["tests_total"]
+
+    assert shared("") == ({str(t.pk) for t in (recent_math_hard, recent_code_easy, old_for_b)}, 3)
+    assert shared("timeframe=30d") == ({str(recent_math_hard.pk), str(recent_code_easy.pk)}, 2)
+    assert shared("timeframe=90d") == ({str(t.pk) for t in (recent_math_hard, recent_code_easy, old_for_b)}, 3)
+    assert shared("category=math") == ({str(recent_math_hard.pk), str(old_for_b.pk)}, 2)
+    assert shared("category=math&timeframe=30d") == ({str(recent_math_hard.pk)}, 1)
+    assert shared("difficulty=easy") == ({str(recent_code_easy.pk)}, 1)
+    assert shared("", models=(a, b, other))[1] == 3
+    # The API takes no provider for compare (the models are named); pages pass scopes that may hold one.
+    assert selectors.compare(models=[a, b], scope=selectors.Scope(provider="openai"))["tests_total"] == 3
+    assert selectors.compare(models=[a, other], scope=selectors.Scope(provider="openai"))["tests_total"] == 0
+
+
 @pytest.mark.parametrize("count", [1, 6])
 def test_compare_needs_two_to_five_models(anonymous, count):
     ids = ",".join(str(LLMModelFactory().pk) for _ in range(count))
@@ -377,3 +409,54 @@ def test_the_analytics_schema_generates_without_warnings():
     SchemaGenerator(patterns=None).get_schema(request=None, public=True)
     mine = [w for w in GENERATOR_STATS._warn_cache if "leaderboard" in str(w)]
     assert mine == []
+
+
+# --- intervals memo ----------------------------------------------------------------------------
+
+
+def test_bootstrap_intervals_survive_an_emptied_cache_without_being_recomputed(anonymous, monkeypatch):
+    from django.core.cache import cache
+
+    from leaderboard import stats
+    from leaderboard.models import IntervalMemo
+
+    model = LLMModelFactory()
+    for score in (0.2, 0.5, 0.9, 1.0, 0.0, 0.7):
+        record(model, new_test(), score=score)
+    first = entry_for(anonymous.get(LEADERBOARD).json(), model)
+    assert IntervalMemo.objects.count() == 1
+
+    def no_bootstrap(*args, **kwargs):
+        raise AssertionError("the interval was bootstrapped again")
+
+    cache.clear()
+    monkeypatch.setattr(stats, "bootstrap_mean_interval", no_bootstrap)
+    again = entry_for(anonymous.get(LEADERBOARD).json(), model)
+    assert (again["ci_low"], again["ci_high"]) == (first["ci_low"], first["ci_high"])
+
+    # New scores are a new sample: bootstrapped, never served from the memo.
+    record(model, new_test(), score=0.4)
+    with pytest.raises(AssertionError, match="bootstrapped again"):
+        anonymous.get(LEADERBOARD)
+
+
+def test_old_memoised_intervals_are_pruned_when_new_ones_are_stored(anonymous):
+    import datetime
+
+    from django.utils import timezone
+
+    from leaderboard.models import IntervalMemo
+
+    IntervalMemo.objects.create(
+        key="stale", low=0.1, high=0.2, computed_at=timezone.now() - datetime.timedelta(days=31)
+    )
+    IntervalMemo.objects.create(
+        key="recent", low=0.1, high=0.2, computed_at=timezone.now() - datetime.timedelta(days=1)
+    )
+    model = LLMModelFactory()
+    for score in (0.3, 0.6):
+        record(model, new_test(), score=score)
+    anonymous.get(LEADERBOARD)
+    assert set(IntervalMemo.objects.values_list("key", flat=True)) - {"recent"} != set()
+    assert not IntervalMemo.objects.filter(key="stale").exists()
+    assert IntervalMemo.objects.filter(key="recent").exists()
