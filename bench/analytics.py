@@ -310,7 +310,7 @@ def main() -> None:
     from catalog.models import LLMModel
     from evaluations.models import TestResult
     from leaderboard.models import LatestResult, Rollup
-    from leaderboard.selectors import Scope, _latest_rows, rollup_totals_query
+    from leaderboard.selectors import Scope, rollup_totals_query, shared_scores_query
     from leaderboard.services import analytics_rebuild, results_recorded
 
     importlib.import_module("openbench.wsgi")  # set up as the served process is (it freezes the startup heap)
@@ -397,8 +397,11 @@ def main() -> None:
     print("\nEXPLAIN ANALYZE of the leaderboard query (timeframe=90d):")
     print(rollup_totals_query(Scope(timeframe="90d")).explain(analyze=True))
     print("\nEXPLAIN ANALYZE of the compare query (5 models):")
-    ids = [str(m.pk) for m in models]
-    print(_latest_rows(Scope(), model_ids=ids).values_list("model_id", "test_case_id", "score").explain(analyze=True))
+    compare_query = shared_scores_query(models, Scope())
+    assert compare_query is not None
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN ANALYZE {compare_query[0]}", compare_query[1])
+        print("\n".join(line for (line,) in cursor.fetchall()))
 
     # What landing results costs the engine: a re-run of one test over all 100 models landing now
     # (in memory only: results_recorded sees them as the engine's freshly saved results).

@@ -283,17 +283,17 @@ def _raw_uuid(value: str) -> Any:
     return uuid.UUID(value).hex if connection.vendor == "sqlite" else uuid.UUID(value)
 
 
-def _shared_scores(models: Sequence[LLMModel], scope: Scope) -> list[tuple[Any, ...]]:
-    """(test id as text, category, score of each model) for every test all the models have a counted
-    result for, in scope, ordered by test id (dashed on PostgreSQL, bare hex on SQLite: both sort like
-    the canonical form).
+def shared_scores_query(models: Sequence[LLMModel], scope: Scope) -> tuple[str, list[Any]] | None:
+    """SQL for (test id as text, category, score of each model) of every test all the models have a
+    counted result for, in scope, ordered by test id (dashed on PostgreSQL, bare hex on SQLite: both
+    sort like the canonical form); None when no test can be shared.
 
     One self-join of the latest results, one side per model: each side is an index-only scan of that
     model's rows in test order (the covering index), so the database merges them without sorting or
     grouping tens of thousands of rows.
     """
     if scope.provider and any(m.provider != scope.provider for m in models):
-        return []  # a compared model outside the provider has no results in scope
+        return None  # a compared model outside the provider has no results in scope
     model_ids = [str(m.pk) for m in models]
     table = connection.ops.quote_name(LatestResult._meta.db_table)
     since = scope.since()
@@ -320,9 +320,15 @@ def _shared_scores(models: Sequence[LLMModel], scope: Scope) -> list[tuple[Any, 
     # Only our own aliases and the quoted table name are formatted in; every value is a parameter.
     select = f"SELECT CAST(t0.test_case_id AS varchar), t0.category, {scores} FROM {table} t0"  # noqa: S608
     sql = f"{select} {' '.join(joins)} WHERE {' AND '.join(where)} ORDER BY t0.test_case_id"
-    params = join_params + where_params
+    return sql, join_params + where_params
+
+
+def _shared_scores(models: Sequence[LLMModel], scope: Scope) -> list[tuple[Any, ...]]:
+    query = shared_scores_query(models, scope)
+    if query is None:
+        return []
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(*query)
         return cursor.fetchall()
 
 
