@@ -268,14 +268,15 @@ def _is_binary(values: np.ndarray) -> bool:
 
 
 def _interval(values: np.ndarray) -> tuple[float, float]:
-    n = len(values)
-    ones = int((values == 1).sum())
-    zeros = int((values == 0).sum())
-    hist = np.bincount(
-        np.clip(np.rint(values * (stats.SCORE_BINS - 1)), 0, stats.SCORE_BINS - 1).astype(np.int64),
-        minlength=stats.SCORE_BINS,
-    )
-    return score_intervals([(hist, zeros, ones, n, float(values.sum()))])[0]
+    return _interval_of_counts(values, np.ones(len(values), dtype=np.int64))
+
+
+def _interval_of_counts(values: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
+    """The 95% interval of the mean of a sample given as values and how often each occurs."""
+    bins = np.clip(np.rint(values * (stats.SCORE_BINS - 1)), 0, stats.SCORE_BINS - 1).astype(np.int64)
+    hist = np.bincount(bins, weights=counts, minlength=stats.SCORE_BINS).astype(np.int64)
+    ones, zeros = int(counts[values == 1].sum()), int(counts[values == 0].sum())
+    return score_intervals([(hist, zeros, ones, int(counts.sum()), float(values @ counts))])[0]
 
 
 def _raw_uuid(value: str) -> Any:
@@ -483,60 +484,37 @@ def trends(*, metric: str, interval: str, scope: Scope, models: Sequence[LLMMode
 
 # --- model performance -----------------------------------------------------------------------
 
-
-def _group_stats(score: np.ndarray, passed: np.ndarray, error: np.ndarray, latency: np.ndarray) -> dict[str, Any]:
-    ok = ~error & ~np.isnan(latency)
-    n = len(score)
-    return {
-        "tests": n,
-        "score": _round(score.mean()) if n else None,
-        "pass_rate": _round(passed.mean()) if n else None,
-        "error_rate": _round(error.mean()) if n else None,
-        "avg_latency_ms": _round(latency[ok].mean(), 1) if ok.any() else None,
-    }
+# One statement over the model's counted rows (a CTE, read once), grouped five ways: per category,
+# per difficulty, per day, overall, and by distinct score and latency value, so that the interval and
+# the exact latency percentiles come from (value, count) pairs instead of every row.
+_TOTALS = (
+    "COUNT(*), SUM(score), SUM(CASE WHEN passed THEN 1 ELSE 0 END), SUM(CASE WHEN is_error THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN NOT is_error AND latency_ms IS NOT NULL THEN latency_ms END), "
+    "COUNT(CASE WHEN NOT is_error AND latency_ms IS NOT NULL THEN 1 END), SUM(cost), SUM(total_tokens)"
+)
 
 
-def _grouped_stats(labels: Sequence[str], name: str, columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """_group_stats per label, vectorised with bincount (one pass whatever the number of labels)."""
-    if not labels:
-        return []
-    values, group = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
-    size = len(values)
-    tests = np.bincount(group, minlength=size)
-    ok = ~columns["error"] & ~np.isnan(columns["latency"])
-    latency_n = np.bincount(group[ok], minlength=size)
-    latency_sum = np.bincount(group[ok], weights=columns["latency"][ok], minlength=size)
-
-    def sums(column: np.ndarray) -> np.ndarray:
-        return np.bincount(group, weights=column.astype(np.float64), minlength=size)
-
-    score, passed, errors, cost = (
-        sums(columns["score"]),
-        sums(columns["passed"]),
-        sums(columns["error"]),
-        sums(columns["cost"]),
-    )
-    return [
-        {
-            name: values[g],
-            "tests": int(tests[g]),
-            "score": _round(score[g] / tests[g]),
-            "pass_rate": _round(passed[g] / tests[g]),
-            "error_rate": _round(errors[g] / tests[g]),
-            "avg_latency_ms": _round(latency_sum[g] / latency_n[g], 1) if latency_n[g] else None,
-            "total_cost": _round(cost[g], 8),
-        }
-        for g in range(size)
-    ]
+def _grouped_totals(kind: str, label: str, group_by: str) -> str:
+    group = f" GROUP BY {group_by}" if group_by else ""
+    return f"SELECT '{kind}', {label}, {_TOTALS} FROM base{group}"  # noqa: S608 - constants only
 
 
-def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
-    """One model: overall with a 95% interval, per category and difficulty, exact latency percentiles,
-    tokens, cost, error rate, and a daily history (by the day each counted result ran)."""
-    query = _latest_rows(scope, model_ids=[str(model.pk)]).values_list(
+_PERFORMANCE_GROUPS = (
+    _grouped_totals("category", "category", "category"),
+    _grouped_totals("difficulty", "difficulty", "difficulty"),
+    _grouped_totals("date", "CAST(day AS varchar)", "day"),  # "2026-05-04" on both databases
+    _grouped_totals("overall", "''", ""),
+    "SELECT 'score', '', COUNT(*), score, 0, 0, NULL, 0, 0, 0 FROM base GROUP BY score",
+    "SELECT 'latency', '', COUNT(*), latency_ms, 0, 0, NULL, 0, 0, 0 FROM base "
+    "WHERE NOT is_error AND latency_ms IS NOT NULL GROUP BY latency_ms",
+)
+
+
+def _performance_totals(scope: Scope, model: LLMModel) -> list[tuple[Any, ...]]:
+    base = _latest_rows(scope, model_ids=[str(model.pk)]).values_list(
         "category",
         "difficulty",
-        Cast("day", CharField()),  # as "2026-05-04" on both databases: no date objects to format
+        "day",
         "score",
         "passed",
         "is_error",
@@ -544,41 +522,62 @@ def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
         "total_tokens",
         "cost",
     )
-    # Plain SQL: Django's per-value converters would cost more than the statistics.
-    sql, params = query.query.sql_with_params()
+    base_sql, params = base.query.sql_with_params()
+    columns = "category, difficulty, day, score, passed, is_error, latency_ms, total_tokens, cost"
+    sql = f"WITH base ({columns}) AS ({base_sql}) " + " UNION ALL ".join(_PERFORMANCE_GROUPS)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    n = len(rows)
-    columns = list(zip(*rows, strict=True)) if n else [() for _ in range(9)]
-    category, difficulty, day, score, passed, error, latency, tokens, cost = columns
-    s = np.asarray(score, dtype=np.float64)
-    p = np.asarray(passed, dtype=bool)
-    e = np.asarray(error, dtype=bool)
-    lat = np.asarray(latency, dtype=np.float64)  # None (no latency) becomes NaN
-    tok = np.asarray(tokens, dtype=np.float64)
-    cst = np.asarray(cost, dtype=np.float64)
-    ok_latency = lat[~e & ~np.isnan(lat)]
+        return cursor.fetchall()
 
-    overall: dict[str, Any] = _group_stats(s, p, e, lat)
-    low, high = _interval(s) if n else (None, None)
-    overall.update(
-        {
-            "ci_low": _round(low),
-            "ci_high": _round(high),
-            "latency_p50_ms": _round(stats.percentile(ok_latency, 50), 1),
-            "latency_p95_ms": _round(stats.percentile(ok_latency, 95), 1),
-            "latency_p99_ms": _round(stats.percentile(ok_latency, 99), 1),
-            "total_tokens": int(tok.sum()),
-            "total_cost": _round(cst.sum(), 8),
-            "cost_per_test": _round(cst.sum() / n, 8) if n else None,
-        }
+
+def _totals_entry(row: Sequence[Any]) -> dict[str, Any]:
+    tests, score_sum, passed, errors, latency_sum, latency_n, _, _ = row
+    return {
+        "tests": tests,
+        "score": _ratio(score_sum, tests),
+        "pass_rate": _ratio(passed, tests),
+        "error_rate": _ratio(errors, tests),
+        "avg_latency_ms": _ratio(latency_sum or 0, latency_n, 1),
+    }
+
+
+def _weighted_percentile(values: np.ndarray, counts: np.ndarray, q: float) -> float | None:
+    """The exact percentile (linear interpolation) of a sample given as distinct values and their counts."""
+    return stats.percentile(np.repeat(values, counts), q) if counts.sum() else None
+
+
+def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
+    """One model: overall with a 95% interval, per category and difficulty, exact latency percentiles,
+    tokens, cost, error rate, and a daily history (by the day each counted result ran)."""
+    groups: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for kind, label, *totals in _performance_totals(scope, model):
+        groups[kind].append((label, *totals))
+    _, *totals = groups["overall"][0]
+    n, _, _, _, _, _, cost, tokens = totals
+    # (value, count) pairs: every distinct score, and every distinct latency of a successful call.
+    scores, latencies = (
+        np.asarray([(value, count) for _, count, value, *_ in groups[kind]], dtype=np.float64).reshape(-1, 2)
+        for kind in ("score", "latency")
     )
-    table = {"score": s, "passed": p, "error": e, "latency": lat, "cost": cst}
-    by_category, by_difficulty = (
-        [{k: v for k, v in g.items() if k != "total_cost"} for g in _grouped_stats(labels, name, table)]
-        for labels, name in ((category, "category"), (difficulty, "difficulty"))
+    latency_values, latency_counts = latencies[:, 0], latencies[:, 1].astype(np.int64)
+    low, high = _interval_of_counts(scores[:, 0], scores[:, 1].astype(np.int64)) if n else (None, None)
+    overall = {
+        **_totals_entry(totals),
+        "ci_low": _round(low),
+        "ci_high": _round(high),
+        **{
+            f"latency_p{q}_ms": _round(_weighted_percentile(latency_values, latency_counts, q), 1) for q in (50, 95, 99)
+        },
+        "total_tokens": int(tokens or 0),
+        "total_cost": _round(cost or 0, 8),
+        "cost_per_test": _ratio(cost or 0, n, 8),
+    }
+    by_category, by_difficulty, history = (
+        [{name: label, **_totals_entry(totals)} for label, *totals in sorted(groups[kind])]
+        for kind, name in (("category", "category"), ("difficulty", "difficulty"), ("date", "date"))
     )
+    for day, (_, *totals) in zip(history, sorted(groups["date"]), strict=True):
+        day["total_cost"] = _round(totals[6] or 0, 8)
     return {
         "generated_at": timezone.now(),
         "model": model_brief(model),
@@ -586,5 +585,5 @@ def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
         "overall": overall,
         "by_category": by_category,
         "by_difficulty": by_difficulty,
-        "history": _grouped_stats(day, "date", table),
+        "history": history,
     }

@@ -310,6 +310,62 @@ def test_model_performance_reports_exact_percentiles_and_breakdowns(anonymous):
     assert math_only["overall"]["tests"] == 3
 
 
+def test_model_performance_breakdowns_match_numbers_computed_from_the_rows(anonymous):
+    from leaderboard import stats
+
+    model = LLMModelFactory()
+    rows = [  # category, difficulty, score, latency (None: a failed call), days ago, cost
+        ("math", "easy", 0.5, 100, 0, "0.010"),
+        ("math", "hard", 0.25, 100, 0, "0.020"),
+        ("math", "hard", 1.0, 300, 1, "0.030"),
+        ("code", "easy", 0.0, 700, 1, "0.040"),
+        ("code", "medium", 0.75, 100, 2, "0.050"),
+        ("code", "medium", None, None, 40, "0"),
+    ]
+    for category, difficulty, score, latency, days_ago, cost in rows:
+        test = new_test(category=category, difficulty=difficulty)
+        if score is None:
+            record(model, test, status=TestResult.Status.FAILED, latency_ms=latency, days_ago=days_ago, cost=cost)
+        else:
+            record(model, test, score=score, latency_ms=latency, days_ago=days_ago, cost=cost)
+    body = anonymous.get(performance_url(model)).json()
+    scores = np.array([r[2] or 0.0 for r in rows])
+    ok_latencies = [r[3] for r in rows if r[3] is not None]
+
+    overall = body["overall"]
+    assert overall["score"] == pytest.approx(scores.mean(), abs=1e-6)
+    assert overall["avg_latency_ms"] == pytest.approx(np.mean(ok_latencies), abs=0.05)
+    assert overall["latency_p50_ms"] == pytest.approx(np.percentile(ok_latencies, 50), abs=0.05)  # ties
+    assert overall["total_cost"] == pytest.approx(0.15, abs=1e-8)
+    assert overall["cost_per_test"] == pytest.approx(0.15 / 6, abs=1e-8)
+    low, high, method = stats.score_interval(
+        np.bincount(np.rint(scores * 100).astype(int), minlength=stats.SCORE_BINS),
+        zeros=int((scores == 0).sum()),
+        ones=int((scores == 1).sum()),
+        n=len(scores),
+        mean=scores.mean(),
+    )
+    assert method == "bootstrap"
+    assert (overall["ci_low"], overall["ci_high"]) == (pytest.approx(low, abs=1e-6), pytest.approx(high, abs=1e-6))
+
+    code = next(row for row in body["by_category"] if row["category"] == "code")
+    assert code["tests"] == 3
+    assert code["score"] == pytest.approx(0.75 / 3, abs=1e-6)
+    assert code["error_rate"] == pytest.approx(1 / 3, abs=1e-6)
+    assert code["avg_latency_ms"] == pytest.approx(400, abs=0.05)
+    assert [row["difficulty"] for row in body["by_difficulty"]] == ["easy", "hard", "medium"]
+    assert next(row for row in body["by_difficulty"] if row["difficulty"] == "hard")["pass_rate"] == 0.5
+    history = body["history"]
+    assert [day["date"] for day in history] == sorted(day["date"] for day in history)
+    assert [day["tests"] for day in history] == [1, 1, 2, 2]
+    assert history[-1]["total_cost"] == pytest.approx(0.03, abs=1e-8)
+    assert "total_cost" not in body["by_category"][0]
+
+    recent = anonymous.get(f"{performance_url(model)}?timeframe=30d").json()
+    assert recent["overall"]["tests"] == 5
+    assert recent["overall"]["error_rate"] == 0.0
+
+
 def test_model_performance_of_an_unknown_model_is_404(anonymous):
     response = anonymous.get(f"/api/v1/models/{uuid.uuid4()}/performance")
     assert response.status_code == 404
