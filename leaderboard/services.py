@@ -180,6 +180,9 @@ def _apply(deltas: dict[RollupKey, _Delta]) -> None:
     """Add deltas to rollup rows (the caller holds the models' anchor locks); empty rows are deleted."""
     if not deltas:
         return
+    if connection.vendor == "postgresql":
+        _apply_upsert(deltas)
+        return
     existing = _rollups_for(deltas)
     missing = [key for key in deltas if key not in existing]
     if missing:
@@ -204,6 +207,70 @@ def _apply(deltas: dict[RollupKey, _Delta]) -> None:
     _update_rows(Rollup, changed, [*_SCALARS, "score_hist", "latency_hist"])
     if emptied:
         Rollup.objects.filter(pk__in=emptied).delete()
+
+
+# A stored histogram holding more pairs than this many bins' worth is compacted (appended deltas
+# repeat bins; decoding sums them, so the blob stays correct, only longer).
+_COMPACT_FACTOR = 2
+
+
+def _apply_upsert(deltas: dict[RollupKey, _Delta]) -> None:
+    """PostgreSQL: add every delta in one INSERT … ON CONFLICT DO UPDATE, the arithmetic done by the
+    database. Sparse histograms add by appending the delta's (bin, count) pairs, since decoding sums
+    repeated bins; rows whose blobs grew long are compacted afterwards, empty daily rows deleted."""
+    keys = list(deltas)
+    scalars = np.asarray([deltas[key].scalars for key in keys]).T
+    table = Rollup._meta.db_table
+    additions = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in _SCALARS)
+    appends = ", ".join(f"{name} = {table}.{name} || EXCLUDED.{name}" for name in ("score_hist", "latency_hist"))
+    types = [
+        "uuid",
+        "varchar",
+        "varchar",
+        "date",
+        *("float8" if n in ("score_sum", "cost") else "int8" for n in _SCALARS),
+    ]
+    arrays = ", ".join(f"%s::{t}[]" for t in [*types, "bytea", "bytea"])
+    columns = ", ".join(["model_id", "category", "difficulty", "day", *_SCALARS, "score_hist", "latency_hist"])
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "  # noqa: S608 - constants only
+        f"ON CONFLICT (category, difficulty, day, model_id) DO UPDATE SET {additions}, {appends} "
+        "RETURNING id, n, day, octet_length(score_hist), octet_length(latency_hist)"
+    )
+    params = [
+        [uuid.UUID(key[0]) for key in keys],
+        [key[1] for key in keys],
+        [key[2] for key in keys],
+        [key[3] for key in keys],
+        *(
+            column.tolist() if name in ("score_sum", "cost") else np.rint(column).astype(np.int64).tolist()
+            for name, column in zip(_SCALARS, scalars, strict=True)
+        ),
+        [hist_encode(deltas[key].score_hist) for key in keys],
+        [hist_encode(deltas[key].latency_hist) for key in keys],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        returned = cursor.fetchall()
+    pair_size = _HIST.itemsize
+    emptied = [pk for pk, n, day, _, _ in returned if n <= 0 and day != ALL_TIME]
+    long = [
+        pk
+        for pk, n, day, score_bytes, latency_bytes in returned
+        if (n > 0 or day == ALL_TIME)
+        and (
+            score_bytes > _COMPACT_FACTOR * SCORE_BINS * pair_size
+            or latency_bytes > _COMPACT_FACTOR * LATENCY_BINS * pair_size
+        )
+    ]
+    if emptied:
+        Rollup.objects.filter(pk__in=emptied).delete()
+    if long:
+        rows = list(Rollup.objects.filter(pk__in=long).only("pk", "score_hist", "latency_hist"))
+        for row in rows:
+            row.score_hist = hist_encode(hist_decode(row.score_hist, SCORE_BINS))
+            row.latency_hist = hist_encode(hist_decode(row.latency_hist, LATENCY_BINS))
+        _update_rows(Rollup, rows, ["score_hist", "latency_hist"])
 
 
 def _lock_models(model_ids: Iterable[str]) -> None:

@@ -155,3 +155,40 @@ def test_results_bump_the_global_and_only_their_models_cache_generations():
     assert analytics_cache_version() > before_global
     assert after[0] > before[0]
     assert after[1] == before[1]
+
+
+def test_many_small_updates_keep_rollup_histograms_exact_and_compact():
+    from leaderboard.services import _apply, _Delta
+
+    model = LLMModelFactory()
+    key = (str(model.pk), ANY, ANY, ALL_TIME)
+    expected_scores = [0] * SCORE_BINS
+    for i in range(300):  # each update appends pairs on PostgreSQL; long blobs are compacted
+        delta = _Delta()
+        delta.scalars[0] = 1  # n
+        delta.score_hist[i % 7] += 1
+        delta.score_hist[50] += 1 if i % 2 else -1 if i else 1
+        delta.latency_hist[i % 5] += 1
+        expected_scores[i % 7] += 1
+        expected_scores[50] += 1 if i % 2 else -1 if i else 1
+        _apply({key: delta})
+    row = totals(model)
+    assert row.n == 300
+    assert list(hist_decode(row.score_hist, SCORE_BINS)) == expected_scores
+    assert hist_decode(row.latency_hist, LATENCY_BINS)[:5].tolist() == [60] * 5
+    assert len(bytes(row.score_hist)) <= 2 * SCORE_BINS * 5
+
+
+def test_a_daily_rollup_that_drops_to_zero_tests_is_deleted():
+    from leaderboard.services import _apply, _Delta
+
+    model = LLMModelFactory()
+    day = ALL_TIME.replace(year=2026)
+    key = (str(model.pk), "math", ANY, day)
+    added, removed = _Delta(), _Delta()
+    added.scalars[0], removed.scalars[0] = 1, -1
+    added.score_hist[100], removed.score_hist[100] = 1, -1
+    _apply({key: added})
+    assert Rollup.objects.filter(model=model, day=day).exists()
+    _apply({key: removed})
+    assert not Rollup.objects.filter(model=model, day=day).exists()
