@@ -581,7 +581,7 @@ def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
     return {
         "generated_at": timezone.now(),
         "model": model_brief(model),
-        "filters": {"category": scope.category, "timeframe": scope.timeframe, "since": scope.as_dict()["since"]},
+        "filters": {key: value for key, value in scope.as_dict().items() if key != "provider"},
         "overall": overall,
         "by_category": by_category,
         "by_difficulty": by_difficulty,

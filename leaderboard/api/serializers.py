@@ -80,7 +80,7 @@ class TrendsQuerySerializer(ScopeQuerySerializer):
 
 
 class PerformanceQuerySerializer(ScopeQuerySerializer):
-    pass
+    difficulty = serializers.ChoiceField(choices=TestCase.Difficulty.values, required=False, default="")
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -228,6 +228,7 @@ class DayStatsSerializer(GroupStatsSerializer):
 
 class PerformanceFiltersSerializer(serializers.Serializer):
     category = serializers.CharField(allow_blank=True)
+    difficulty = serializers.CharField(allow_blank=True)
     timeframe = serializers.CharField()
     since = serializers.DateField(allow_null=True)
 

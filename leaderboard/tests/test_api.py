@@ -361,6 +361,11 @@ def test_model_performance_breakdowns_match_numbers_computed_from_the_rows(anony
     assert history[-1]["total_cost"] == pytest.approx(0.03, abs=1e-8)
     assert "total_cost" not in body["by_category"][0]
 
+    hard = anonymous.get(f"{performance_url(model)}?difficulty=hard").json()
+    assert hard["filters"]["difficulty"] == "hard"
+    assert [row["difficulty"] for row in hard["by_difficulty"]] == ["hard"]
+    assert hard["overall"]["score"] == pytest.approx(0.625, abs=1e-6)
+    assert anonymous.get(f"{performance_url(model)}?difficulty=impossible").status_code == 400
     recent = anonymous.get(f"{performance_url(model)}?timeframe=30d").json()
     assert recent["overall"]["tests"] == 5
     assert recent["overall"]["error_rate"] == 0.0
