@@ -198,6 +198,7 @@ def main() -> None:
         peak_parent = peak_any = 0
         cpu: dict[int, float] = {}
         cpu_before = cpu_seconds(worker.pid)
+        server_cpu_before = cpu_seconds(server.pid)
         started = time.monotonic()
         executions = executions_start_batch(test_cases=tests, models=models, started_by=author)
         ids = [execution.pk for execution in executions]
@@ -220,6 +221,7 @@ def main() -> None:
                 raise SystemExit("The worker died.")
             time.sleep(0.01)
         wall = time.monotonic() - started
+        server_cpu = cpu_seconds(server.pid) - server_cpu_before
         results = TestResult.objects.filter(execution_id__in=ids)
         done = results.count()
         completed = results.filter(status="completed").count()
@@ -234,6 +236,7 @@ def main() -> None:
             print(f"efficiency       {ideal / wall:.3f}")
         print(f"throughput       {done / wall:.0f} evaluations/s")
         print(f"worker CPU       {sum(cpu.values()):.1f} s ({sum(cpu.values()) / wall:.0%} of one core)")
+        print(f"fake server CPU  {server_cpu:.1f} s ({server_cpu / wall:.0%} of one core)")
         print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
         if not args.no_baseline:
             baseline = adapter_baseline(base_url, total, args.concurrency)

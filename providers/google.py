@@ -54,7 +54,9 @@ class GoogleProvider(PooledProvider[genai.Client]):
             retry_options=types.HttpRetryOptions(attempts=1),
             # Without a context the SDK loads the CA bundle twice per client (~200 ms).
             client_args={"verify": context},
-            async_client_args={"verify": context, "ssl": context},
+            # An explicit httpx transport: with aiohttp installed the SDK would switch its async calls
+            # to aiohttp, where it ignores the per-request timeout and raises aiohttp's own errors.
+            async_client_args={"verify": context, "transport": httpx.AsyncHTTPTransport(verify=context)},
         )
         return genai.Client(api_key=self.api_key, http_options=http_options)
 

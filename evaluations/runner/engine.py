@@ -145,6 +145,7 @@ class Engine:
         self.analytics_at = time.monotonic()
         self.finished: set[str] = set()
         self.providers: dict[Any, Provider] = {}
+        self.provider_of_model: dict[Any, Provider] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
         self.provider_slots: dict[str, asyncio.Semaphore] = {}
         self.scorers: dict[str, Scorer] = {}
@@ -355,6 +356,9 @@ class Engine:
 
     # -- calls -----------------------------------------------------------------------------------
     def _provider(self, model: LLMModel) -> Provider:
+        provider = self.provider_of_model.get(model.pk)
+        if provider is not None:
+            return provider
         # Models behind the same adapter options (one server, many model ids) share one adapter and
         # so one connection pool.
         key = (model.provider, json.dumps(model.config, sort_keys=True, default=str))
@@ -362,6 +366,9 @@ class Engine:
         if provider is None:
             provider = provider_for_model(model)
             self.providers[key] = provider
+        # A model's options cannot change during a run (the plan holds its row), so the key is
+        # computed once per model, not once per call.
+        self.provider_of_model[model.pk] = provider
         return provider
 
     def _breaker(self, provider: str) -> CircuitBreaker:
