@@ -206,3 +206,30 @@ def test_metrics_use_the_catalog_name_when_the_request_carries_it():
     labels = {"provider": "scripted", "model": "catalog-name-7", "outcome": "ok"}
     assert REGISTRY.get_sample_value("openbench_provider_calls_total", labels) == 1
     assert REGISTRY.get_sample_value("openbench_provider_calls_total", {**labels, "model": "vendor-id-7"}) is None
+
+
+@pytest.mark.parametrize("name", ["openai_compatible", "anthropic"])
+def test_a_server_that_hangs_up_without_answering_is_transient_not_a_timeout(name):
+    # The SDKs' aiohttp transport reports a dropped connection as a connect *timeout*; the engine must
+    # still see it as a transient error (a timeout would end the result as `timeout`).
+    from providers.base import TransientError
+    from providers.registry import provider_class
+
+    async def scenario() -> None:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        provider = provider_class(name)(api_key="key", base_url=f"http://127.0.0.1:{port}/v1")
+        try:
+            with pytest.raises(TransientError) as caught:
+                await provider.generate(GenerationRequest(model_id="m", prompt="hi", timeout=5))
+            assert "Could not reach" in caught.value.message
+        finally:
+            await provider.aclose()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(scenario())
