@@ -395,36 +395,56 @@ def test_case_analytics_sync(*, test_case: TestCase) -> None:
     transaction.on_commit(lambda: analytics_cache_invalidate(model_ids=[row.model_id for row in stale]))
 
 
-def latest_result_forget(*, result_id: uuid.UUID) -> None:
-    """A result was deleted: if it was the one that counted, fall back to the next latest (or nothing)."""
+def latest_results_forget(*, result_ids: Iterable[Any]) -> None:
+    """Results were deleted: where one of them was the result that counted, fall back to the next latest
+    finished result of its (model, test, revision), or to nothing. One pass for any number of results,
+    so deleting an execution with thousands of results costs a few queries, not thousands."""
+    ids = sorted({uuid.UUID(str(result_id)) for result_id in result_ids})
+    for start in range(0, len(ids), _FORGET_CHUNK):
+        _forget(ids[start : start + _FORGET_CHUNK])
+
+
+_FORGET_CHUNK = 5000  # ids per statement, well under every database's parameter limit
+
+
+def _forget(ids: list[uuid.UUID]) -> None:
     from evaluations.models import TestResult
 
-    row = LatestResult.objects.filter(result_id=result_id).first()
-    if row is None:
+    # Only results really gone (a savepoint rolled back may have restored some of them).
+    id_list = list(set(ids) - set(TestResult.objects.filter(pk__in=ids).values_list("pk", flat=True)))
+    if not id_list:
+        return
+    models_touched = set(
+        LatestResult.objects.filter(result_id__in=id_list).values_list("model_id", flat=True).distinct()
+    )
+    if not models_touched:
         return
     with transaction.atomic():
-        _lock_models([str(row.model_id)])
-        row = LatestResult.objects.filter(pk=row.pk).first()
-        if row is None:
-            return
+        _lock_models(str(m) for m in models_touched)
+        rows = list(LatestResult.objects.filter(result_id__in=id_list))  # again, under the locks
         deltas: dict[RollupKey, _Delta] = {}
-        _add_contribution(deltas, row, -1)
-        row.delete()
+        for row in rows:
+            _add_contribution(deltas, row, -1)
+        LatestResult.objects.filter(pk__in=[row.pk for row in rows]).delete()
         _apply(deltas)
-        successor = (
+        keys = {(row.model_id, row.test_case_id, row.revision) for row in rows}
+        candidates = (
             TestResult.objects.filter(
-                model_id=row.model_id,
-                test_case_id=row.test_case_id,
-                revision=row.revision,
+                model_id__in={key[0] for key in keys},
+                test_case_id__in={key[1] for key in keys},
                 status__in=COUNTED_STATUSES,
             )
-            .exclude(pk=result_id)
+            .exclude(pk__in=id_list)
             .order_by("-executed_at", "-created_at")
-            .first()
         )
-        if successor is not None:
-            _latest_results_merge([successor])
-    analytics_cache_invalidate(model_ids=[row.model_id])
+        successors: dict[tuple[Any, Any, int], TestResult] = {}
+        for candidate in candidates:
+            key = (candidate.model_id, candidate.test_case_id, candidate.revision)
+            if key in keys and key not in successors:
+                successors[key] = candidate  # the first is the latest
+        if successors:
+            _latest_results_merge(list(successors.values()))
+    analytics_cache_invalidate(model_ids=models_touched)
 
 
 # --- full rebuild ---------------------------------------------------------------------------

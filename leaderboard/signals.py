@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django.db import transaction
@@ -23,4 +24,27 @@ def llm_model_saved(sender: type[LLMModel], instance: LLMModel, **kwargs: Any) -
 
 
 def test_result_deleted(sender: type[TestResult], instance: TestResult, **kwargs: Any) -> None:
-    services.latest_result_forget(result_id=instance.pk)
+    """Deleted results are forgotten together when their transaction commits: deleting an execution
+    cascades to all its results inside one transaction, so one pass serves all of them."""
+    connection = transaction.get_connection()
+    pending: _PendingForgets | None = getattr(_local, "pending", None)
+    if pending is None or not pending.is_registered_on(connection):
+        # Nothing pending in this transaction (or an earlier transaction committed or rolled back).
+        pending = _local.pending = _PendingForgets()
+        transaction.on_commit(pending.callback)
+    pending.result_ids.add(instance.pk)
+
+
+class _PendingForgets:
+    def __init__(self) -> None:
+        self.result_ids: set[Any] = set()
+        self.callback = self.flush  # one bound method, so the connection's list can be searched for it
+
+    def is_registered_on(self, connection: Any) -> bool:
+        return any(entry[1] is self.callback for entry in connection.run_on_commit)
+
+    def flush(self) -> None:
+        services.latest_results_forget(result_ids=self.result_ids)
+
+
+_local = threading.local()  # connections are per thread, and so are their pending deletions

@@ -97,13 +97,54 @@ def test_a_recategorised_test_moves_between_category_rollups():
     assert totals(model, category="history").n == 1
 
 
-def test_deleting_the_counted_result_falls_back_to_the_previous_one():
+def test_deleting_the_counted_result_falls_back_to_the_previous_one(django_capture_on_commit_callbacks):
     model, test = LLMModelFactory(), new_test()
     older = record(model, test, score=0.25, days_ago=3)
     newest = record(model, test, score=1.0)
-    newest.delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        newest.delete()
     assert LatestResult.objects.get().result_id == older.id
     assert totals(model).score_sum == 0.25
+
+
+def test_deleting_an_execution_forgets_all_its_results_in_one_pass(
+    django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    models = [LLMModelFactory() for _ in range(4)]
+    tests = [new_test(category="math" if i % 2 else "code") for i in range(5)]
+    for test in tests:
+        for model in models:
+            record(model, test, score=0.5, days_ago=2)
+    doomed = [record(model, tests[0], score=1.0) for model in models]
+    execution = doomed[0].execution
+    TestResult.objects.filter(pk__in=[r.pk for r in doomed[1:]]).update(execution=execution)
+    incremental_before = _snapshot()
+    # 4 results deleted: a fixed number of queries (not a handful per result), and the older results
+    # count again.
+    with django_capture_on_commit_callbacks(execute=True), django_assert_max_num_queries(25):
+        execution.delete()
+    assert not LatestResult.objects.filter(result_id__in=[r.pk for r in doomed]).exists()
+    assert LatestResult.objects.filter(counted=True).count() == 20
+    assert all(row.score == 0.5 for row in LatestResult.objects.all())
+    after = _snapshot()
+    assert after != incremental_before
+    analytics_rebuild()
+    assert _snapshot() == after
+
+
+def test_a_deletion_rolled_back_is_not_forgotten(django_capture_on_commit_callbacks):
+    from django.db import transaction
+
+    model, test, other_test = LLMModelFactory(), new_test(), new_test()
+    kept = record(model, test, score=1.0)
+    gone = record(model, other_test, score=1.0)
+    kept_id = kept.pk
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        gone.delete()  # the pending deletions of this transaction start here
+        sid = transaction.savepoint()
+        kept.delete()
+        transaction.savepoint_rollback(sid)  # ...and this one is undone, though it was noted
+    assert list(LatestResult.objects.values_list("result_id", flat=True)) == [kept_id]
 
 
 def _snapshot():
