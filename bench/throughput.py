@@ -149,7 +149,7 @@ def main() -> None:
         "EVAL_CONCURRENCY": str(args.concurrency),
         "OPENAI_COMPATIBLE_CONCURRENCY": str(args.concurrency),
         "EVAL_CACHE": "false",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"),
     }
     author = User.objects.create_user(f"bench-{run}@example.com", password=None)
     models = [
@@ -201,6 +201,7 @@ def main() -> None:
         server_cpu_before = cpu_seconds(server.pid)
         started = time.monotonic()
         executions = executions_start_batch(test_cases=tests, models=models, started_by=author)
+        dispatched = time.monotonic() - started
         ids = [execution.pk for execution in executions]
         pending = Execution.objects.filter(pk__in=ids).unfinished()
         total = sum(execution.total_evaluations for execution in executions)
@@ -229,8 +230,10 @@ def main() -> None:
         print(f"evaluations      {total} ({len(tests)} tests x {len(models)} models)")
         print(f"results          {done} ({completed} completed)")
         print(f"latency, conc.   {args.latency_ms:g} ms, {args.concurrency}")
-        print(f"worker           {args.worker_class or 'rq.Worker (fork per job)'}")
-        print(f"wall time        {wall:.2f} s")
+        from django_rq.workers import get_worker_class
+
+        print(f"worker           {args.worker_class or get_worker_class().__name__ + ' (settings.RQ)'}")
+        print(f"wall time        {wall:.2f} s (of which {dispatched:.2f} s creating and enqueueing the executions)")
         if ideal:
             print(f"ideal time       {ideal:.2f} s (N x latency / C)")
             print(f"efficiency       {ideal / wall:.3f}")

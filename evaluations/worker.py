@@ -11,6 +11,7 @@ its event loop before the first call. Use it with:
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 from typing import Any
@@ -47,6 +48,10 @@ def preload() -> None:
         # The OpenAI SDK imports its resources lazily, on the first request.
         for module in ("openai.resources.chat.completions", "openai.types.chat"):
             importlib.import_module(module)
+    # What is loaded now lives as long as the worker: frozen, it is left out of every later garbage
+    # collection, so a full collection during a run (thousands of result objects) does not stall the
+    # event loop while it walks Django and the SDKs again; forked jobs also share those pages.
+    gc.freeze()
 
 
 class EvaluationWorker(Worker):

@@ -155,6 +155,9 @@ else:
         "default": {"URL": "redis://127.0.0.1:6379/0"},
     }
 USE_RQ = bool(REDIS_URL)
+# `manage.py rqworker` uses this class unless told otherwise: it imports the engine and the provider
+# SDKs once, before forking, instead of in every job (importing openai alone takes over a second).
+RQ = {"WORKER_CLASS": env.str("RQ_WORKER_CLASS", default="evaluations.worker.EvaluationWorker")}
 
 # --- Auth ---------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

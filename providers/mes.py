@@ -57,7 +57,7 @@ class MESProvider(JsonHttpProvider):
         if request.stop:
             body["stop"] = list(request.stop)
         # MES gets the same budget as we do: a test's timeout covers the whole call, not MES's share of it.
-        answer, response = await self.request_json("POST", "/v1/inference", json=body, timeout=request.timeout)
+        answer, headers = await self.request_json("POST", "/v1/inference", json=body, timeout=request.timeout)
         if not answer.get("success", False):
             raise _failure(f"{self.label}: {answer.get('error') or 'inference failed'}")
         text = answer.get("output")
@@ -71,7 +71,7 @@ class MESProvider(JsonHttpProvider):
                 total_tokens=usage.get("total_tokens"),
             ),
             parsed=parse_structured(text) if request.json_schema is not None else None,
-            request_id=response.headers.get("x-request-id", ""),
+            request_id=headers.get("x-request-id", ""),
             finish_reason="stop",
             raw_model=str(answer.get("model_id") or request.model_id),
         )

@@ -1,51 +1,69 @@
-"""A base for adapters of vendors without an official Python SDK: JSON over httpx, errors classified once."""
+"""A base for adapters of servers without an official Python SDK: JSON over aiohttp, errors classified once.
+
+aiohttp rather than httpx: at fifty calls in flight an httpx client costs ~5 ms of CPU per call, an
+aiohttp session ~0.4 ms, and the engine is CPU-bound on one core.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import httpx
+import aiohttp
+import orjson
 
 from providers.base import ProviderTimeoutError, TransientError
 from providers.support import PooledProvider, error_for_status, error_message, retry_after_seconds, shared_ssl_context
 
 
-class JsonHttpProvider(PooledProvider[httpx.AsyncClient]):
+class JsonHttpProvider(PooledProvider[aiohttp.ClientSession]):
     """A provider reached with plain JSON requests; subclasses say which paths and bodies.
 
-    The client never retries on its own (httpx does not), so the engine's retry policy is the only one.
+    The client never retries on its own (aiohttp does not), so the engine's retry policy is the only one.
     """
 
     # Subclasses that authenticate with a bearer token set this; the header is sent only when a key is set.
     auth_scheme: ClassVar[str] = "Bearer"
     requires_base_url: ClassVar[bool] = True
 
-    async def _close_client(self, client: httpx.AsyncClient) -> None:
-        await client.aclose()
+    async def _close_client(self, client: aiohttp.ClientSession) -> None:
+        await client.close()
 
-    def _new_client(self) -> httpx.AsyncClient:
-        headers = {"Authorization": f"{self.auth_scheme} {self.api_key}"} if self.api_key else {}
-        return httpx.AsyncClient(base_url=self.base_url.rstrip("/"), headers=headers, verify=shared_ssl_context())
+    def _new_client(self) -> aiohttp.ClientSession:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"{self.auth_scheme} {self.api_key}"
+        # No connection limit of its own: the engine's per-provider concurrency is the limit.
+        connector = aiohttp.TCPConnector(limit=0, ssl=shared_ssl_context())
+        return aiohttp.ClientSession(connector=connector, headers=headers)
 
     async def request_json(
         self, method: str, path: str, *, json: dict[str, Any] | None = None, timeout: float = 30.0
-    ) -> tuple[Any, httpx.Response]:
-        """The decoded JSON answer and the response; any failure raised as a ProviderError."""
+    ) -> tuple[Any, Mapping[str, str]]:
+        """The decoded JSON answer and the response headers; any failure raised as a ProviderError."""
+        url = self.base_url.rstrip("/") + path
+        data = orjson.dumps(json) if json is not None else None
+
+        async def call(session: aiohttp.ClientSession) -> tuple[int, bytes, Mapping[str, str]]:
+            async with session.request(
+                method, url, data=data, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                return response.status, await response.read(), response.headers
+
         try:
-            response = await self.with_client(lambda client: client.request(method, path, json=json, timeout=timeout))
-        except httpx.TimeoutException:
+            status, raw, headers = await self.with_client(call)
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too; checked first
             raise ProviderTimeoutError(f"{self.label} did not answer within {timeout:g} s.") from None
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise TransientError(f"Could not reach {self.label}: {type(exc).__name__}") from None
         try:
-            body = response.json()
-        except ValueError:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
             body = None
-        if response.status_code >= 400:
-            message = f"{self.label} answered {response.status_code}: {error_message(body, response.text[:200])}"
-            raise error_for_status(
-                response.status_code, message, retry_after=retry_after_seconds(response.headers)
-            ) from None
+        if status >= 400:
+            text = raw[:200].decode("utf-8", "replace")
+            message = f"{self.label} answered {status}: {error_message(body, text)}"
+            raise error_for_status(status, message, retry_after=retry_after_seconds(headers)) from None
         if body is None:
             raise TransientError(f"{self.label} sent a malformed response (not JSON).")
-        return body, response
+        return body, headers

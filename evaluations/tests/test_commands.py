@@ -193,3 +193,13 @@ def test_recover_executions_finishes_only_the_missing_pairs(owner):
     assert execution.progress == 3
     code, out, _ = run("recover_executions", stale_after=60, inline=True)
     assert "No stale executions." in out
+
+
+def test_rqworker_defaults_to_the_worker_that_preloads_the_engine(settings):
+    from django_rq.workers import get_worker_class
+
+    from evaluations.worker import EvaluationWorker
+
+    assert get_worker_class() is EvaluationWorker
+    settings.RQ = {"WORKER_CLASS": "rq.SimpleWorker"}
+    assert get_worker_class().__name__ == "SimpleWorker"
