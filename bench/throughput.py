@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -125,6 +126,10 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openbench.settings")
     os.environ["EVAL_CACHE"] = "false"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # As deployed: DEBUG off (no query log, production settings), which needs a real secret key.
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("ALLOWED_HOSTS", "localhost")
     import django
 
     django.setup()
