@@ -19,6 +19,21 @@ ALL_TIME = datetime.date(1, 1, 1)
 ANY = ""  # category or difficulty of a rollup row that spans all of them
 
 
+# What analytics read of a latest result besides its model and test: the rollup rebuild and model
+# performance select exactly these.
+MEASURE_COLUMNS = (
+    "category",
+    "difficulty",
+    "day",
+    "score",
+    "passed",
+    "is_error",
+    "latency_ms",
+    "total_tokens",
+    "cost",
+)
+
+
 class LatestResult(models.Model):
     """The one result that counts for a (model, test, revision): the latest finished, non-cancelled call.
 

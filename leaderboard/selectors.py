@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from catalog.models import LLMModel, TestCase
 from leaderboard import stats
-from leaderboard.models import ALL_TIME, ANY, IntervalMemo, LatestResult, Rollup
+from leaderboard.models import ALL_TIME, ANY, MEASURE_COLUMNS, IntervalMemo, LatestResult, Rollup
 from leaderboard.services import hist_decode
 
 TIMEFRAME_DAYS = {"7d": 7, "30d": 30, "90d": 90, "all": None}
@@ -511,19 +511,9 @@ _PERFORMANCE_GROUPS = (
 
 
 def _performance_totals(scope: Scope, model: LLMModel) -> list[tuple[Any, ...]]:
-    base = _latest_rows(scope, model_ids=[str(model.pk)]).values_list(
-        "category",
-        "difficulty",
-        "day",
-        "score",
-        "passed",
-        "is_error",
-        "latency_ms",
-        "total_tokens",
-        "cost",
-    )
+    base = _latest_rows(scope, model_ids=[str(model.pk)]).values_list(*MEASURE_COLUMNS)
     base_sql, params = base.query.sql_with_params()
-    columns = "category, difficulty, day, score, passed, is_error, latency_ms, total_tokens, cost"
+    columns = ", ".join(MEASURE_COLUMNS)
     sql = f"WITH base ({columns}) AS ({base_sql}) " + " UNION ALL ".join(_PERFORMANCE_GROUPS)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

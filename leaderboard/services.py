@@ -22,7 +22,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transac
 from django.db.models import Q
 
 from catalog.models import TestCase
-from leaderboard.models import ALL_TIME, ANY, LatestResult, Rollup
+from leaderboard.models import ALL_TIME, ANY, MEASURE_COLUMNS, LatestResult, Rollup
 from leaderboard.stats import LATENCY_BINS, SCORE_BINS, latency_bin, latency_bins, score_bin
 
 if TYPE_CHECKING:
@@ -501,18 +501,7 @@ def _rollups_rebuild(*, chunk_size: int, postgres: bool) -> int:
     for start in range(0, len(model_ids), per_chunk):
         chunk = model_ids[start : start + per_chunk]
         columns = list(
-            LatestResult.objects.filter(counted=True, model_id__in=chunk).values_list(
-                "model_id",
-                "category",
-                "difficulty",
-                "day",
-                "score",
-                "passed",
-                "is_error",
-                "latency_ms",
-                "total_tokens",
-                "cost",
-            )
+            LatestResult.objects.filter(counted=True, model_id__in=chunk).values_list("model_id", *MEASURE_COLUMNS)
         )
         rows = _rollup_rows(columns)
         total += len(rows)
