@@ -9,8 +9,6 @@ from typing import Any
 import django_rq
 from rq import Retry, get_current_job
 
-from evaluations.runner.engine import run_executions
-
 logger = logging.getLogger(__name__)
 
 QUEUE = "evaluations"
@@ -21,6 +19,9 @@ JOB_RETRIES = 3
 
 def run_executions_job(execution_ids: Sequence[str], takeover_stale_after: float | None = None) -> dict[str, Any]:
     """Run the given executions (claimed with a conditional update: a duplicate delivery does nothing)."""
+    # The engine is imported by the worker (EvaluationWorker preloads it), not by web processes that enqueue.
+    from evaluations.runner.engine import run_executions
+
     job = get_current_job()
     report = run_executions(execution_ids, lease=job.id if job else "", takeover_stale_after=takeover_stale_after)
     return {

@@ -21,6 +21,7 @@ from catalog.models import LLMModel, TestCase
 from evaluations.models import Execution
 from evaluations.runner.cancellation import flag_cancelled
 from evaluations.runner.planning import model_parameters
+from openbench.bulk import insert_rows, insert_values
 from openbench.exceptions import ApplicationError
 from openbench.logging import get_request_id
 
@@ -116,10 +117,12 @@ def executions_start_batch(
         )
         for test_case in test_cases
     ]
-    Execution.objects.bulk_create(executions)
-    through = Execution.llm_models.through
-    through.objects.bulk_create(
-        [through(execution_id=execution.pk, llmmodel_id=model.pk) for execution in executions for model in chosen]
+    # COPY on PostgreSQL: a batch is thousands of rows, each execution with its models' parameters as JSON.
+    insert_rows(Execution, executions)
+    insert_values(
+        Execution.llm_models.through,
+        ("execution_id", "llmmodel_id"),
+        [(execution.pk, model.pk) for execution in executions for model in chosen],
     )
     execution_ids = [execution.pk for execution in executions]
     transaction.on_commit(lambda: executions_dispatch(execution_ids=execution_ids))
@@ -170,14 +173,19 @@ def executions_dispatch(*, execution_ids: Sequence[UUID | str], takeover_stale_a
 
     Returns the number of jobs. Call only after the rows are committed (services use on_commit).
     """
-    from evaluations import executor, jobs
-
     chunks = _job_chunks(execution_ids)
-    for chunk in chunks:
-        if settings.USE_RQ:
-            jobs.enqueue_run(execution_ids=chunk, takeover_stale_after=takeover_stale_after)
-        else:
-            executor.submit(execution_ids=chunk, takeover_stale_after=takeover_stale_after)
+    # Imported here, and only the one in use: with rq, the web process never loads the engine (its
+    # provider SDKs take ~0.1 s to import, which the first run started after a deploy would wait for).
+    if settings.USE_RQ:
+        from evaluations.jobs import enqueue_run
+
+        for chunk in chunks:
+            enqueue_run(execution_ids=chunk, takeover_stale_after=takeover_stale_after)
+    else:
+        from evaluations.executor import submit
+
+        for chunk in chunks:
+            submit(execution_ids=chunk, takeover_stale_after=takeover_stale_after)
     return len(chunks)
 
 

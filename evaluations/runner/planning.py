@@ -81,6 +81,23 @@ def _snapshots(executions: Sequence[Execution]) -> dict[tuple[Any, int], dict[st
     return found
 
 
+def _models_of(executions: Sequence[Execution]) -> dict[Any, list[LLMModel]]:
+    """Each execution's models. A batch runs the same models in every execution, so each model is loaded
+    once and shared, not once per execution as prefetch_related would."""
+    through = Execution.llm_models.through
+    model_ids: dict[Any, list[Any]] = {execution.pk: [] for execution in executions}
+    for chunk in _chunks(list(model_ids)):
+        for execution_id, model_id in through.objects.filter(execution_id__in=chunk).values_list(
+            "execution_id", "llmmodel_id"
+        ):
+            model_ids[execution_id].append(model_id)
+    wanted = list({model_id for ids in model_ids.values() for model_id in ids})
+    models: dict[Any, LLMModel] = {}
+    for chunk in _chunks(wanted):
+        models.update(LLMModel.objects.in_bulk(chunk))
+    return {execution_id: [models[model_id] for model_id in ids] for execution_id, ids in model_ids.items()}
+
+
 def response_key(model: LLMModel, request: GenerationRequest) -> str:
     """Cache key of an answer: same model (and adapter options), prompt, system prompt and parameters."""
     payload = [
@@ -125,9 +142,8 @@ def plan_executions(execution_ids: Sequence[str], *, use_cache: bool | None = No
     use_cache = settings.EVAL_CACHE if use_cache is None else use_cache
     executions: list[Execution] = []
     for chunk in _chunks(list(execution_ids)):
-        executions.extend(
-            Execution.objects.filter(pk__in=chunk).select_related("test_case").prefetch_related("llm_models")
-        )
+        executions.extend(Execution.objects.filter(pk__in=chunk).select_related("test_case"))
+    models_of = _models_of(executions)
     done: set[tuple[str, str]] = set()
     for chunk in _chunks([execution.pk for execution in executions]):
         for execution_id, model_id in TestResult.objects.filter(execution_id__in=chunk).values_list(
@@ -151,7 +167,7 @@ def plan_executions(execution_ids: Sequence[str], *, use_cache: bool | None = No
                 judges[name] = resolve_judge_model(target)
             judge = judges[name]
         timeout = float(execution.test_case.timeout_seconds)
-        models = [model for model in execution.llm_models.all() if (str(execution.pk), str(model.pk)) not in done]
+        models = [model for model in models_of[execution.pk] if (str(execution.pk), str(model.pk)) not in done]
         plan = Plan(
             id=str(execution.pk),
             test_case_id=execution.test_case_id,

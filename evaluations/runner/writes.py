@@ -11,15 +11,16 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, CharField, F, JSONField, Q, TextField, Value, When
+from django.db import IntegrityError, transaction
+from django.db.models import Case, CharField, F, Q, TextField, Value, When
 from django.utils import timezone
 
 from evaluations.models import Execution, TestResult
 from leaderboard.services import results_recorded
+from openbench.bulk import insert_rows
 
 logger = logging.getLogger(__name__)
 
@@ -120,42 +121,9 @@ def _write(results: Sequence[TestResult], *, lease: str, skip_existing: bool) ->
                 saved.extend(items)
             else:
                 lost.add(execution_id)
-        _insert(saved, now=now)
+        # COPY on PostgreSQL: the worker is CPU-bound, and a result row has 27 columns to quote otherwise.
+        insert_rows(TestResult, saved)
     return saved, lost
-
-
-def _insert(results: Sequence[TestResult], *, now: datetime) -> None:
-    """Insert new result rows: COPY on PostgreSQL, bulk_create elsewhere.
-
-    COPY costs about a quarter of bulk_create's CPU per row (no SQL text of 27 placeholders a row for
-    psycopg to fill in), and the worker is CPU-bound. The unique (execution, model) constraint and the
-    deferred foreign keys hold the same way: a duplicate raises IntegrityError and the transaction
-    rolls back whole.
-    """
-    if not results:
-        return
-    if connection.vendor != "postgresql":
-        TestResult.objects.bulk_create(results)
-        return
-    from psycopg.types.json import Jsonb
-
-    fields = TestResult._meta.concrete_fields
-    attnames = [field.attname for field in fields]
-    json_positions = [i for i, field in enumerate(fields) if isinstance(field, JSONField)]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    copy_sql = f"COPY {connection.ops.quote_name(TestResult._meta.db_table)} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(copy_sql) as copy:
-        for result in results:
-            result.created_at = now  # what auto_now_add would set
-            values = result.__dict__
-            row = [values[name] for name in attnames]
-            for position in json_positions:
-                if row[position] is not None:  # None is SQL NULL, as bulk_create stores it
-                    row[position] = Jsonb(row[position])
-            copy.write_row(row)
-    for result in results:
-        result._state.adding = False
-        result._state.db = connection.alias
 
 
 def write_results(

@@ -7,6 +7,7 @@ import pytest
 from catalog.models import TestCase
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution, TestResult
+from evaluations.runner.planning import model_parameters
 from evaluations.services import (
     execution_cancel,
     execution_start,
@@ -90,10 +91,15 @@ def test_a_batch_makes_one_execution_per_test_with_one_batch_id(owner):
     executions = executions_start_batch(test_cases=tests, models=models, started_by=owner)
     assert len(executions) == 4
     assert len({execution.batch_id for execution in executions}) == 1
-    for execution in Execution.objects.filter(batch_id=executions[0].batch_id):
+    stored = Execution.objects.filter(batch_id=executions[0].batch_id).order_by("created_at")
+    assert {execution.test_case_id for execution in stored} == {test.pk for test in tests}
+    for execution in stored:
         assert execution.total_evaluations == 3
-        assert execution.llm_models.count() == 3
-        assert len(execution.config_snapshot) == 3
+        assert execution.status == Execution.Status.PENDING
+        assert execution.created_by == owner
+        assert execution.created_at is not None
+        assert set(execution.llm_models.all()) == set(models)
+        assert execution.config_snapshot == {str(model.pk): model_parameters(model) for model in models}
 
 
 def test_an_empty_batch_is_refused(owner):

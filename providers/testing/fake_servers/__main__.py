@@ -8,6 +8,8 @@ import json
 import signal
 from typing import Any
 
+import uvloop
+
 from providers.testing.fake_servers.server import FakeServer
 from providers.testing.fake_servers.vendors import DEFAULT_MODELS, FAULTS, VENDORS
 
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         await server._stopped.wait()
         await server._shutdown()
 
-    asyncio.run(run())
+    # uvloop, as the engine's worker uses: the fake server should cost the machine as little as it can.
+    uvloop.run(run())
 
 
 if __name__ == "__main__":
