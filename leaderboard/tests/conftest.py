@@ -44,9 +44,10 @@ def record(
     cost: str = "0.001",
     tokens: int = 10,
     revision: int | None = None,
+    announce: bool = True,
     **extra: Any,
 ) -> TestResult:
-    """One result saved and announced to analytics, like the engine's write path."""
+    """One result saved and (unless `announce` is false) announced to analytics, like the engine's write path."""
     failed = status in (TestResult.Status.FAILED, TestResult.Status.TIMEOUT)
     revision = revision or test_case.revision
     execution = ExecutionFactory(test_case=test_case, revision=revision)
@@ -62,5 +63,6 @@ def record(
         executed_at=timezone.now() - datetime.timedelta(days=days_ago),
         **extra,
     )
-    results_recorded(results=[result])
+    if announce:
+        results_recorded(results=[result])
     return result

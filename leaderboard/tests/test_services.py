@@ -15,6 +15,7 @@ from leaderboard.services import (
     analytics_model_versions,
     analytics_rebuild,
     hist_decode,
+    results_recorded,
 )
 from leaderboard.tests.conftest import new_test, record
 
@@ -184,6 +185,33 @@ def test_incremental_maintenance_matches_a_full_rebuild():
     incremental = _snapshot()
     counts = analytics_rebuild()
     assert counts["latest_results"] == 12
+    assert _snapshot() == incremental
+
+
+def test_results_announced_in_one_batch_match_a_full_rebuild():
+    """The engine hands results over thousands at a time: new rows, replacements, failures, cancels and
+    late older results mixed in one call must add up exactly as a rebuild from scratch does."""
+    models = [LLMModelFactory() for _ in range(3)]
+    tests = [new_test(category=c, difficulty=d) for c, d in [("math", "easy"), ("code", "hard"), ("code", "easy")]]
+    first = [
+        record(model, test, score=(i * j) % 5 / 4, latency_ms=7 + 40 * i + j, days_ago=3, announce=False)
+        for i, model in enumerate(models)
+        for j, test in enumerate(tests)
+    ]
+    results_recorded(results=first)
+    second = [
+        record(models[0], tests[0], score=1.0, latency_ms=0, days_ago=1, announce=False),
+        record(models[0], tests[1], status=TestResult.Status.TIMEOUT, latency_ms=30_000, announce=False),
+        record(models[1], tests[1], status=TestResult.Status.CANCELLED, score=None, announce=False),
+        record(models[2], tests[2], score=0.0, days_ago=10, announce=False),  # older: must not replace
+        record(models[2], tests[2], score=0.125, latency_ms=None, days_ago=1, announce=False),
+    ]
+    results_recorded(results=second)
+    incremental = _snapshot()
+    assert totals(models[0]).n == 3
+    assert (totals(models[0]).errors, totals(models[0]).latency_n) == (1, 2)
+    assert totals(models[2]).score_sum == pytest.approx(first[6].score + first[7].score + 0.125)
+    analytics_rebuild()
     assert _snapshot() == incremental
 
 
