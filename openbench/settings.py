@@ -278,6 +278,8 @@ EVAL_BACKOFF_MAX_SECONDS = env.float("EVAL_BACKOFF_MAX_SECONDS", default=60.0)
 EVAL_BREAKER_THRESHOLD = env.int("EVAL_BREAKER_THRESHOLD", default=5)
 EVAL_BREAKER_COOLDOWN_SECONDS = env.float("EVAL_BREAKER_COOLDOWN_SECONDS", default=30.0)
 EVAL_STALE_AFTER_SECONDS = env.int("EVAL_STALE_AFTER_SECONDS", default=300)
+# A `regex` custom scorer gives up on one answer after this long (catastrophic backtracking).
+EVAL_REGEX_TIMEOUT_SECONDS = env.float("EVAL_REGEX_TIMEOUT_SECONDS", default=1.0)
 EVAL_INPROCESS_WORKERS = env.int("EVAL_INPROCESS_WORKERS", default=2)
 JUDGE_MODEL = env.str("JUDGE_MODEL", default="")
 if EVAL_CONCURRENCY < 1 or EVAL_MAX_ATTEMPTS < 1:

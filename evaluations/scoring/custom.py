@@ -8,7 +8,11 @@ import unicodedata
 from collections import Counter
 from typing import Any
 
-from evaluations.scoring.base import ScoreOutcome
+import regex as regex_engine
+from django.conf import settings
+from rapidfuzz.distance import Levenshtein
+
+from evaluations.scoring.base import ScoreOutcome, ScoringError
 from evaluations.scoring.extraction import extract_json, is_number, json_equal
 from evaluations.scoring.registry import register_scorer
 
@@ -56,9 +60,24 @@ def contains(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome
     },
 )
 def regex(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
-    """Passes when the pattern matches somewhere in the answer."""
-    flags = re.IGNORECASE if config.get("ignore_case") else 0
-    match = re.search(config["pattern"], answer, flags)
+    """Passes when the pattern matches somewhere in the answer.
+
+    Matched with the `regex` package, which takes a time limit: a pattern with catastrophic
+    backtracking (`(a+)+$` on a long answer) fails this result with the reason instead of holding the
+    worker's event loop, and every call in flight with it, for minutes.
+    """
+    flags = regex_engine.IGNORECASE if config.get("ignore_case") else 0
+    limit = settings.EVAL_REGEX_TIMEOUT_SECONDS
+    try:
+        match = regex_engine.search(config["pattern"], answer, flags, timeout=limit)
+    except TimeoutError as exc:
+        raise ScoringError(
+            f"The pattern took longer than {limit:g} s on this answer (catastrophic backtracking?); "
+            "simplify it, e.g. avoid nested quantifiers such as (a+)+.",
+            details={"pattern": config["pattern"], "answer_length": len(answer)},
+        ) from exc
+    except regex_engine.error as exc:
+        raise ScoringError(f"The pattern is not valid: {exc}.", details={"pattern": config["pattern"]}) from exc
     return ScoreOutcome(
         score=1.0 if match else 0.0,
         is_correct=bool(match),
@@ -184,29 +203,6 @@ def f1(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
     return ScoreOutcome(score=score, is_correct=score >= threshold, details={"f1": score, "threshold": threshold})
 
 
-def levenshtein_distance(a: str, b: str) -> int:
-    """Edit distance (insert, delete, substitute) in O(len(a) * len(b)) time and O(min) memory."""
-    # A shared prefix and suffix cost nothing; trimming them keeps long, similar answers cheap.
-    start = 0
-    while start < min(len(a), len(b)) and a[start] == b[start]:
-        start += 1
-    a, b = a[start:], b[start:]
-    end = 0
-    while end < min(len(a), len(b)) and a[-1 - end] == b[-1 - end]:
-        end += 1
-    if end:
-        a, b = a[:-end], b[:-end]
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
-
-
 @register_scorer(
     "levenshtein", config_schema={"type": "object", "properties": _THRESHOLD, "additionalProperties": False}
 )
@@ -214,7 +210,7 @@ def levenshtein(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutc
     """Similarity 1 - distance / longer length, on stripped text."""
     a, b = _as_text(answer).strip(), _as_text(expected).strip()
     longest = max(len(a), len(b))
-    distance = levenshtein_distance(a, b)
+    distance = Levenshtein.distance(a, b)  # rapidfuzz: C++, bit-parallel; a Python loop is O(n·m)
     score = 1.0 if longest == 0 else 1 - distance / longest
     threshold = config.get("threshold", 0.8)
     return ScoreOutcome(

@@ -301,6 +301,26 @@ def test_builtin_custom_scorers(expected, answer, config, score, passes):
     assert outcome.details["scorer"] == config["scorer"]
 
 
+def test_a_regex_with_catastrophic_backtracking_fails_the_result_with_the_reason(settings):
+    settings.EVAL_REGEX_TIMEOUT_SECONDS = 0.2
+    config = {"scorer": "regex", "pattern": "(a|aa)+$"}  # exponential on a long run of a's that fails at the end
+    with pytest.raises(ScoringError, match=r"longer than 0.2 s .*catastrophic backtracking") as caught:
+        scorer_for("custom").score("a" * 60 + "!", target("custom", None, config))
+    assert caught.value.details == {"pattern": "(a|aa)+$", "answer_length": 61}
+    # The same pattern on an answer it matches is fine.
+    assert scorer_for("custom").score("aaaa", target("custom", None, config)).is_correct is True
+
+
+def test_levenshtein_on_long_answers():
+    expected = "the quick brown fox jumps over the lazy dog " * 100  # 4,400 characters
+    answer = expected.replace("fox", "cat", 10)  # 30 substitutions
+    outcome = scorer_for("custom").score(answer, target("custom", expected, {"scorer": "levenshtein"}))
+    assert outcome.details["distance"] == 30
+    assert outcome.score == pytest.approx(1 - 30 / len(expected.strip()))
+    unrelated = scorer_for("custom").score("x" * 3000, target("custom", "y" * 3000, {"scorer": "levenshtein"}))
+    assert (unrelated.details["distance"], unrelated.score) == (3000, 0.0)
+
+
 def test_every_builtin_custom_scorer_is_registered():
     assert {"contains", "regex", "numeric", "json_path", "f1", "levenshtein"} <= set(custom_scorer_names())
 
