@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,15 +23,23 @@ logger = logging.getLogger(__name__)
 _KEY = "openbench:eval:cancelled:"
 _CHANNEL = "openbench:eval:cancelled"
 _FLAG_TTL_SECONDS = 7 * 24 * 3600
-_local_flags: set[str] = set()
+# This process's flags (for its in-process executor), by when they were raised. A running job hears of
+# a cancel at once or, failing that, from the row within its poll interval, so an hour-old flag has
+# done its work; dropping those keeps a long-lived web process from collecting ids forever.
+LOCAL_FLAG_SECONDS = 3600.0
+_local_flags: dict[str, float] = {}
 _local_lock = threading.Lock()
+_clock = time.monotonic
 
 
 def flag_cancelled(execution_id: Any) -> None:
     """Raise the flag for `execution_id` (called by the cancel service, before its transaction commits)."""
     key = str(execution_id)
+    now = _clock()
     with _local_lock:
-        _local_flags.add(key)
+        for old in [flagged for flagged, at in _local_flags.items() if now - at > LOCAL_FLAG_SECONDS]:
+            del _local_flags[old]
+        _local_flags[key] = now
     if settings.REDIS_URL:
         import redis
 

@@ -358,3 +358,21 @@ def test_structured_output_is_asked_only_of_models_that_support_it(owner, server
     run_executions([execution_start(test_case=test_case, models=[capable], started_by=owner).pk])
     assert "response_format" in server.last_request.body
     assert set(TestResult.objects.values_list("score", flat=True)) == {1.0}
+
+
+def test_this_process_forgets_cancel_flags_once_they_are_old(monkeypatch, settings):
+    from evaluations.runner import cancellation
+
+    settings.REDIS_URL = ""  # only this process's flags
+    clock = [1000.0]
+    monkeypatch.setattr(cancellation, "_clock", lambda: clock[0])
+    monkeypatch.setattr(cancellation, "_local_flags", {})
+    watch = cancellation.CancelWatch()
+    cancellation.flag_cancelled("old")
+    clock[0] += cancellation.LOCAL_FLAG_SECONDS / 2
+    cancellation.flag_cancelled("recent")
+    assert watch.is_cancelled("old") and watch.is_cancelled("recent")
+    clock[0] += cancellation.LOCAL_FLAG_SECONDS / 2 + 1
+    cancellation.flag_cancelled("new")
+    assert set(cancellation._local_flags) == {"recent", "new"}
+    assert not cancellation.CancelWatch().is_cancelled("old")
