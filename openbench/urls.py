@@ -7,6 +7,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from openbench import views
+from openbench.api import urls as api_urls
 from openbench.api.exceptions import api_not_found
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -19,6 +20,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("evaluations.urls")),
     path("", include("leaderboard.urls")),
     path("", include("django_prometheus.urls")),
+    path("api/v1", api_urls.api_root, name="api-root-bare"),
     path("api/v1/", include("openbench.api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

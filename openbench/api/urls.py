@@ -14,6 +14,9 @@ router = DefaultRouter(trailing_slash=False)
 for app_urls in (accounts_urls, catalog_urls, evaluations_urls):
     app_urls.register(router)
 
+# The API root, for /api/v1 as SPEC §7 writes paths (no trailing slash); /api/v1/ is the router's own.
+api_root = router.get_api_root_view()
+
 urlpatterns = [
     *accounts_urls.urlpatterns,
     *catalog_urls.urlpatterns,

@@ -100,3 +100,10 @@ def test_validation_errors_name_the_fields(owner: User) -> None:
     error = assert_error(client_for(owner).post(f"{V1}/tests", {}, format="json"), 400, "validation_error")
     assert {"title", "category", "prompt", "evaluation_type"} <= set(error["details"])
     assert error["message"].split(":")[0] in error["details"]
+
+
+def test_the_api_root_answers_with_and_without_its_trailing_slash(anonymous: APIClient) -> None:
+    bare, slashed = anonymous.get(V1), anonymous.get(f"{V1}/")
+    assert bare.status_code == slashed.status_code == 200
+    assert bare.json() == slashed.json()
+    assert any(link.endswith("/api/v1/tests") for link in bare.json().values())
