@@ -164,6 +164,51 @@ def test_a_worker_killed_mid_run_is_recovered_without_losing_or_duplicating_resu
     assert execution.progress == 200
 
 
+def work_horses(worker: subprocess.Popen[bytes]) -> list[int]:
+    """The children rq's forking worker runs its jobs in."""
+    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def test_a_work_horse_killed_mid_run_is_retried_by_its_worker_and_finishes_only_the_missing_pairs(owner, workers):
+    """The job's own retry: the worker sees its work horse die, re-enqueues the job (same id, so the same
+    lease on the executions) and the retry runs only the pairs that have no result yet."""
+    with FakeServer("openai", default_answer="Paris", latency_ms=100) as server:
+        models = fake_models(server, 200)
+        execution = execution_start(test_case=TestCaseFactory(), models=models, started_by=owner)
+        worker = workers.start(burst=False, EVAL_CONCURRENCY="10", LOG_LEVEL="INFO")
+
+        def some_progress() -> bool:
+            execution.refresh_from_db()
+            return execution.progress >= 40
+
+        wait_until(some_progress, timeout=90)
+        horses = work_horses(worker)
+        assert len(horses) == 1, workers.logs()
+        os.kill(horses[0], signal.SIGKILL)
+        killed_at = execution.progress
+
+        def finished() -> bool:
+            execution.refresh_from_db()
+            return execution.is_finished
+
+        wait_until(finished, timeout=120)
+        requests = len(server.generation_requests)
+    logs = workers.logs()
+    assert "Work-horse terminated unexpectedly" in logs, logs
+    assert "enqueued for retry" in logs, logs
+    assert worker.poll() is None  # the worker itself lived on
+    assert execution.status == Execution.Status.COMPLETED, logs
+    assert 40 <= killed_at < 200
+    results = TestResult.objects.filter(execution=execution)
+    assert results.count() == 200
+    assert results.values("model").distinct().count() == 200
+    assert_counters_agree(execution)
+    # Made twice: only the calls in flight when the horse died (at most the concurrency, 10) and the
+    # answers it had not written yet (results are flushed every 0.1 s: about 10 more at this pace).
+    assert 200 <= requests <= 200 + 3 * 10
+
+
 def test_cancel_in_the_middle_stops_new_calls_and_keeps_counters_consistent(owner, workers):
     with FakeServer("openai", default_answer="Paris", latency_ms=100) as server:
         models = fake_models(server, 100)
