@@ -26,7 +26,6 @@ from catalog.models import LLMModel, TestCase
 from catalog.services import test_case_archive, test_case_create, test_case_update
 from evaluations.models import Execution, TestResult
 from leaderboard import selectors
-from leaderboard.views import cached_leaderboard
 from openbench.exceptions import ApplicationError
 
 PAGE_SIZE = 20
@@ -219,7 +218,7 @@ def test_archive(request: HttpRequest, pk: Any) -> HttpResponse:
 def model_list(request: HttpRequest) -> HttpResponse:
     filterset = LLMModelFilter(request.GET, queryset=LLMModel.objects.all())
     label_empty_choices(filterset.form)
-    board = cached_leaderboard(selectors.Scope())
+    board = selectors.cached_leaderboard(selectors.Scope())
     ranking = {entry["model"]["id"]: entry for entry in board["entries"]}
     models = [(model, ranking.get(str(model.pk))) for model in filterset.qs.order_by("display_name", "name")]
     return render(request, "catalog/model_list.html", {"filterset": filterset, "models": models})

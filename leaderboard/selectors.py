@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from catalog.models import LLMModel, TestCase
 from leaderboard import stats
+from leaderboard.caching import analytics_cached
 from leaderboard.models import ALL_TIME, ANY, MEASURE_COLUMNS, IntervalMemo, LatestResult, Rollup
 from leaderboard.services import hist_decode
 
@@ -261,6 +262,15 @@ def leaderboard(*, scope: Scope, min_tests: int = 0) -> dict[str, Any]:
 
 
 # --- compare ---------------------------------------------------------------------------------
+
+
+def cached_leaderboard(scope: Scope, *, min_tests: int = 0) -> dict[str, Any]:
+    """The leaderboard through the analytics cache (dropped whenever results land), for pages."""
+    params = {**scope.as_dict(), "min_tests": min_tests}
+    answer: dict[str, Any] = analytics_cached(
+        "page-leaderboard", params, lambda: leaderboard(scope=scope, min_tests=min_tests)
+    )
+    return answer
 
 
 def _is_binary(values: np.ndarray) -> bool:

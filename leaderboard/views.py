@@ -81,16 +81,10 @@ class CompareForm(ScopeForm):
         return super().scope(difficulty=data.get("difficulty") or "")
 
 
-def cached_leaderboard(scope: selectors.Scope, *, min_tests: int = 0) -> Any:
-    """The leaderboard selector's answer through the analytics cache (dropped whenever results land)."""
-    params = {**scope.as_dict(), "min_tests": min_tests}
-    return analytics_cached("page-leaderboard", params, lambda: selectors.leaderboard(scope=scope, min_tests=min_tests))
-
-
 @require_http_methods(["GET"])
 def leaderboard(request: HttpRequest) -> HttpResponse:
     form = LeaderboardForm(request.GET)
-    board = cached_leaderboard(form.scope(), min_tests=form.min_tests_value())
+    board = selectors.cached_leaderboard(form.scope(), min_tests=form.min_tests_value())
     rows = [{"label": e["model"]["display_name"], **e} for e in board["entries"]]
     context = {"form": form, "board": board, "chart": interval_chart(rows[:25])}
     return render(request, "leaderboard/leaderboard.html", context, status=400 if form.errors else 200)

@@ -5,31 +5,36 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import LLMModel, TestCase
 from evaluations.models import Execution, TestResult
+from leaderboard.caching import analytics_cached
+from leaderboard.selectors import Scope, cached_leaderboard
 
 
 def home_summary(*, user: Any) -> dict[str, Any]:
-    """Headline numbers, the best models of the last 30 days, and recent public activity."""
-    since = timezone.now() - timedelta(days=30)
+    """Headline numbers, the best models of the last 30 days, and recent public activity.
+
+    The ranking is the leaderboard's own (latest result per model and test, failed calls scored 0),
+    from its cache, so the home page never disagrees with the leaderboard and stays cheap at any size.
+    """
     public_results = TestResult.objects.filter(test_case__status=TestCase.Status.APPROVED, test_case__is_public=True)
-    top_models = (
-        LLMModel.objects.active()
-        .filter(results__in=public_results.filter(executed_at__gte=since, score__isnull=False))
-        .annotate(avg_score=Avg("results__score"), n=Count("results"))
-        .order_by("-avg_score")[:5]
-    )
-    return {
-        "counts": {
+
+    def counts() -> dict[str, int]:
+        return {
             "tests": TestCase.objects.publicly_listed().count(),
             "models": LLMModel.objects.active().count(),
             "results": public_results.count(),
             "results_24h": public_results.filter(executed_at__gte=timezone.now() - timedelta(hours=24)).count(),
-        },
-        "top_models": top_models,
+        }
+
+    board = cached_leaderboard(Scope(timeframe="30d"))
+    return {
+        # Counting results scans them; cached like analytics, so new results refresh the numbers.
+        "counts": analytics_cached("home-counts", {}, counts),
+        "top_models": board["entries"][:5],
         "recent_tests": TestCase.objects.publicly_listed().order_by("-approved_at")[:5],
         "recent_executions": Execution.objects.visible_to(user)
         .filter(Q(status__in=Execution.FINISHED_STATUSES))

@@ -138,3 +138,20 @@ def test_the_home_page_renders_for_everyone(client, owner, moderator, scored):
         response = client.get("/")
         assert response.status_code == 200
         assert reverse("leaderboard:model-detail", args=[scored[0].pk]) in response.content.decode()
+
+
+def test_the_home_page_ranks_models_as_the_30_day_leaderboard_does(client, owner, scored):
+    """A failed latest call counts as 0 there, and an older result does not count twice: the home page's
+    top models show the leaderboard's numbers, not a plain mean over every result."""
+    atlas, borealis, tests = scored
+    record(borealis, tests[1], status="failed", latency_ms=None)  # its latest on this test: 1.0 -> failed
+    record(atlas, TestCaseFactory(created_by=owner), score=1.0, days_ago=45)  # outside the 30 days
+    response = client.get("/")
+    board = selectors.leaderboard(scope=selectors.Scope(timeframe="30d"))["entries"]
+    top = response.context["top_models"]
+    assert top == board
+    assert [(e["model"]["display_name"], e["tests_evaluated"]) for e in top] == [("Atlas", 6), ("Borealis", 6)]
+    assert top[1]["score"] == pytest.approx(2 / 6)
+    page = response.content.decode()
+    assert f"{top[1]['score']:.3f}" in page
+    assert f"{top[1]['ci_low']:.3f} – {top[1]['ci_high']:.3f}" in page
