@@ -82,11 +82,17 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    from django.db import connections
+
     context = browser.new_context()
     tab = context.new_page()
     tab.set_default_timeout(15_000)
     yield tab
     context.close()
+    # The test's ORM calls ran while Playwright's event loop was active in this thread, and Django keeps
+    # connections per async context: close them here, or they outlive the test and the test database
+    # cannot be dropped at the end ("being accessed by other users").
+    connections.close_all()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
