@@ -2,11 +2,14 @@
 server with a fixed latency, on real PostgreSQL and Redis.
 
     DATABASE_URL=postgresql://... REDIS_URL=redis://... python bench/throughput.py \
-        [--evaluations 2000] [--latency-ms 100] [--concurrency 50] [--models 40] [--worker-class rq.SimpleWorker]
+        [--evaluations 2000] [--latency-ms 100] [--concurrency 50] [--models 40] [--repeat 3]
+        [--worker-class rq.SimpleWorker]
 
 Prints wall time, the ideal time N x latency / C, the efficiency (ideal / wall), evaluations per second and
-the worker's peak RSS. The run is one `executions_start_batch` over ceil(N / models) approved tests, i.e.
-what `manage.py run_batch` does. Everything it creates is deleted at the end (unless --keep).
+the worker's peak RSS. A round is one `executions_start_batch` over ceil(N / models) new approved tests,
+i.e. what `manage.py run_batch` does; rounds run against the same worker, each one is printed and the
+median is reported (one round on a shared machine can be off by a few points). Everything it creates is
+deleted at the end (unless --keep).
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import math
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -33,6 +39,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", "-c", type=int, default=50)
     parser.add_argument("--models", type=int, default=40, help="Models per test (evaluations = tests x models).")
     parser.add_argument("--worker-class", default="", help="rq worker class (default: rq's forking Worker).")
+    parser.add_argument(
+        "--repeat", "-r", type=int, default=3, help="Rounds against the same worker; the median is reported."
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the tests, models and results it created.")
     parser.add_argument(
         "--no-baseline", action="store_true", help="Skip the adapter-only run (same calls, no engine, no database)."
@@ -119,6 +128,124 @@ def adapter_baseline(base_url: str, n: int, concurrency: int) -> float:
     return asyncio.run(run())
 
 
+@dataclass
+class Round:
+    """What one round measured."""
+
+    total: int
+    done: int
+    completed: int
+    wall: float
+    dispatched: float
+    worker_cpu: float
+    server_cpu: float
+    peak_any_kb: int
+    peak_main_kb: int
+
+
+def create_tests(author: Any, run: str, count: int) -> list[Any]:
+    """`count` approved tests with their first revision, new for every round (no cached answers)."""
+    from catalog.models import TestCase, TestCaseRevision
+
+    tests = TestCase.objects.bulk_create(
+        [
+            TestCase(
+                title=f"Bench {run} {i}",
+                category="bench",
+                prompt=f"[{run}-{i}] What is the capital of France?",
+                expected_output="Paris",
+                evaluation_type="exact_match",
+                status=TestCase.Status.APPROVED,
+                created_by=author,
+            )
+            for i in range(count)
+        ]
+    )
+    TestCaseRevision.objects.bulk_create(
+        [TestCaseRevision(test_case=t, revision=1, created_by=author, **t.scored_snapshot()) for t in tests]
+    )
+    return tests
+
+
+def measure(tests: list[Any], models: list[Any], author: Any, worker: subprocess.Popen[bytes], server: Any) -> Round:
+    """One `executions_start_batch` over the tests, timed until every execution has finished."""
+    from evaluations.models import Execution, TestResult
+    from evaluations.services import executions_start_batch
+
+    peak_main = peak_any = 0
+    cpu: dict[int, float] = {}
+    cpu_before = cpu_seconds(worker.pid)
+    server_cpu_before = cpu_seconds(server.pid)
+    started = time.monotonic()
+    executions = executions_start_batch(test_cases=tests, models=models, started_by=author)
+    dispatched = time.monotonic() - started
+    ids = [execution.pk for execution in executions]
+    pending = Execution.objects.filter(pk__in=ids).unfinished()
+    last_check = 0.0
+    while True:
+        for pid in process_tree(worker.pid):
+            cpu[pid] = cpu_seconds(pid) - (cpu_before if pid == worker.pid else 0.0)
+            current, peak = rss_kb(pid)
+            peak_any = max(peak_any, current, peak)
+            if pid == worker.pid:
+                peak_main = max(peak_main, current, peak)
+        now = time.monotonic()
+        if now - last_check >= 0.05:
+            last_check = now
+            if not pending.exists():
+                break
+        if worker.poll() is not None:
+            raise SystemExit("The worker died.")
+        time.sleep(0.01)
+    wall = time.monotonic() - started
+    results = TestResult.objects.filter(execution_id__in=ids)
+    return Round(
+        total=sum(execution.total_evaluations for execution in executions),
+        done=results.count(),
+        completed=results.filter(status="completed").count(),
+        wall=wall,
+        dispatched=dispatched,
+        worker_cpu=sum(cpu.values()),
+        server_cpu=cpu_seconds(server.pid) - server_cpu_before,
+        peak_any_kb=peak_any,
+        peak_main_kb=peak_main,
+    )
+
+
+def report(rounds: list[Round], args: argparse.Namespace, tests: int, models: int) -> None:
+    from django_rq.workers import get_worker_class
+
+    ideal = rounds[0].total * (args.latency_ms / 1000) / args.concurrency
+    print(f"evaluations      {rounds[0].total} ({tests} tests x {models} models), {len(rounds)} round(s)")
+    print(f"latency, conc.   {args.latency_ms:g} ms, {args.concurrency}")
+    print(f"worker           {args.worker_class or get_worker_class().__name__ + ' (settings.RQ)'}")
+    if ideal:
+        print(f"ideal time       {ideal:.2f} s (N x latency / C)")
+    for number, measured in enumerate(rounds, 1):
+        line = (
+            f"round {number:<2}         wall {measured.wall:.2f} s"
+            f" ({measured.dispatched:.2f} s creating and enqueueing), {measured.done / measured.wall:.0f} evaluations/s"
+        )
+        if ideal:
+            line += f", efficiency {ideal / measured.wall:.3f}"
+        print(line + f"; results {measured.done} ({measured.completed} completed)")
+    walls = [measured.wall for measured in rounds]
+    wall = statistics.median(walls)
+    print(f"wall time        {wall:.2f} s median (min {min(walls):.2f}, max {max(walls):.2f})")
+    if ideal:
+        spread = f"worst {ideal / max(walls):.3f}, best {ideal / min(walls):.3f}"
+        print(f"efficiency       {ideal / wall:.3f} median ({spread})")
+    print(f"throughput       {rounds[0].total / wall:.0f} evaluations/s (median round)")
+    cpu = statistics.median(measured.worker_cpu for measured in rounds)
+    server_cpu = statistics.median(measured.server_cpu for measured in rounds)
+    print(f"worker CPU       {cpu:.1f} s a round ({cpu / wall:.0%} of one core)")
+    print(f"fake server CPU  {server_cpu:.1f} s a round ({server_cpu / wall:.0%} of one core)")
+    print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
+    peak_any = max(measured.peak_any_kb for measured in rounds)
+    peak_main = max(measured.peak_main_kb for measured in rounds)
+    print(f"peak RSS         {peak_any / 1024:.0f} MB (any worker process), {peak_main / 1024:.0f} MB (main)")
+
+
 def main() -> None:
     args = parse_args()
     if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
@@ -137,8 +264,6 @@ def main() -> None:
 
     from accounts.models import User
     from catalog.models import LLMModel, TestCase
-    from evaluations.models import Execution, TestResult
-    from evaluations.services import executions_start_batch
 
     call_command("migrate", verbosity=0)
     import django_rq
@@ -169,25 +294,7 @@ def main() -> None:
         )
         for i in range(args.models)
     ]
-    tests = TestCase.objects.bulk_create(
-        [
-            TestCase(
-                title=f"Bench {run} {i}",
-                category="bench",
-                prompt=f"[{run}-{i}] What is the capital of France?",
-                expected_output="Paris",
-                evaluation_type="exact_match",
-                status=TestCase.Status.APPROVED,
-                created_by=author,
-            )
-            for i in range(tests_needed)
-        ]
-    )
-    from catalog.models import TestCaseRevision
-
-    TestCaseRevision.objects.bulk_create(
-        [TestCaseRevision(test_case=t, revision=1, created_by=author, **t.scored_snapshot()) for t in tests]
-    )
+    every_test: list[Any] = []
     # Started after the models exist, as in a deployment, so the worker can preload their adapters.
     command = [sys.executable, "manage.py", "rqworker", "evaluations"]
     if args.worker_class:
@@ -200,56 +307,17 @@ def main() -> None:
         deadline = time.monotonic() + 60
         while not Worker.all(queue=queue) and time.monotonic() < deadline:
             time.sleep(0.1)
-        peak_parent = peak_any = 0
-        cpu: dict[int, float] = {}
-        cpu_before = cpu_seconds(worker.pid)
-        server_cpu_before = cpu_seconds(server.pid)
-        started = time.monotonic()
-        executions = executions_start_batch(test_cases=tests, models=models, started_by=author)
-        dispatched = time.monotonic() - started
-        ids = [execution.pk for execution in executions]
-        pending = Execution.objects.filter(pk__in=ids).unfinished()
-        total = sum(execution.total_evaluations for execution in executions)
-        last_check = 0.0
-        while True:
-            for pid in process_tree(worker.pid):
-                cpu[pid] = cpu_seconds(pid) - (cpu_before if pid == worker.pid else 0.0)
-                current, peak = rss_kb(pid)
-                peak_any = max(peak_any, current, peak)
-                if pid == worker.pid:
-                    peak_parent = max(peak_parent, current, peak)
-            now = time.monotonic()
-            if now - last_check >= 0.05:
-                last_check = now
-                if not pending.exists():
-                    break
-            if worker.poll() is not None:
-                raise SystemExit("The worker died.")
-            time.sleep(0.01)
-        wall = time.monotonic() - started
-        server_cpu = cpu_seconds(server.pid) - server_cpu_before
-        results = TestResult.objects.filter(execution_id__in=ids)
-        done = results.count()
-        completed = results.filter(status="completed").count()
-        ideal = total * (args.latency_ms / 1000) / args.concurrency
-        print(f"evaluations      {total} ({len(tests)} tests x {len(models)} models)")
-        print(f"results          {done} ({completed} completed)")
-        print(f"latency, conc.   {args.latency_ms:g} ms, {args.concurrency}")
-        from django_rq.workers import get_worker_class
-
-        print(f"worker           {args.worker_class or get_worker_class().__name__ + ' (settings.RQ)'}")
-        print(f"wall time        {wall:.2f} s (of which {dispatched:.2f} s creating and enqueueing the executions)")
-        if ideal:
-            print(f"ideal time       {ideal:.2f} s (N x latency / C)")
-            print(f"efficiency       {ideal / wall:.3f}")
-        print(f"throughput       {done / wall:.0f} evaluations/s")
-        print(f"worker CPU       {sum(cpu.values()):.1f} s ({sum(cpu.values()) / wall:.0%} of one core)")
-        print(f"fake server CPU  {server_cpu:.1f} s ({server_cpu / wall:.0%} of one core)")
-        print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
+        rounds = []
+        for number in range(args.repeat):
+            tests = create_tests(author, f"{run}-{number}", tests_needed)
+            every_test += tests
+            rounds.append(measure(tests, models, author, worker, server))
+            time.sleep(1)  # the worker warms the leaderboards after a batch; let it, between rounds
+        report(rounds, args, tests_needed, len(models))
         if not args.no_baseline:
-            baseline = adapter_baseline(base_url, total, args.concurrency)
-            print(f"adapter alone    {baseline:.2f} s for the same calls (engine wall / this = {wall / baseline:.2f})")
-        print(f"peak RSS         {peak_any / 1024:.0f} MB (any worker process), {peak_parent / 1024:.0f} MB (main)")
+            baseline = adapter_baseline(base_url, rounds[0].total, args.concurrency)
+            ratio = statistics.median(measured.wall for measured in rounds) / baseline
+            print(f"adapter alone    {baseline:.2f} s for the same calls (median engine wall / this = {ratio:.2f})")
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -259,10 +327,10 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=10)
         if not args.keep:
-            from evaluations.models import Execution as Ex
+            from evaluations.models import Execution
 
-            Ex.objects.filter(test_case__in=tests).delete()
-            TestCase.objects.filter(pk__in=[t.pk for t in tests]).delete()
+            Execution.objects.filter(test_case__in=every_test).delete()
+            TestCase.objects.filter(pk__in=[t.pk for t in every_test]).delete()
             LLMModel.objects.filter(pk__in=[m.pk for m in models]).delete()
             author.delete()
 

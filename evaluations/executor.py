@@ -15,11 +15,13 @@ from django.conf import settings
 from django.db import connections
 
 from evaluations.runner.engine import RunReport, run_executions
+from evaluations.runner.writes import analytics_warm
 
 logger = logging.getLogger(__name__)
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_pending = 0  # jobs submitted and not finished, guarded by _pool_lock
 
 
 def _get_pool() -> ThreadPoolExecutor:
@@ -33,18 +35,30 @@ def _get_pool() -> ThreadPoolExecutor:
 
 
 def _run(execution_ids: list[str], takeover_stale_after: float | None) -> RunReport:
+    global _pending
     try:
-        return run_executions(execution_ids, takeover_stale_after=takeover_stale_after)
+        report = run_executions(execution_ids, takeover_stale_after=takeover_stale_after)
+        with _pool_lock:
+            last = _pending == 1
+        if report.results and last:  # as rq jobs do: only when no other job waits
+            analytics_warm()
+        return report
     except Exception:
         logger.exception("In-process evaluation job failed.")
         raise
     finally:
+        with _pool_lock:
+            _pending -= 1
         connections.close_all()
 
 
 def submit(*, execution_ids: Sequence[str], takeover_stale_after: float | None = None) -> Future[RunReport]:
     """Run the executions in a background thread of this process."""
-    return _get_pool().submit(_run, list(execution_ids), takeover_stale_after)
+    global _pending
+    pool = _get_pool()
+    with _pool_lock:
+        _pending += 1
+    return pool.submit(_run, list(execution_ids), takeover_stale_after)
 
 
 def wait_idle(timeout: float | None = None) -> None:

@@ -19,6 +19,7 @@ from django.db.models import Case, CharField, F, Q, TextField, Value, When
 from django.utils import timezone
 
 from evaluations.models import Execution, TestResult
+from leaderboard.selectors import warm_leaderboards
 from leaderboard.services import results_recorded
 from openbench.bulk import insert_rows
 
@@ -155,6 +156,15 @@ def analytics_notify(*, results: Sequence[TestResult]) -> None:
     except Exception:
         # The results are committed and counted; analytics can be rebuilt, a crashed run could not.
         logger.exception("Updating analytics after %d results failed.", len(results))
+
+
+def analytics_warm() -> None:
+    """After a job, when no other job is waiting: the most-read leaderboards computed into the cache, so the
+    first visitor after a run does not wait for fresh confidence intervals."""
+    try:
+        warm_leaderboards()
+    except Exception:
+        logger.exception("Warming the leaderboards after a run failed.")  # the run itself is done and saved
 
 
 def finish_executions(*, lease: str, execution_ids: Sequence[str]) -> None:

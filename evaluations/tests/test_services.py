@@ -145,3 +145,19 @@ def test_a_batch_runs_in_one_job(owner, clean_queue, settings):
     for execution in Execution.objects.filter(pk__in=[e.pk for e in executions]):
         assert execution.status == Execution.Status.COMPLETED
         assert execution.progress == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_the_last_job_the_most_read_leaderboards_are_already_cached(
+    owner, clean_queue, django_assert_num_queries
+):
+    from leaderboard.selectors import WARM_SCOPES, cached_leaderboard
+
+    models = [LLMModelFactory(config={"accuracy": 0.5, "latency_ms": 5}) for _ in range(3)]
+    executions_start_batch(test_cases=[TestCaseFactory() for _ in range(4)], models=models, started_by=owner)
+    drain_background_work()
+    for scope in WARM_SCOPES:
+        with django_assert_num_queries(0):  # computed by the worker after the run, served from the cache
+            board = cached_leaderboard(scope)
+        assert {entry["model"]["id"] for entry in board["entries"]} == {str(model.pk) for model in models}
+        assert all(entry["tests_evaluated"] == 4 for entry in board["entries"])
