@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from catalog.models import TestCase
 from leaderboard.models import ALL_TIME, ANY, MEASURE_COLUMNS, LatestResult, Rollup
 from leaderboard.stats import LATENCY_BINS, SCORE_BINS, latency_bins
-from openbench.bulk import insert_rows, insert_values
+from openbench.bulk import insert_rows, insert_values, update_rows
 
 if TYPE_CHECKING:
     from evaluations.models import TestResult
@@ -188,26 +188,6 @@ def _rollups_for(keys: Iterable[RollupKey]) -> dict[RollupKey, Rollup]:
     return {(str(r.model_id), r.category, r.difficulty, r.day): r for r in Rollup.objects.filter(condition)}
 
 
-def _update_rows(model: type[models.Model], objects: Sequence[models.Model], fields: Sequence[str]) -> None:
-    """UPDATE each object's fields with one parameterised statement run for every row (psycopg pipelines
-    it): far cheaper than the CASE WHEN per column that bulk_update generates for hundreds of rows."""
-    if not objects:
-        return
-    concrete = [model._meta.get_field(name) for name in fields]
-    columns = ", ".join(f"{f.column} = %s" for f in concrete)  # type: ignore[union-attr]
-    pk = model._meta.pk
-    assert pk is not None
-    sql = f"UPDATE {model._meta.db_table} SET {columns} WHERE {pk.column} = %s"  # noqa: S608
-    db = connections[DEFAULT_DB_ALIAS]  # resolved once: the `connection` proxy costs a lookup per access
-    params = [
-        [f.get_db_prep_save(getattr(obj, f.attname), db) for f in concrete]  # type: ignore[union-attr]
-        + [pk.get_db_prep_save(obj.pk, db)]
-        for obj in objects
-    ]
-    with db.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
 def _apply(deltas: dict[RollupKey, _Delta]) -> None:
     """Add deltas to rollup rows (the caller holds the models' anchor locks); empty rows are deleted."""
     if not deltas:
@@ -236,7 +216,7 @@ def _apply(deltas: dict[RollupKey, _Delta]) -> None:
             emptied.append(row.pk)
         else:
             changed.append(row)
-    _update_rows(Rollup, changed, [*_SCALARS, "score_hist", "latency_hist"])
+    update_rows(Rollup, changed, [*_SCALARS, "score_hist", "latency_hist"])
     if emptied:
         Rollup.objects.filter(pk__in=emptied).delete()
 
@@ -302,7 +282,7 @@ def _apply_upsert(deltas: dict[RollupKey, _Delta]) -> None:
         for row in rows:
             row.score_hist = hist_encode(hist_decode(row.score_hist, SCORE_BINS))
             row.latency_hist = hist_encode(hist_decode(row.latency_hist, LATENCY_BINS))
-        _update_rows(Rollup, rows, ["score_hist", "latency_hist"])
+        update_rows(Rollup, rows, ["score_hist", "latency_hist"])
 
 
 def _lock_models(model_ids: Iterable[str]) -> None:
@@ -397,7 +377,7 @@ def _latest_results_merge(results: Sequence[TestResult]) -> None:
     insert_rows(LatestResult, to_create)  # COPY on PostgreSQL: no SQL text of 2,000 quoted rows
     if to_update:
         fields = [f.name for f in LatestResult._meta.concrete_fields if not f.primary_key]
-        _update_rows(LatestResult, to_update, fields)
+        update_rows(LatestResult, to_update, fields)
     _apply(contributions.deltas())
 
 

@@ -11,11 +11,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from django.db import connection
-from django.db.models import DateField, JSONField, Model
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import DateField, Field, JSONField, Model
 from django.db.models.fields import AutoFieldMixin
 
 ModelT = TypeVar("ModelT", bound=Model)
+
+# Below this many rows an UPDATE per row (pipelined) is cheaper than a temporary table to COPY into.
+UPDATE_COPY_THRESHOLD = 50
+
+
+def _json_wrapper(fields: Sequence[Field[Any, Any]]) -> Any:
+    """A function that wraps a row's JSON values for COPY (None stays SQL NULL, as bulk_create stores it)."""
+    from psycopg.types.json import Jsonb
+
+    positions = [i for i, field in enumerate(fields) if isinstance(field, JSONField)]
+
+    def wrap(row: list[Any]) -> list[Any]:
+        for position in positions:
+            if row[position] is not None:
+                row[position] = Jsonb(row[position])
+        return row
+
+    return wrap
 
 
 def insert_rows(model: type[ModelT], objects: Sequence[ModelT]) -> None:
@@ -30,12 +48,10 @@ def insert_rows(model: type[ModelT], objects: Sequence[ModelT]) -> None:
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objects)
         return
-    from psycopg.types.json import Jsonb
-
     fields = [field for field in model._meta.concrete_fields if not isinstance(field, AutoFieldMixin)]
     attnames = [field.attname for field in fields]
-    json_positions = [i for i, field in enumerate(fields) if isinstance(field, JSONField)]
     stamped = [field for field in fields if isinstance(field, DateField) and (field.auto_now or field.auto_now_add)]
+    wrap = _json_wrapper(fields)
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     copy_sql = f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN"
     with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(copy_sql) as copy:
@@ -43,11 +59,7 @@ def insert_rows(model: type[ModelT], objects: Sequence[ModelT]) -> None:
             for field in stamped:
                 field.pre_save(obj, add=True)
             values = obj.__dict__
-            row: list[Any] = [values[name] for name in attnames]
-            for position in json_positions:
-                if row[position] is not None:  # None is SQL NULL, as bulk_create stores it
-                    row[position] = Jsonb(row[position])
-            copy.write_row(row)
+            copy.write_row(wrap([values[name] for name in attnames]))
     for obj in objects:
         obj._state.adding = False
         obj._state.db = connection.alias
@@ -71,3 +83,48 @@ def insert_values(model: type[Model], attnames: Sequence[str], rows: Sequence[Se
     with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(copy_sql) as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def update_rows(model: type[Model], objects: Sequence[Model], fields: Sequence[str]) -> None:
+    """Write `fields` of existing rows from `objects`, matched by primary key.
+
+    Many rows on PostgreSQL: COPY them into a temporary table and run one UPDATE … FROM it. Otherwise one
+    parameterised UPDATE per row, which psycopg pipelines: either is far cheaper than the CASE WHEN per
+    column that bulk_update generates for hundreds of rows.
+    """
+    if not objects:
+        return
+    pk = model._meta.pk
+    assert pk is not None
+    concrete: list[Field[Any, Any]] = [model._meta.get_field(name) for name in fields]  # type: ignore[misc]
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    if connection.vendor != "postgresql" or len(objects) < UPDATE_COPY_THRESHOLD:
+        assignments = ", ".join(f"{quote(field.column)} = %s" for field in concrete)
+        sql = f"UPDATE {table} SET {assignments} WHERE {quote(pk.column)} = %s"  # noqa: S608
+        db = connections[DEFAULT_DB_ALIAS]  # resolved once: the `connection` proxy costs a lookup per access
+        params = [
+            [field.get_db_prep_save(getattr(obj, field.attname), db) for field in concrete]
+            + [pk.get_db_prep_save(obj.pk, db)]
+            for obj in objects
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
+        return
+    staged = quote(f"staged_{model._meta.db_table}")
+    columns = [quote(pk.column), *(quote(field.column) for field in concrete)]
+    wrap = _json_wrapper([pk, *concrete])
+    assignments = ", ".join(f"{column} = staged.{column}" for column in columns[1:])
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Same column types as the table, no constraints; dropped at the end (and at commit in any case).
+        # Only identifiers from the model's metadata are interpolated, quoted; values travel by COPY.
+        select = f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"  # noqa: S608
+        cursor.execute(f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS {select}")
+        with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {staged} FROM STDIN") as copy:
+            for obj in objects:
+                copy.write_row(wrap([obj.pk, *(getattr(obj, field.attname) for field in concrete)]))
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} FROM {staged} AS staged "  # noqa: S608
+            f"WHERE {table}.{columns[0]} = staged.{columns[0]}"
+        )
+        cursor.execute(f"DROP TABLE {staged}")

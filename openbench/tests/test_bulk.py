@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution
-from openbench.bulk import insert_rows, insert_values
+from openbench.bulk import UPDATE_COPY_THRESHOLD, insert_rows, insert_values, update_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -79,3 +79,40 @@ def test_nothing_to_insert_is_no_query(django_assert_num_queries) -> None:  # ty
 def test_an_unknown_column_is_refused_before_anything_is_sent() -> None:
     with pytest.raises(ValueError, match="no column no_such_column"):
         insert_values(Link, ("execution_id", "no_such_column"), [(uuid.uuid4(), 1)])
+
+
+@pytest.mark.parametrize("count", [3, UPDATE_COPY_THRESHOLD + 7])  # an UPDATE per row; a staged COPY
+def test_updated_rows_get_the_named_fields_and_nothing_else(count: int) -> None:
+    test_case = TestCaseFactory()
+    executions = [_execution(test_case=test_case, request_id=f"req-{i}") for i in range(count)]
+    insert_rows(Execution, executions)
+    snapshot = {"text": 'quote " and \\ backslash', "none": None}
+    for i, execution in enumerate(executions):
+        execution.progress = i % 2
+        execution.config_snapshot = {"i": i, **snapshot}
+        execution.request_id = "changed in memory only"
+    update_rows(Execution, executions[1:], ["progress", "config_snapshot"])
+
+    stored = {row.pk: row for row in Execution.objects.filter(test_case=test_case)}
+    first = stored[executions[0].pk]
+    assert (first.progress, first.config_snapshot) == (0, {})  # not in the update
+    for i, execution in enumerate(executions[1:], 1):
+        row = stored[execution.pk]
+        assert (row.progress, row.config_snapshot) == (i % 2, {"i": i, **snapshot})
+        assert row.request_id == f"req-{i}"
+
+
+def test_updating_no_rows_is_no_query(django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    with django_assert_num_queries(0):
+        update_rows(Execution, [], ["progress"])
+
+
+def test_updating_twice_in_one_transaction_works() -> None:
+    executions = [_execution() for _ in range(UPDATE_COPY_THRESHOLD)]
+    insert_rows(Execution, executions)
+    with transaction.atomic():
+        for progress in (1, 0):
+            for execution in executions:
+                execution.progress = progress
+            update_rows(Execution, executions, ["progress"])  # the staging table is dropped in between
+    assert set(Execution.objects.values_list("progress", flat=True)) == {0}
