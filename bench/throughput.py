@@ -40,6 +40,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", type=int, default=40, help="Models per test (evaluations = tests x models).")
     parser.add_argument("--worker-class", default="", help="rq worker class (default: rq's forking Worker).")
     parser.add_argument(
+        "--provider",
+        choices=["openai_compatible", "openai"],
+        default="openai_compatible",
+        help="Adapter the models use: plain JSON over aiohttp, or the official openai SDK (same fake server).",
+    )
+    parser.add_argument(
         "--repeat", "-r", type=int, default=3, help="Rounds against the same worker; the median is reported."
     )
     parser.add_argument("--keep", action="store_true", help="Keep the tests, models and results it created.")
@@ -103,7 +109,7 @@ def start_fake_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     return process, line.split(" ", 1)[1] + "/v1"
 
 
-def adapter_baseline(base_url: str, n: int, concurrency: int) -> float:
+def adapter_baseline(provider_name: str, base_url: str, n: int, concurrency: int) -> float:
     """Seconds for the same number of calls straight through the adapter (no engine, no database): what
     this machine and the fake server allow at best, to judge the engine's own overhead."""
     import asyncio
@@ -112,7 +118,7 @@ def adapter_baseline(base_url: str, n: int, concurrency: int) -> float:
     from providers.registry import build_provider
 
     async def run() -> float:
-        provider = build_provider("openai_compatible", options={"base_url": base_url})
+        provider = build_provider(provider_name, options={"base_url": base_url})
         slots = asyncio.Semaphore(concurrency)
 
         async def one(i: int) -> None:
@@ -219,6 +225,7 @@ def report(rounds: list[Round], args: argparse.Namespace, tests: int, models: in
     print(f"evaluations      {rounds[0].total} ({tests} tests x {models} models), {len(rounds)} round(s)")
     print(f"latency, conc.   {args.latency_ms:g} ms, {args.concurrency}")
     print(f"worker           {args.worker_class or get_worker_class().__name__ + ' (settings.RQ)'}")
+    print(f"adapter          {args.provider}")
     if ideal:
         print(f"ideal time       {ideal:.2f} s (N x latency / C)")
     for number, measured in enumerate(rounds, 1):
@@ -257,6 +264,9 @@ def main() -> None:
     os.environ["DEBUG"] = "false"
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.setdefault("ALLOWED_HOSTS", "localhost")
+    if args.provider == "openai":
+        # The openai adapter wants a key; this one only ever reaches the fake server on 127.0.0.1.
+        os.environ["OPENAI_API_KEY"] = "bench-fake-key"
     import django
 
     django.setup()
@@ -277,7 +287,7 @@ def main() -> None:
     worker_env = {
         **os.environ,
         "EVAL_CONCURRENCY": str(args.concurrency),
-        "OPENAI_COMPATIBLE_CONCURRENCY": str(args.concurrency),
+        f"{args.provider.upper()}_CONCURRENCY": str(args.concurrency),
         "EVAL_CACHE": "false",
         "LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"),
     }
@@ -286,7 +296,7 @@ def main() -> None:
         LLMModel.objects.create(
             name=f"bench-{run}-{i}",
             display_name=f"Bench {run} {i}",
-            provider="openai_compatible",
+            provider=args.provider,
             provider_model_id=f"fake-{i}",
             config={"base_url": base_url},
             input_price_per_million=1,
@@ -315,7 +325,7 @@ def main() -> None:
             time.sleep(1)  # the worker warms the leaderboards after a batch; let it, between rounds
         report(rounds, args, tests_needed, len(models))
         if not args.no_baseline:
-            baseline = adapter_baseline(base_url, rounds[0].total, args.concurrency)
+            baseline = adapter_baseline(args.provider, base_url, rounds[0].total, args.concurrency)
             ratio = statistics.median(measured.wall for measured in rounds) / baseline
             print(f"adapter alone    {baseline:.2f} s for the same calls (median engine wall / this = {ratio:.2f})")
     finally:
