@@ -10,8 +10,10 @@ from playwright.sync_api import expect
 
 from catalog.models import ModerationEvent, TestCase
 
-# serialized_rollback: the moderators group comes from a data migration that a flush would erase.
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+# No serialized_rollback: a flush by an earlier transactional test re-creates content types, which the
+# restore would then insert twice. The moderators group that a flush erases is re-created on demand
+# (accounts.services.moderators_group), as test_models checks.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_home_page_shows_the_demo_catalog(live_server: Any, page: Any) -> None:

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from accounts.models import User
 from catalog.models import TestCase
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "a-long-browser-passphrase"
 

@@ -73,7 +73,7 @@ def test_it_never_prints_credentials_when_debug_is_off(monkeypatch: pytest.Monke
     assert not admin.has_usable_password()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @override_settings(USE_RQ=False)
 def test_with_results_runs_the_demo_once_so_the_leaderboard_has_numbers() -> None:
     from evaluations.models import Execution, TestResult

@@ -12,7 +12,7 @@ from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations import executor
 from evaluations.models import Execution
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

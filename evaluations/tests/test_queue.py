@@ -5,6 +5,7 @@ Skipped only when REDIS_URL is unset (CI sets it). Tests use committed transacti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,6 +52,24 @@ def worker_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def work_horses(worker: subprocess.Popen[bytes]) -> list[int]:
+    """The children rq's forking worker runs its jobs in (none once the worker has exited)."""
+    try:
+        children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    except FileNotFoundError:
+        return []
+    return [int(pid) for pid in children]
+
+
+def running(pid: int) -> bool:
+    """Whether a process still runs (a zombie waiting to be reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
 class Workers:
     """rqworker subprocesses started by a test, each in its own process group, all stopped at the end."""
 
@@ -72,14 +91,23 @@ class Workers:
             process.wait(timeout=timeout)
 
     def kill(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker and its work horse, as a crash of the machine or container would.
+
+        rq puts each work horse in a process group of its own (setpgrp), so killing the worker's group
+        alone would leave the horse running its job."""
+        horses = work_horses(process)
         os.killpg(process.pid, signal.SIGKILL)
+        for pid in horses:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
         process.wait(timeout=10)
+        for pid in horses:
+            wait_until(lambda pid=pid: not running(pid), timeout=10)
 
     def stop_all(self) -> None:
         for process in self.processes:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+                self.kill(process)
 
     def logs(self) -> str:
         return "\n".join(
@@ -162,12 +190,6 @@ def test_a_worker_killed_mid_run_is_recovered_without_losing_or_duplicating_resu
     assert TestResult.objects.filter(execution=execution).values("model").distinct().count() == 200
     assert_counters_agree(execution)
     assert execution.progress == 200
-
-
-def work_horses(worker: subprocess.Popen[bytes]) -> list[int]:
-    """The children rq's forking worker runs its jobs in."""
-    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
-    return [int(pid) for pid in children]
 
 
 def test_a_work_horse_killed_mid_run_is_retried_by_its_worker_and_finishes_only_the_missing_pairs(owner, workers):
