@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import LLMModel, TestCase
-from evaluations.models import Execution
+from evaluations.models import Execution, TestResult
 from evaluations.runner.cancellation import flag_cancelled
 from evaluations.runner.planning import model_parameters
 from openbench.bulk import insert_rows, insert_values
@@ -196,3 +196,61 @@ def executions_find_stale(*, stale_after: float | None = None) -> list[Execution
     running_stale = Q(status=Execution.Status.RUNNING) & (Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
     pending_stale = Q(status=Execution.Status.PENDING, created_at__lt=cutoff)
     return list(Execution.objects.filter(running_stale | pending_stale).order_by("created_at"))
+
+
+# A model's health (SPEC §3) comes from its latest calls: at most this many, none older than this.
+HEALTH_WINDOW = 20
+HEALTH_MAX_AGE = timedelta(hours=24)
+HEALTH_DEGRADED_AT = 0.1  # share of those calls the provider failed
+HEALTH_DOWN_AT = 0.5
+# Failures that say nothing about the provider: the answer came back and our scoring (or judge) failed.
+NOT_PROVIDER_FAILURES = ("scoring_error", "judge_error")
+
+
+def health_of(outcomes: Sequence[tuple[str, str]]) -> str:
+    """healthy / degraded / down from (status, error_type) of a model's latest calls, newest first."""
+    if not outcomes:
+        return LLMModel.Health.UNKNOWN
+    failures = sum(
+        1
+        for status, error_type in outcomes
+        if status in (TestResult.Status.FAILED, TestResult.Status.TIMEOUT) and error_type not in NOT_PROVIDER_FAILURES
+    )
+    share = failures / len(outcomes)
+    if share >= HEALTH_DOWN_AT:
+        return LLMModel.Health.DOWN
+    if share >= HEALTH_DEGRADED_AT:
+        return LLMModel.Health.DEGRADED
+    return LLMModel.Health.HEALTHY
+
+
+def models_health_refresh(*, model_ids: Sequence[UUID | str]) -> dict[str, str]:
+    """Re-derive the health of the given models from their latest calls (the engine calls it after a run).
+
+    Calls answered from the response cache and cancelled ones say nothing about the provider and are left
+    out. A model with no call in the window keeps the health it had. Returns {model id: health}.
+    """
+    ids = sorted({UUID(str(model_id)) for model_id in model_ids})
+    if not ids:
+        return {}
+    now = timezone.now()
+    recent_calls = TestResult.objects.filter(created_at__gte=now - HEALTH_MAX_AGE, cached=False).exclude(
+        status=TestResult.Status.CANCELLED
+    )
+    outcomes: dict[str, list[tuple[str, str]]] = {}
+    for model_id in ids:
+        # One short walk down the (model, created_at) index per model: as cheap for a model with a
+        # million results as for one with ten, unlike a window over everything of the last day.
+        calls = list(
+            recent_calls.filter(model_id=model_id)
+            .order_by("-created_at")
+            .values_list("status", "error_type")[:HEALTH_WINDOW]
+        )
+        if calls:
+            outcomes[str(model_id)] = calls
+    health = {model_id: health_of(calls) for model_id, calls in outcomes.items()}
+    for value in set(health.values()):
+        LLMModel.objects.filter(pk__in=[m for m, h in health.items() if h == value]).update(
+            health_status=value, health_checked_at=now
+        )
+    return health

@@ -38,6 +38,7 @@ from evaluations.runner.writes import (
     write_results,
 )
 from evaluations.scoring import Scorer, ScoringError, scorer_for
+from evaluations.services import models_health_refresh
 from openbench.logging import request_id_context
 from providers import metrics
 from providers.base import (
@@ -552,6 +553,8 @@ def run_executions(
         raise
     finally:
         sys.setswitchinterval(switch_interval)
+    if report.calls:
+        _refresh_health({pair.model.pk for pair in pairs})
     logger.info(
         "Finished %d results (%d calls, %d retries, %d cached).",
         report.results,
@@ -560,3 +563,11 @@ def run_executions(
         report.cache_hits,
     )
     return report
+
+
+def _refresh_health(model_ids: set[Any]) -> None:
+    """The models' health from their latest calls, now that this run's are saved (never fails the run)."""
+    try:
+        models_health_refresh(model_ids=list(model_ids))
+    except Exception:
+        logger.exception("Deriving the health of %d models failed.", len(model_ids))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from catalog.models import TestCase
+import pytest
+from django.utils import timezone
+
+from catalog.models import LLMModel, TestCase
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution, TestResult
 from evaluations.runner.planning import model_parameters
@@ -13,6 +16,8 @@ from evaluations.services import (
     execution_start,
     executions_find_stale,
     executions_start_batch,
+    health_of,
+    models_health_refresh,
 )
 from evaluations.tests.conftest import drain_background_work
 from evaluations.tests.factories import ExecutionFactory
@@ -108,10 +113,6 @@ def test_an_empty_batch_is_refused(owner):
 
 
 def test_stale_executions_are_found_by_their_heartbeat(owner):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     old = timezone.now() - timedelta(hours=1)
     stale = ExecutionFactory(status=Execution.Status.RUNNING, heartbeat_at=old)
     ExecutionFactory(status=Execution.Status.RUNNING, heartbeat_at=timezone.now())
@@ -161,3 +162,68 @@ def test_after_the_last_job_the_most_read_leaderboards_are_already_cached(
             board = cached_leaderboard(scope)
         assert {entry["model"]["id"] for entry in board["entries"]} == {str(model.pk) for model in models}
         assert all(entry["tests_evaluated"] == 4 for entry in board["entries"])
+
+
+# --- model health (SPEC §3: derived from recent results) ------------------------------------------
+OK, FAILED, TIMEOUT = ("completed", ""), ("failed", "transient"), ("timeout", "timeout")
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "health"),
+    [
+        ([], "unknown"),
+        ([OK] * 20, "healthy"),
+        ([FAILED] + [OK] * 19, "healthy"),  # 5%
+        ([FAILED, TIMEOUT] + [OK] * 18, "degraded"),  # 10%
+        ([("failed", "rate_limited")] * 9 + [OK] * 11, "degraded"),  # 45%
+        ([TIMEOUT] * 10 + [OK] * 10, "down"),  # 50%
+        ([("failed", "circuit_open")] * 3, "down"),
+        # The answer came back; our scorer or the judge failed: nothing wrong with the provider.
+        ([("failed", "scoring_error"), ("failed", "judge_error")] + [OK] * 2, "healthy"),
+    ],
+)
+def test_health_is_the_share_of_calls_the_provider_failed(outcomes, health):
+    assert health_of(outcomes) == health
+
+
+def _results(model, outcomes, *, hours_ago: float = 0, **fields):  # type: ignore[no-untyped-def]
+    from evaluations.tests.factories import TestResultFactory
+
+    created = timezone.now() - timedelta(hours=hours_ago)
+    for status, error_type in outcomes:
+        result = TestResultFactory(model=model, status=status, error_type=error_type, **fields)
+        TestResult.objects.filter(pk=result.pk).update(created_at=created)
+
+
+def test_models_health_comes_from_their_latest_calls_of_the_last_day():
+    steady, flaky, dead, idle = (LLMModelFactory() for _ in range(4))
+    _results(steady, [FAILED] * 30, hours_ago=2)  # older than its 20 latest calls
+    _results(steady, [OK] * 20, hours_ago=1)
+    _results(flaky, [OK] * 8 + [TIMEOUT] * 2)
+    _results(flaky, [OK] * 5, cached=True)  # answered from the cache: not a call to the provider
+    _results(dead, [FAILED] * 3 + [("cancelled", "")] * 5)  # cancelled: not a call either
+    _results(dead, [OK] * 10, hours_ago=30)  # outside the day
+    idle.health_status = LLMModel.Health.DEGRADED
+    idle.save()
+
+    health = models_health_refresh(model_ids=[steady.pk, flaky.pk, dead.pk, idle.pk])
+
+    assert health == {str(steady.pk): "healthy", str(flaky.pk): "degraded", str(dead.pk): "down"}
+    for model, expected in [(steady, "healthy"), (flaky, "degraded"), (dead, "down"), (idle, "degraded")]:
+        model.refresh_from_db()
+        assert model.health_status == expected
+    assert steady.health_checked_at is not None
+    assert idle.health_checked_at is None  # no recent call: left as it was
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_updates_the_health_of_the_models_it_called(owner, clean_queue):
+    working = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 5})
+    failing = LLMModelFactory(config={"error_rate": 1.0, "latency_ms": 5})
+    executions_start_batch(
+        test_cases=[TestCaseFactory() for _ in range(3)], models=[working, failing], started_by=owner
+    )
+    drain_background_work()
+    working.refresh_from_db()
+    failing.refresh_from_db()
+    assert (working.health_status, failing.health_status) == ("healthy", "down")
