@@ -60,8 +60,17 @@ class LeaderboardForm(ScopeForm):
         return (self.cleaned_data.get("min_tests") or 0) if self.is_valid() else 0
 
 
+class ModelsField(forms.ModelMultipleChoiceField):
+    """Models chosen with repeated `models=` (the checkboxes) or comma-separated, as the API takes them."""
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            value = [part.strip() for item in value for part in str(item).split(",") if part.strip()]
+        return super().clean(value)
+
+
 class CompareForm(ScopeForm):
-    models = forms.ModelMultipleChoiceField(
+    models = ModelsField(
         queryset=LLMModel.objects.order_by("-is_active", "display_name", "name"),
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": f"Choose between 2 and {MAX_COMPARED} models to compare."},

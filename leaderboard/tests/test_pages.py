@@ -84,6 +84,17 @@ def test_compare_shows_the_head_to_head_of_two_models(client, scored):
     assert reverse("catalog:test-detail", args=[tests[1].pk]) in page
 
 
+def test_compare_takes_comma_separated_models_as_the_api_does(client, scored):
+    atlas, borealis, _ = scored
+    joined = client.get(reverse("leaderboard:compare"), {"models": f"{atlas.pk}, {borealis.pk}"})
+    repeated = client.get(reverse("leaderboard:compare"), {"models": [str(atlas.pk), str(borealis.pk)]})
+    assert joined.status_code == 200
+    assert joined.context["result"] == repeated.context["result"]
+    bad = client.get(reverse("leaderboard:compare"), {"models": f"{atlas.pk},not-a-model"})
+    assert bad.status_code == 400
+    assert "“not-a-model” is not a valid UUID." in bad.content.decode()
+
+
 def test_the_compare_page_starts_with_an_empty_form(client, scored):
     response = client.get(reverse("leaderboard:compare"))
     assert response.status_code == 200
