@@ -9,6 +9,15 @@ from accounts.models import User
 from accounts.tests.factories import UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Every test starts with an empty cache: cached analytics, headline numbers and throttle counters
+    from an earlier test must not leak into its assertions."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def owner(db: None) -> User:
     return UserFactory(email="owner@example.com", display_name="Owner")

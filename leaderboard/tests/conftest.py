@@ -6,8 +6,6 @@ import datetime
 from decimal import Decimal
 from typing import Any
 
-import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import User
@@ -17,12 +15,6 @@ from catalog.tests.factories import TestCaseFactory
 from evaluations.models import TestResult
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory
 from leaderboard.services import results_recorded
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> None:
-    cache.clear()
-
 
 AUTHOR = "author@example.com"
 
