@@ -227,3 +227,20 @@ def test_a_run_updates_the_health_of_the_models_it_called(owner, clean_queue):
     working.refresh_from_db()
     failing.refresh_from_db()
     assert (working.health_status, failing.health_status) == ("healthy", "down")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_leaderboards_are_warmed_once_after_the_last_of_several_jobs(owner, clean_queue, monkeypatch):
+    from evaluations.runner import writes
+
+    warmed: list[int] = []
+    monkeypatch.setattr(writes, "warm_leaderboards", lambda: warmed.append(1))
+    # Slow enough that all three runs are started while the first still runs (the in-process executor
+    # starts a job at once; with rq they wait in the queue until the worker drains it).
+    models = [LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 600}) for _ in range(2)]
+    tests = [TestCaseFactory() for _ in range(3)]
+    for test_case in tests:
+        execution_start(test_case=test_case, models=models, started_by=owner)
+    drain_background_work()
+    assert Execution.objects.filter(status=Execution.Status.COMPLETED).count() == 3
+    assert warmed == [1]  # not between the jobs, once after the last
