@@ -58,18 +58,20 @@ def contains(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome
         "required": ["pattern"],
         "additionalProperties": False,
     },
+    blocking=True,
 )
 def regex(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
     """Passes when the pattern matches somewhere in the answer.
 
     Matched with the `regex` package, which takes a time limit: a pattern with catastrophic
-    backtracking (`(a+)+$` on a long answer) fails this result with the reason instead of holding the
-    worker's event loop, and every call in flight with it, for minutes.
+    backtracking (`(a|aa)+$` on a long answer) fails this result with the reason instead of running
+    for minutes. It matches in a thread with the GIL released (`blocking`, `concurrent`), so the worker's
+    other calls go on meanwhile.
     """
     flags = regex_engine.IGNORECASE if config.get("ignore_case") else 0
     limit = settings.EVAL_REGEX_TIMEOUT_SECONDS
     try:
-        match = regex_engine.search(config["pattern"], answer, flags, timeout=limit)
+        match = regex_engine.search(config["pattern"], answer, flags, timeout=limit, concurrent=True)
     except TimeoutError as exc:
         raise ScoringError(
             f"The pattern took longer than {limit:g} s on this answer (catastrophic backtracking?); "

@@ -14,6 +14,7 @@ named `scorers.py` in any installed app (imported at start-up by EvaluationsConf
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -31,6 +32,9 @@ class CustomScorer:
     func: ScorerFunc
     config_schema: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    # May take long on one answer (and releases the GIL while it does): the engine runs it in a thread,
+    # so the calls of every other evaluation go on meanwhile.
+    blocking: bool = False
 
 
 _REGISTRY: dict[str, CustomScorer] = {}
@@ -41,7 +45,7 @@ def _qualname(func: Callable[..., Any]) -> str:
 
 
 def register_scorer(
-    name: str, *, config_schema: dict[str, Any] | None = None, description: str = ""
+    name: str, *, config_schema: dict[str, Any] | None = None, description: str = "", blocking: bool = False
 ) -> Callable[[ScorerFunc], ScorerFunc]:
     """Register a custom scorer under `name`; its config (minus `scorer`) must satisfy `config_schema`.
 
@@ -58,7 +62,11 @@ def register_scorer(
             raise ValueError(f"A custom scorer named {name!r} is already registered ({_qualname(existing.func)}).")
         doc = (func.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = CustomScorer(
-            name=name, func=func, config_schema=schema, description=description or (doc[0] if doc else "")
+            name=name,
+            func=func,
+            config_schema=schema,
+            description=description or (doc[0] if doc else ""),
+            blocking=blocking,
         )
         return func
 
@@ -85,11 +93,22 @@ class CustomScorerAdapter(Scorer):
 
     evaluation_type: ClassVar[str] = "custom"
 
-    def score(self, answer: str, target: ScoringTarget) -> ScoreOutcome:
+    @staticmethod
+    def _scorer(target: ScoringTarget) -> CustomScorer:
         name = str(target.evaluation_config.get("scorer") or "")
         scorer = get_custom_scorer(name)
         if scorer is None:
             raise ScoringError(f"Unknown custom scorer {name!r}.", details={"scorer": name})
+        return scorer
+
+    async def ascore(self, answer: str, target: ScoringTarget) -> ScoreOutcome:
+        if self._scorer(target).blocking:
+            return await asyncio.to_thread(self.score, answer, target)
+        return self.score(answer, target)
+
+    def score(self, answer: str, target: ScoringTarget) -> ScoreOutcome:
+        scorer = self._scorer(target)
+        name = scorer.name
         options = {key: value for key, value in target.evaluation_config.items() if key != "scorer"}
         outcome = scorer.func(answer, target.expected_output, options)
         return ScoreOutcome(
