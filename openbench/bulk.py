@@ -1,4 +1,4 @@
-"""Inserting many new rows at once: COPY on PostgreSQL, bulk_create elsewhere.
+"""Writing many rows at once: COPY on PostgreSQL; bulk_create and pipelined UPDATEs elsewhere.
 
 Django's bulk_create on PostgreSQL sends the rows as bound arrays, and psycopg binds parameters on the
 client: every value is quoted into the SQL text in Python, JSON documents character by character. COPY
@@ -8,7 +8,8 @@ raises IntegrityError (through Django's error wrapper) and the surrounding trans
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
@@ -36,6 +37,15 @@ def _json_wrapper(fields: Sequence[Field[Any, Any]]) -> Any:
     return wrap
 
 
+@contextmanager
+def _copy_into(table: str, columns: Sequence[str]) -> Iterator[Any]:
+    """A psycopg COPY … FROM STDIN into `table`'s `columns` (both unquoted); write rows with write_row."""
+    quote = connection.ops.quote_name
+    sql = f"COPY {quote(table)} ({', '.join(quote(column) for column in columns)}) FROM STDIN"
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+        yield copy
+
+
 def insert_rows(model: type[ModelT], objects: Sequence[ModelT]) -> None:
     """Insert `objects` (new, unsaved instances) as rows of `model`'s table.
 
@@ -52,9 +62,7 @@ def insert_rows(model: type[ModelT], objects: Sequence[ModelT]) -> None:
     attnames = [field.attname for field in fields]
     stamped = [field for field in fields if isinstance(field, DateField) and (field.auto_now or field.auto_now_add)]
     wrap = _json_wrapper(fields)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    copy_sql = f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(copy_sql) as copy:
+    with _copy_into(model._meta.db_table, [field.column for field in fields]) as copy:
         for obj in objects:
             for field in stamped:
                 field.pre_save(obj, add=True)
@@ -78,9 +86,7 @@ def insert_values(model: type[Model], attnames: Sequence[str], rows: Sequence[Se
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create([model(**dict(zip(attnames, row, strict=True))) for row in rows])
         return
-    columns = ", ".join(connection.ops.quote_name(by_attname[name].column) for name in attnames)
-    copy_sql = f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(copy_sql) as copy:
+    with _copy_into(model._meta.db_table, [by_attname[name].column for name in attnames]) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -111,20 +117,24 @@ def update_rows(model: type[Model], objects: Sequence[Model], fields: Sequence[s
         with connection.cursor() as cursor:
             cursor.executemany(sql, params)
         return
-    staged = quote(f"staged_{model._meta.db_table}")
-    columns = [quote(pk.column), *(quote(field.column) for field in concrete)]
+    staged_name = f"staged_{model._meta.db_table}"
+    staged = quote(staged_name)
+    columns = [pk.column, *(field.column for field in concrete)]
+    quoted = [quote(column) for column in columns]
     wrap = _json_wrapper([pk, *concrete])
-    assignments = ", ".join(f"{column} = staged.{column}" for column in columns[1:])
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Same column types as the table, no constraints; dropped at the end (and at commit in any case).
-        # Only identifiers from the model's metadata are interpolated, quoted; values travel by COPY.
-        select = f"SELECT {', '.join(columns)} FROM {table} WITH NO DATA"  # noqa: S608
-        cursor.execute(f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS {select}")
-        with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {staged} FROM STDIN") as copy:
+    assignments = ", ".join(f"{column} = staged.{column}" for column in quoted[1:])
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            # Same column types as the table, no constraints; dropped at the end (and at commit in any case).
+            # Only identifiers from the model's metadata are interpolated, quoted; values travel by COPY.
+            select = f"SELECT {', '.join(quoted)} FROM {table} WITH NO DATA"  # noqa: S608
+            cursor.execute(f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS {select}")
+        with _copy_into(staged_name, columns) as copy:
             for obj in objects:
                 copy.write_row(wrap([obj.pk, *(getattr(obj, field.attname) for field in concrete)]))
-        cursor.execute(
-            f"UPDATE {table} SET {assignments} FROM {staged} AS staged "  # noqa: S608
-            f"WHERE {table}.{columns[0]} = staged.{columns[0]}"
-        )
-        cursor.execute(f"DROP TABLE {staged}")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM {staged} AS staged "  # noqa: S608
+                f"WHERE {table}.{quoted[0]} = staged.{quoted[0]}"
+            )
+            cursor.execute(f"DROP TABLE {staged}")
