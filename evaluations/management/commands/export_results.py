@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
 from evaluations.models import TestResult
+from openbench.csvsafe import SafeDictWriter
 
 FIELDS = (
     "id",
@@ -109,7 +109,9 @@ class Command(BaseCommand):
         count = 0
         try:
             if options["format"] == "csv":
-                writer = csv.DictWriter(output, fieldnames=FIELDS)
+                # Answers and titles come from models and users: a cell like "=HYPERLINK(...)" is
+                # written as text ("'=HYPERLINK(...)") so a spreadsheet never runs it.
+                writer = SafeDictWriter(output, fieldnames=FIELDS)
                 writer.writeheader()
                 for result in results.iterator(chunk_size=2000):
                     row = _row(result)
