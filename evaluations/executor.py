@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connections
 
 from evaluations.runner.engine import RunReport, run_executions
-from evaluations.runner.writes import analytics_warm
+from evaluations.signals import queue_drained_send
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _run(execution_ids: list[str], takeover_stale_after: float | None) -> RunRep
         with _pool_lock:
             last = _pending == 1
         if report.results and last:  # as rq jobs do: only when no other job waits
-            analytics_warm()
+            queue_drained_send()
         return report
     except Exception:
         logger.exception("In-process evaluation job failed.")

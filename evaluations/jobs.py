@@ -9,6 +9,8 @@ from typing import Any
 import django_rq
 from rq import Retry, get_current_job
 
+from evaluations.signals import queue_drained_send
+
 logger = logging.getLogger(__name__)
 
 QUEUE = "evaluations"
@@ -21,13 +23,13 @@ def run_executions_job(execution_ids: Sequence[str], takeover_stale_after: float
     """Run the given executions (claimed with a conditional update: a duplicate delivery does nothing)."""
     # The engine is imported by the worker (EvaluationWorker preloads it), not by web processes that enqueue.
     from evaluations.runner.engine import run_executions
-    from evaluations.runner.writes import analytics_warm
 
     job = get_current_job()
     report = run_executions(execution_ids, lease=job.id if job else "", takeover_stale_after=takeover_stale_after)
-    # Not between the jobs of a batch: the next one would wait, and the one after would change scores again.
+    # After the executions' final status is saved (listeners may read it). Not between the jobs of a
+    # batch: the next one would wait, and the one after would change scores again.
     if report.results and not (job is not None and django_rq.get_queue(job.origin).count):
-        analytics_warm()
+        queue_drained_send()
     return {
         "claimed": len(report.claimed),
         "results": report.results,

@@ -10,6 +10,7 @@ class LeaderboardConfig(AppConfig):
 
     def ready(self) -> None:
         from catalog.models import LLMModel, TestCase
+        from evaluations import signals as engine_signals
         from evaluations.models import TestResult
         from leaderboard import signals
 
@@ -18,3 +19,6 @@ class LeaderboardConfig(AppConfig):
         post_delete.connect(
             signals.test_result_deleted, sender=TestResult, dispatch_uid="leaderboard.test_result_deleted"
         )
+        # The engine announces its work; the analytics follow it (the engine does not know they exist).
+        engine_signals.results_saved.connect(signals.results_saved, dispatch_uid="leaderboard.results_saved")
+        engine_signals.queue_drained.connect(signals.queue_drained, dispatch_uid="leaderboard.queue_drained")

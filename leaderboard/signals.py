@@ -1,14 +1,16 @@
-"""Keep the analytics read models in step with the catalog (derived-data maintenance, no control flow)."""
+"""Keep the analytics read models in step with the catalog and the engine (derived-data maintenance, no
+control flow). Connected in `LeaderboardConfig.ready()`."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
 
 from catalog.models import LLMModel, TestCase
-from evaluations.models import TestResult
+from evaluations.models import Execution, TestResult
 from leaderboard import services
 
 
@@ -21,6 +23,20 @@ def test_case_saved(sender: type[TestCase], instance: TestCase, created: bool, *
 def llm_model_saved(sender: type[LLMModel], instance: LLMModel, **kwargs: Any) -> None:
     """Names and providers are part of every cached answer."""
     transaction.on_commit(lambda: services.analytics_cache_invalidate(model_ids=[instance.pk]))
+
+
+def results_saved(sender: type[TestResult], results: Sequence[TestResult], **kwargs: Any) -> None:
+    """The engine saved results: the latest results and rollups take them in, the cached answers go stale."""
+    from leaderboard.services import results_recorded
+
+    results_recorded(results=results)
+
+
+def queue_drained(sender: type[Execution], **kwargs: Any) -> None:
+    """The engine ran its last waiting job: compute the most-read leaderboards before a visitor asks."""
+    from leaderboard.selectors import warm_leaderboards
+
+    warm_leaderboards()
 
 
 def test_result_deleted(sender: type[TestResult], instance: TestResult, **kwargs: Any) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 import time
@@ -20,87 +19,41 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from django.conf import settings
 from django.utils import timezone
 
 from catalog.models import LLMModel
 from evaluations.models import TestResult
 from evaluations.runner.bridge import DatabaseBridge
+from evaluations.runner.calls import CallLimits, InternalProviderError, ProviderCaller
 from evaluations.runner.cancellation import CancelWatch
-from evaluations.runner.limits import CircuitBreaker, RateLimiter, backoff_delay
 from evaluations.runner.planning import Pair, Plan, plan_executions
-from evaluations.runner.writes import (
-    analytics_notify,
-    claim_executions,
-    fail_executions,
-    poll_executions,
-    write_results,
-)
+from evaluations.runner.writes import claim_executions, fail_executions, poll_executions, write_results
 from evaluations.scoring import Scorer, ScoringError, scorer_for
 from evaluations.services import models_health_refresh
+from evaluations.signals import results_saved_send
 from openbench.logging import request_id_context
 from providers import metrics
-from providers.base import (
-    GenerationRequest,
-    GenerationResponse,
-    PermanentError,
-    Provider,
-    ProviderError,
-    ProviderTimeoutError,
-    TransientError,
-)
+from providers.base import GenerationRequest, GenerationResponse, ProviderError
 from providers.pricing import cost_for
-from providers.registry import provider_for_model
 
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.1  # seconds between result flushes when results trickle in
 FLUSH_MAX = 500  # flush at once when this many results wait
 POLL_INTERVAL = 0.5  # seconds between checks for cancels and lost leases (the cancel flag is checked per call)
-# The leaderboard's update costs ~110 ms a call plus ~0.25 ms a result, on the thread that shares the
-# GIL with the event loop, so saved results are handed over in batches: every 5 s (the leaderboard is
-# at most that far behind a running job; 2 s cost 4-5 points of efficiency) and at the end of a job.
+# Saved results are announced (`results_saved`) in batches, because receivers run on the thread that
+# shares the GIL with the event loop (the leaderboard's update costs ~110 ms a call plus ~0.25 ms a
+# result): every 5 s (a listener is at most that far behind a running job; 2 s cost 4-5 points of
+# efficiency) and at the end of a job.
 ANALYTICS_INTERVAL = 5.0
 
 
-class CircuitOpenError(ProviderError):
-    """The provider's circuit breaker is open: the call was not made."""
-
-    kind = "circuit_open"
-    retryable = False
-
-
-class InternalProviderError(PermanentError):
-    """The adapter raised something that is not a ProviderError: a bug, not worth retrying."""
-
-    kind = "internal_error"
-
-
-@dataclass
-class CallResult:
-    """How a model call ended after retries: an answer or the last error, and how many attempts it took."""
-
-    response: GenerationResponse | None = None
-    error: ProviderError | None = None
-    attempts: int = 0
-    latency_ms: int | None = None
-
-
 @dataclass(frozen=True)
-class EngineSettings:
-    """The engine's knobs, read once per job from settings."""
+class EngineSettings(CallLimits):
+    """The engine's knobs, read once per job from settings: those of the calls, and the heartbeat's."""
 
-    concurrency: int
-    provider_concurrency: dict[str, int]
-    provider_rpm: dict[str, int]
-    max_attempts: int
-    backoff_base: float
-    backoff_max: float
-    breaker_threshold: int
-    breaker_cooldown: float
     heartbeat_every: float
-    redis_url: str
 
     @classmethod
     def from_settings(cls) -> EngineSettings:
@@ -140,29 +93,24 @@ class Engine:
         self.pairs = pairs
         self.config = EngineSettings.from_settings()
         self.report = RunReport(claimed=list(self.plans))
-        self.stopped: set[str] = set()
+        self.stopped: set[str] = set()  # executions no longer ours to run (cancelled, lease lost)
         self.inflight: dict[str, set[asyncio.Task[Any]]] = defaultdict(set)
-        self.buffer: list[TestResult] = []
-        self.for_analytics: list[TestResult] = []
+        self.buffer: list[TestResult] = []  # results waiting to be saved
+        self.finished: set[str] = {plan.id for plan in plans if plan.remaining == 0}  # waiting to be closed
+        self.for_analytics: list[TestResult] = []  # saved, waiting to be announced
         self.analytics_at = time.monotonic()
-        self.finished: set[str] = set()
-        self.providers: dict[Any, Provider] = {}
-        self.provider_of_model: dict[Any, Provider] = {}
-        self.breakers: dict[str, CircuitBreaker] = {}
-        self.provider_slots: dict[str, asyncio.Semaphore] = {}
         self.scorers: dict[str, Scorer] = {}
+        self.cancels = CancelWatch(self.config.redis_url, on_cancel=self._stop)
+        self.caller = ProviderCaller(
+            limits=self.config, is_stopped=self.stopped.__contains__, is_cancelled=self.cancels.is_cancelled
+        )
+        self.flush_now = asyncio.Event()
+        self.running = False
 
     # -- the run ---------------------------------------------------------------------------------
     async def run(self) -> RunReport:
-        self.global_slots = asyncio.Semaphore(self.config.concurrency)
-        self.limiter = RateLimiter(limits=self.config.provider_rpm, redis_url=self.config.redis_url)
-        self.cancels = CancelWatch(self.config.redis_url, on_cancel=self._stop)
         await self.cancels.start(list(self.plans))
-        self.flush_now = asyncio.Event()
         self.running = True
-        for plan in self.plans.values():
-            if plan.remaining == 0:
-                self.finished.add(plan.id)
         queues: dict[str, deque[Pair]] = defaultdict(deque)
         for pair in self.pairs:
             queues[pair.model.provider].append(pair)
@@ -195,15 +143,11 @@ class Engine:
         for outcome in outcomes[1:]:
             if isinstance(outcome, Exception):
                 raise outcome
+        self.report.calls, self.report.retries = self.caller.calls, self.caller.retries
         return self.report
 
     async def _close(self) -> None:
-        for provider in self.providers.values():
-            try:
-                await provider.aclose()
-            except Exception:  # closing a client must not hide the run's outcome
-                logger.warning("Closing a provider client failed.", exc_info=True)
-        await self.limiter.aclose()
+        await self.caller.aclose()
         await self.cancels.aclose()
 
     async def _worker(self, queue: deque[Pair]) -> None:
@@ -257,7 +201,7 @@ class Engine:
     async def _evaluate(self, pair: Pair) -> TestResult | None:
         if pair.cached is not None:
             return await self._from_cache(pair)
-        call = await self._call(pair.model, pair.request, execution_id=pair.plan.id)
+        call = await self.caller.call(pair.model, pair.request, execution_id=pair.plan.id)
         if call is None:
             return None
         if call.response is None:
@@ -356,123 +300,13 @@ class Engine:
         result.evaluation_details = {"status_code": error.status_code} if error.status_code else {}
         return result
 
-    # -- calls -----------------------------------------------------------------------------------
-    def _provider(self, model: LLMModel) -> Provider:
-        provider = self.provider_of_model.get(model.pk)
-        if provider is not None:
-            return provider
-        # Models behind the same adapter options (one server, many model ids) share one adapter and
-        # so one connection pool.
-        key = (model.provider, json.dumps(model.config, sort_keys=True, default=str))
-        provider = self.providers.get(key)
-        if provider is None:
-            provider = provider_for_model(model)
-            self.providers[key] = provider
-        # A model's options cannot change during a run (the plan holds its row), so the key is
-        # computed once per model, not once per call.
-        self.provider_of_model[model.pk] = provider
-        return provider
-
-    def _breaker(self, provider: str) -> CircuitBreaker:
-        breaker = self.breakers.get(provider)
-        if breaker is None:
-            breaker = CircuitBreaker(threshold=self.config.breaker_threshold, cooldown=self.config.breaker_cooldown)
-            self.breakers[provider] = breaker
-        return breaker
-
-    def _slots(self, provider: str) -> asyncio.Semaphore:
-        slots = self.provider_slots.get(provider)
-        if slots is None:
-            slots = asyncio.Semaphore(self.config.provider_concurrency.get(provider, self.config.concurrency))
-            self.provider_slots[provider] = slots
-        return slots
-
     async def _judge_call(self, model: LLMModel, request: GenerationRequest) -> GenerationResponse:
-        call = await self._call(model, request, execution_id=None)
+        call = await self.caller.call(model, request)
         assert call is not None
         if call.response is None:
             assert call.error is not None
             raise call.error
         return call.response
-
-    async def _call(
-        self, model: LLMModel, request: GenerationRequest, *, execution_id: str | None
-    ) -> CallResult | None:
-        """Call with limits, retries and the breaker; None when the execution was cancelled before a call."""
-        try:
-            provider = self._provider(model)
-        except ProviderError as exc:
-            return CallResult(error=exc, attempts=0)
-        breaker = self._breaker(model.provider)
-        attempts = 0
-        while True:
-            if execution_id is not None and execution_id in self.stopped:
-                return None
-            if not breaker.allow():
-                return CallResult(
-                    error=CircuitOpenError(
-                        f"Not called: the circuit breaker for {model.provider} is open after repeated failures."
-                    ),
-                    attempts=attempts,
-                )
-            error: ProviderError | None = None
-            started = time.monotonic()
-            try:
-                async with self._slots(model.provider):
-                    await self.limiter.acquire(model.provider)
-                    if execution_id is not None and execution_id in self.stopped:
-                        breaker.release_probe()
-                        return None
-                    async with self.global_slots:
-                        # Checked again at the last moment: waiting for a slot can take long, and no call
-                        # may start once the execution is cancelled.
-                        if execution_id is not None and self.cancels.is_cancelled(execution_id):
-                            breaker.release_probe()
-                            return None
-                        attempts += 1
-                        self.report.calls += 1
-                        started = time.monotonic()
-                        async with asyncio.timeout(request.timeout):
-                            response = await provider.generate(request)
-            except TimeoutError:
-                error = ProviderTimeoutError(f"No answer within {request.timeout:g} s.")
-            except ProviderError as exc:
-                error = exc
-            except httpx.TransportError as exc:
-                error = TransientError(f"{type(exc).__name__}: {exc}")
-            except asyncio.CancelledError:
-                breaker.release_probe()
-                raise
-            except Exception as exc:
-                logger.exception("Provider %s raised an unexpected error.", model.provider)
-                error = InternalProviderError(f"{type(exc).__name__}: {exc}")
-            latency_ms = int((time.monotonic() - started) * 1000)
-            if error is None:
-                breaker.record_success()
-                return CallResult(response=response, attempts=attempts, latency_ms=response.latency_ms or latency_ms)
-            if error.kind in ("transient", "timeout"):
-                breaker.record_failure()
-            else:
-                breaker.release_probe()
-            if not error.retryable or attempts >= self.config.max_attempts:
-                return CallResult(error=error, attempts=attempts, latency_ms=None)
-            self.report.retries += 1
-            metrics.record_retry(model.provider, model.name, error.kind)
-            delay = backoff_delay(
-                attempts,
-                base=self.config.backoff_base,
-                cap=self.config.backoff_max,
-                retry_after=error.retry_after,
-            )
-            logger.info(
-                "Retrying %s after %s (attempt %d of %d) in %.2f s.",
-                model.name,
-                error.kind,
-                attempts,
-                self.config.max_attempts,
-                delay,
-            )
-            await asyncio.sleep(delay)
 
     # -- background tasks ------------------------------------------------------------------------
     async def _flusher(self) -> None:
@@ -498,7 +332,7 @@ class Engine:
         if self.for_analytics and (not self.running or time.monotonic() - self.analytics_at >= ANALYTICS_INTERVAL):
             batch, self.for_analytics = self.for_analytics, []
             self.analytics_at = time.monotonic()
-            await self.bridge.run(analytics_notify, results=batch)
+            await self.bridge.run(results_saved_send, results=batch)
 
     async def _poller(self) -> None:
         last_beat = time.monotonic()

@@ -7,7 +7,6 @@ agree with the rows that exist.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,11 +18,7 @@ from django.db.models import Case, CharField, F, Q, TextField, Value, When
 from django.utils import timezone
 
 from evaluations.models import Execution, TestResult
-from leaderboard.selectors import warm_leaderboards
-from leaderboard.services import results_recorded
 from openbench.bulk import insert_rows
-
-logger = logging.getLogger(__name__)
 
 
 def claim_executions(
@@ -145,26 +140,6 @@ def write_results(
             saved, lost = _write(results, lease=lease, skip_existing=True)
     finish_executions(lease=lease, execution_ids=[e for e in finished if e not in lost])
     return lost, saved
-
-
-def analytics_notify(*, results: Sequence[TestResult]) -> None:
-    """Tell the leaderboard that results landed (its rollups and cached analytics go stale)."""
-    if not results:
-        return
-    try:
-        results_recorded(results=results)
-    except Exception:
-        # The results are committed and counted; analytics can be rebuilt, a crashed run could not.
-        logger.exception("Updating analytics after %d results failed.", len(results))
-
-
-def analytics_warm() -> None:
-    """After a job, when no other job is waiting: the most-read leaderboards computed into the cache, so the
-    first visitor after a run does not wait for fresh confidence intervals."""
-    try:
-        warm_leaderboards()
-    except Exception:
-        logger.exception("Warming the leaderboards after a run failed.")  # the run itself is done and saved
 
 
 def finish_executions(*, lease: str, execution_ids: Sequence[str]) -> None:

@@ -230,17 +230,56 @@ def test_a_run_updates_the_health_of_the_models_it_called(owner, clean_queue):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_leaderboards_are_warmed_once_after_the_last_of_several_jobs(owner, clean_queue, monkeypatch):
-    from evaluations.runner import writes
+def test_the_queue_is_announced_drained_once_after_the_last_of_several_jobs(owner, clean_queue):
+    from evaluations.signals import queue_drained
 
-    warmed: list[int] = []
-    monkeypatch.setattr(writes, "warm_leaderboards", lambda: warmed.append(1))
-    # Slow enough that all three runs are started while the first still runs (the in-process executor
-    # starts a job at once; with rq they wait in the queue until the worker drains it).
-    models = [LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 600}) for _ in range(2)]
-    tests = [TestCaseFactory() for _ in range(3)]
-    for test_case in tests:
-        execution_start(test_case=test_case, models=models, started_by=owner)
-    drain_background_work()
+    completed_when_announced: list[int] = []
+
+    def receiver(**kwargs):
+        completed_when_announced.append(Execution.objects.filter(status=Execution.Status.COMPLETED).count())
+
+    queue_drained.connect(receiver, dispatch_uid="test.queue_drained")
+    try:
+        # Slow enough that all three runs are started while the first still runs (the in-process executor
+        # starts a job at once; with rq they wait in the queue until the worker drains it).
+        models = [LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 600}) for _ in range(2)]
+        tests = [TestCaseFactory() for _ in range(3)]
+        for test_case in tests:
+            execution_start(test_case=test_case, models=models, started_by=owner)
+        drain_background_work()
+    finally:
+        queue_drained.disconnect(dispatch_uid="test.queue_drained")
     assert Execution.objects.filter(status=Execution.Status.COMPLETED).count() == 3
-    assert warmed == [1]  # not between the jobs, once after the last
+    # Not between the jobs, once after the last, and after its executions were marked completed.
+    assert completed_when_announced == [3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_receiver_of_the_engine_signals_does_not_fail_the_run(owner, clean_queue, caplog):
+    from evaluations.signals import queue_drained, results_saved
+
+    def broken(**kwargs):
+        raise RuntimeError("listener bug")
+
+    results_saved.connect(broken, dispatch_uid="test.broken_results_saved")
+    queue_drained.connect(broken, dispatch_uid="test.broken_queue_drained")
+    try:
+        execution = execution_start(
+            test_case=TestCaseFactory(), models=[LLMModelFactory(config={"accuracy": 1.0})], started_by=owner
+        )
+        drain_background_work()
+    finally:
+        results_saved.disconnect(dispatch_uid="test.broken_results_saved")
+        queue_drained.disconnect(dispatch_uid="test.broken_queue_drained")
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.COMPLETED
+    assert execution.successful_evaluations == 1
+    failures = [
+        r
+        for r in caplog.records
+        if r.name == "evaluations.signals" and str(r.exc_info and r.exc_info[1]) == "listener bug"
+    ]
+    assert {r.getMessage().split(":")[0] for r in failures} == {
+        "A receiver of results_saved failed",
+        "A receiver of queue_drained failed",
+    }

@@ -1,0 +1,236 @@
+"""One model call under the engine's limits: the provider's circuit breaker, its concurrency and
+requests per minute, the global concurrency, the call's timeout, bounded retries with backoff, and
+no call once its execution is stopped. Errors of every kind come back as a ProviderError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from catalog.models import LLMModel
+from evaluations.runner.limits import CircuitBreaker, RateLimiter, backoff_delay
+from providers import metrics
+from providers.base import (
+    GenerationRequest,
+    GenerationResponse,
+    PermanentError,
+    Provider,
+    ProviderError,
+    ProviderTimeoutError,
+    TransientError,
+)
+from providers.registry import provider_for_model
+
+# The engine's log: operators filter retries and provider failures by this name.
+logger = logging.getLogger("evaluations.runner.engine")
+
+
+class CircuitOpenError(ProviderError):
+    """The provider's circuit breaker is open: the call was not made."""
+
+    kind = "circuit_open"
+    retryable = False
+
+
+class InternalProviderError(PermanentError):
+    """The adapter raised something that is not a ProviderError: a bug, not worth retrying."""
+
+    kind = "internal_error"
+
+
+@dataclass
+class CallResult:
+    """How a model call ended after retries: an answer or the last error, and how many attempts it took."""
+
+    response: GenerationResponse | None = None
+    error: ProviderError | None = None
+    attempts: int = 0
+    latency_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """The knobs of provider calls (the engine's settings extend them)."""
+
+    concurrency: int
+    provider_concurrency: dict[str, int]
+    provider_rpm: dict[str, int]
+    max_attempts: int
+    backoff_base: float
+    backoff_max: float
+    breaker_threshold: int
+    breaker_cooldown: float
+    redis_url: str
+
+
+class ProviderCaller:
+    """Makes the model calls of one run: one adapter per set of adapter options, one breaker and one
+    concurrency limit per provider, one global limit, and a requests-per-minute limiter shared through Redis.
+
+    `is_stopped(execution_id)` says the engine stopped working on an execution; `is_cancelled` asks the
+    cancel flags, and is checked at the last moment before a call starts.
+    """
+
+    def __init__(
+        self, *, limits: CallLimits, is_stopped: Callable[[str], bool], is_cancelled: Callable[[str], bool]
+    ) -> None:
+        self.limits = limits
+        self.is_stopped = is_stopped
+        self.is_cancelled = is_cancelled
+        self.calls = 0  # attempts started, retries included
+        self.retries = 0
+        self.limiter = RateLimiter(limits=limits.provider_rpm, redis_url=limits.redis_url)
+        self.global_slots = asyncio.Semaphore(limits.concurrency)
+        self.provider_slots: dict[str, asyncio.Semaphore] = {}
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.adapters: dict[Any, Provider] = {}
+        self.adapter_of_model: dict[Any, Provider] = {}
+
+    async def call(
+        self, model: LLMModel, request: GenerationRequest, *, execution_id: str | None = None
+    ) -> CallResult | None:
+        """Call with limits, retries and the breaker; None when the execution was stopped before a call.
+
+        `execution_id` is None for calls that belong to no single execution (a judge's).
+        """
+        try:
+            adapter = self.adapter(model)
+        except ProviderError as exc:
+            return CallResult(error=exc, attempts=0)
+        breaker = self._breaker(model.provider)
+        outcome = CallResult()
+        while True:
+            if execution_id is not None and self.is_stopped(execution_id):
+                return None
+            if not breaker.allow():
+                outcome.error = CircuitOpenError(
+                    f"Not called: the circuit breaker for {model.provider} is open after repeated failures."
+                )
+                return outcome
+            try:
+                started = await self._attempt(adapter, model.provider, request, execution_id, outcome)
+            except asyncio.CancelledError:
+                breaker.release_probe()
+                raise
+            except Exception as exc:
+                error = _as_provider_error(exc, request=request, provider=model.provider)
+            else:
+                if not started:
+                    breaker.release_probe()
+                    return None
+                breaker.record_success()
+                return outcome
+            if error.kind in ("transient", "timeout"):
+                breaker.record_failure()
+            else:
+                breaker.release_probe()
+            if not error.retryable or outcome.attempts >= self.limits.max_attempts:
+                outcome.error = error
+                return outcome
+            await self._back_off(model, error, attempts=outcome.attempts)
+
+    async def _attempt(
+        self,
+        adapter: Provider,
+        provider: str,
+        request: GenerationRequest,
+        execution_id: str | None,
+        outcome: CallResult,
+    ) -> bool:
+        """One attempt inside the provider's and the global slots; False when the execution stopped first.
+
+        On success the answer and its latency are in `outcome`; a failed call raises.
+        """
+        async with self._slots(provider):
+            await self.limiter.acquire(provider)
+            if execution_id is not None and self.is_stopped(execution_id):
+                return False
+            async with self.global_slots:
+                # Checked again at the last moment: waiting for a slot can take long, and no call may
+                # start once the execution is cancelled.
+                if execution_id is not None and self.is_cancelled(execution_id):
+                    return False
+                outcome.attempts += 1
+                self.calls += 1
+                started = time.monotonic()
+                async with asyncio.timeout(request.timeout):
+                    response = await adapter.generate(request)
+        outcome.response = response
+        outcome.latency_ms = response.latency_ms or int((time.monotonic() - started) * 1000)
+        return True
+
+    async def _back_off(self, model: LLMModel, error: ProviderError, *, attempts: int) -> None:
+        self.retries += 1
+        metrics.record_retry(model.provider, model.name, error.kind)
+        delay = backoff_delay(
+            attempts, base=self.limits.backoff_base, cap=self.limits.backoff_max, retry_after=error.retry_after
+        )
+        logger.info(
+            "Retrying %s after %s (attempt %d of %d) in %.2f s.",
+            model.name,
+            error.kind,
+            attempts,
+            self.limits.max_attempts,
+            delay,
+        )
+        await asyncio.sleep(delay)
+
+    def adapter(self, model: LLMModel) -> Provider:
+        """The adapter that calls `model` (ProviderError when none can be built)."""
+        adapter = self.adapter_of_model.get(model.pk)
+        if adapter is not None:
+            return adapter
+        # Models behind the same adapter options (one server, many model ids) share one adapter and
+        # so one connection pool.
+        key = (model.provider, json.dumps(model.config, sort_keys=True, default=str))
+        adapter = self.adapters.get(key)
+        if adapter is None:
+            adapter = provider_for_model(model)
+            self.adapters[key] = adapter
+        # A model's options cannot change during a run (the plan holds its row), so the key is
+        # computed once per model, not once per call.
+        self.adapter_of_model[model.pk] = adapter
+        return adapter
+
+    def _breaker(self, provider: str) -> CircuitBreaker:
+        breaker = self.breakers.get(provider)
+        if breaker is None:
+            breaker = CircuitBreaker(threshold=self.limits.breaker_threshold, cooldown=self.limits.breaker_cooldown)
+            self.breakers[provider] = breaker
+        return breaker
+
+    def _slots(self, provider: str) -> asyncio.Semaphore:
+        slots = self.provider_slots.get(provider)
+        if slots is None:
+            slots = asyncio.Semaphore(self.limits.provider_concurrency.get(provider, self.limits.concurrency))
+            self.provider_slots[provider] = slots
+        return slots
+
+    async def aclose(self) -> None:
+        """Close every adapter's client and the limiter's Redis connection."""
+        for adapter in self.adapters.values():
+            try:
+                await adapter.aclose()
+            except Exception:  # closing a client must not hide the run's outcome
+                logger.warning("Closing a provider client failed.", exc_info=True)
+        await self.limiter.aclose()
+
+
+def _as_provider_error(exc: Exception, *, request: GenerationRequest, provider: str) -> ProviderError:
+    """What a failed attempt counts as: a timeout, the adapter's own error, a network hiccup, or a bug."""
+    if isinstance(exc, TimeoutError):
+        return ProviderTimeoutError(f"No answer within {request.timeout:g} s.")
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, httpx.TransportError):
+        return TransientError(f"{type(exc).__name__}: {exc}")
+    logger.exception("Provider %s raised an unexpected error.", provider)  # called inside the except block
+    return InternalProviderError(f"{type(exc).__name__}: {exc}")
