@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from catalog.validation import evaluation_config_errors, output_schema_errors
+from providers import registry
 
 
 class LLMModelQuerySet(models.QuerySet["LLMModel"]):
@@ -21,25 +22,18 @@ class LLMModelQuerySet(models.QuerySet["LLMModel"]):
 
 
 def provider_choices() -> list[tuple[str, str]]:
-    """Every provider with a registered adapter, so adding a provider needs no migration here."""
-    from providers.registry import PROVIDER_CLASSES
-
-    labels = dict(LLMModel.Provider.choices)
-    return [(name, labels.get(name, name.replace("_", " ").title())) for name in PROVIDER_CLASSES]
+    """Every provider with a registered adapter, read when the choices are used, so adding a provider
+    needs no migration here (migration 0003 refers to this function by name)."""
+    return registry.provider_choices()
 
 
 class LLMModel(models.Model):
     """A model that tests run against, reached through one provider adapter."""
 
-    class Provider(models.TextChoices):
-        OPENAI = "openai", "OpenAI"
-        ANTHROPIC = "anthropic", "Anthropic"
-        GOOGLE = "google", "Google"
-        TOGETHER = "together", "Together AI"
-        MES = "mes", "Model Execution Service"
-        OLLAMA = "ollama", "Ollama"
-        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible server"
-        MOCK = "mock", "Mock (not a real model)"
+    # The built-in providers as constants (LLMModel.Provider.MOCK), made from the providers registry.
+    Provider = models.TextChoices(  # type: ignore[call-overload]
+        "Provider", [(name.upper(), (name, label)) for name, label in registry.provider_choices()]
+    )
 
     class Health(models.TextChoices):
         UNKNOWN = "unknown", "Unknown"
@@ -50,7 +44,7 @@ class LLMModel(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.SlugField(max_length=100, unique=True, help_text="Stable short name, e.g. gpt-4o-mini.")
     display_name = models.CharField(max_length=200)
-    # The built-in providers are named in Provider; the field accepts whatever providers/registry.py serves.
+    # Accepts whatever providers/registry.py serves at validation time, built-in or added later.
     provider = models.CharField(max_length=32, choices=provider_choices)
     provider_model_id = models.CharField(max_length=200, help_text="The id the provider's API expects.")
     description = models.TextField(blank=True)

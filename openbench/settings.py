@@ -286,7 +286,8 @@ if EVAL_CONCURRENCY < 1 or EVAL_MAX_ATTEMPTS < 1:
     raise ImproperlyConfigured("EVAL_CONCURRENCY and EVAL_MAX_ATTEMPTS must be at least 1.")
 
 # Per-provider limits: <PROVIDER>_CONCURRENCY and <PROVIDER>_RPM (0 = no rate limit).
-PROVIDER_NAMES = ("openai", "anthropic", "google", "together", "mes", "ollama", "openai_compatible", "mock")
+from providers.registry import PROVIDER_NAMES  # noqa: E402 - the one list of providers; it imports no app models
+
 PROVIDER_CONCURRENCY = {
     name: env.int(f"{name.upper()}_CONCURRENCY", default=EVAL_CONCURRENCY) for name in PROVIDER_NAMES
 }

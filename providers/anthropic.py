@@ -16,13 +16,10 @@ from providers.base import (
     TransientError,
     Usage,
 )
-from providers.support import (
-    PooledProvider,
-    classify_sdk_error,
-    parse_structured,
-    require_configured,
-    shared_ssl_context,
-)
+from providers.errors import classify_sdk_error
+from providers.health import require_configured
+from providers.json_answers import parse_structured
+from providers.pooling import PooledProvider, shared_ssl_context
 
 # The tool a structured request forces the model to call; its input is the answer.
 _ANSWER_TOOL = "record_answer"

@@ -18,15 +18,10 @@ from providers.base import (
     TransientError,
     Usage,
 )
-from providers.support import (
-    PooledProvider,
-    error_for_status,
-    error_message,
-    parse_structured,
-    require_configured,
-    retry_after_seconds,
-    shared_ssl_context,
-)
+from providers.errors import error_for_status, error_message, retry_after_seconds
+from providers.health import require_configured
+from providers.json_answers import parse_structured
+from providers.pooling import PooledProvider, shared_ssl_context
 
 
 class GoogleProvider(PooledProvider[genai.Client]):

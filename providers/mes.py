@@ -15,8 +15,9 @@ from providers.base import (
     TransientError,
     Usage,
 )
+from providers.health import probe_health, require_configured
+from providers.json_answers import parse_structured
 from providers.rest import JsonHttpProvider
-from providers.support import parse_structured, probe_health, require_configured
 
 
 def _failure(message: str) -> ProviderError:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from providers.base import GenerationRequest, GenerationResponse, HealthReport, Usage
+from providers.health import probe_health, require_configured
+from providers.json_answers import parse_structured
 from providers.rest import JsonHttpProvider
-from providers.support import parse_structured, probe_health, require_configured
 
 
 class OllamaProvider(JsonHttpProvider):

@@ -24,14 +24,11 @@ from providers.base import (
     TransientError,
     Usage,
 )
+from providers.errors import classify_sdk_error
+from providers.health import require_configured
+from providers.json_answers import parse_structured
+from providers.pooling import PooledProvider, shared_ssl_context
 from providers.rest import JsonHttpProvider
-from providers.support import (
-    PooledProvider,
-    classify_sdk_error,
-    parse_structured,
-    require_configured,
-    shared_ssl_context,
-)
 
 # OpenAI's servers require a key; local servers ignore it, but the SDK refuses to start without one.
 _NO_KEY = "not-needed"

@@ -13,7 +13,8 @@ import aiohttp
 import orjson
 
 from providers.base import ProviderTimeoutError, TransientError
-from providers.support import PooledProvider, error_for_status, error_message, retry_after_seconds, shared_ssl_context
+from providers.errors import error_for_status, error_message, retry_after_seconds
+from providers.pooling import PooledProvider, shared_ssl_context
 
 
 class JsonHttpProvider(PooledProvider[aiohttp.ClientSession]):

@@ -13,8 +13,9 @@ from django.conf import settings
 from rapidfuzz.distance import Levenshtein
 
 from evaluations.scoring.base import ScoreOutcome, ScoringError
-from evaluations.scoring.extraction import extract_json, is_number, json_equal
+from evaluations.scoring.extraction import is_number, json_equal
 from evaluations.scoring.registry import register_scorer
+from providers.json_answers import extract_json
 
 _THRESHOLD = {"threshold": {"type": "number", "minimum": 0, "maximum": 1}}
 

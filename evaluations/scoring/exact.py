@@ -7,7 +7,8 @@ import unicodedata
 from typing import Any, ClassVar
 
 from evaluations.scoring.base import ScoreOutcome, Scorer, ScoringTarget
-from evaluations.scoring.extraction import extract_json, json_equal
+from evaluations.scoring.extraction import json_equal
+from providers.json_answers import extract_json
 
 _WHITESPACE = re.compile(r"\s+")
 

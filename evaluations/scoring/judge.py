@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.conf import settings
 
 from evaluations.scoring.base import ScoreOutcome, Scorer, ScoringError, ScoringTarget
-from evaluations.scoring.extraction import extract_json, is_number
+from evaluations.scoring.extraction import is_number
 from providers.base import GenerationRequest, GenerationResponse, ProviderError
+from providers.json_answers import extract_json
 from providers.pricing import cost_for
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ from typing import Any, ClassVar
 from jsonschema import Draft202012Validator
 
 from evaluations.scoring.base import ScoreOutcome, Scorer, ScoringTarget
-from evaluations.scoring.extraction import extract_json, is_number, json_equal
+from evaluations.scoring.extraction import is_number, json_equal
+from providers.json_answers import extract_json
 
 DEFAULT_PASS_THRESHOLD = 0.95
 _MAX_REPORTED = 100  # enough to explain a result without storing megabytes of mismatches

@@ -6,8 +6,9 @@ import pytest
 
 from evaluations.scoring import ScoringError, ScoringTarget, scorer_for
 from evaluations.scoring.base import ScoreOutcome
-from evaluations.scoring.extraction import extract_json, json_equal
+from evaluations.scoring.extraction import json_equal
 from evaluations.scoring.registry import custom_scorer_names, get_custom_scorer, register_scorer
+from providers.json_answers import extract_json
 
 
 def target(evaluation_type: str, expected, config=None, schema=None) -> ScoringTarget:

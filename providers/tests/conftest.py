@@ -145,7 +145,8 @@ def make_adapter(case: AdapterCase, server: FakeServer, settings: Any) -> Callab
     """Build the adapter the way the engine does (registry + settings), pointed at the fake server."""
 
     def make(*, api_key: str = API_KEY, settings_url: str | None = None, **options: Any) -> Provider:
-        _, key_setting, url_setting = PROVIDER_CLASSES[case.provider]
+        entry = PROVIDER_CLASSES[case.provider]
+        key_setting, url_setting = entry.key_setting, entry.url_setting
         if key_setting:
             setattr(settings, key_setting, api_key)
         setattr(settings, url_setting, server.base_url if settings_url is None else settings_url)

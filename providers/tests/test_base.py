@@ -21,10 +21,10 @@ from providers.base import (
     RateLimitedError,
     Usage,
 )
+from providers.errors import retry_after_seconds
 from providers.metrics import record_cache_hit, record_retry
 from providers.mock import MockProvider
 from providers.pricing import cost_for, cost_from_prices
-from providers.support import retry_after_seconds
 
 SECRET = "sk-very-secret-value"
 

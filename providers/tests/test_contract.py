@@ -149,7 +149,7 @@ def test_a_401_is_permanent(make_adapter, server):
 
 
 def test_it_authenticates_with_the_key_from_settings_the_way_the_vendor_expects(case, make_adapter, server):
-    if not PROVIDER_CLASSES[case.provider][1]:
+    if not PROVIDER_CLASSES[case.provider].key_setting:
         pytest.skip(f"{case.provider} has no key setting")
     server.api_key = API_KEY
     adapter = make_adapter()

@@ -8,10 +8,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from catalog.services import SYNCABLE_PROVIDERS, llm_models_sync
 from openbench.exceptions import ApplicationError
 from providers.base import Provider, ProviderError
 from providers.registry import build_provider
-from providers.services import SYNCABLE_PROVIDERS, llm_models_sync
 
 
 async def _listed(adapter: Provider) -> list[dict[str, Any]]:

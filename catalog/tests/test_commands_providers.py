@@ -8,10 +8,11 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from catalog.models import LLMModel
+from catalog.services import llm_models_sync
 from catalog.tests.factories import LLMModelFactory
 from openbench.exceptions import ApplicationError
-from providers.registry import PROVIDER_CLASSES, adapter_key, configured_providers, is_configured
-from providers.services import llm_models_sync
+from providers.registry import provider_choices
+from providers.testing import unconfigure_providers
 from providers.testing.fake_servers import FakeServer
 
 pytestmark = pytest.mark.django_db
@@ -20,30 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def no_providers(settings):
     """A deployment where no real provider is configured (only the offline mock)."""
-    for _, key_setting, url_setting in PROVIDER_CLASSES.values():
-        if key_setting:
-            setattr(settings, key_setting, "")
-        if url_setting:
-            setattr(settings, url_setting, "")
-    return settings
-
-
-def test_only_providers_with_their_key_and_url_count_as_configured(no_providers):
-    no_providers.ANTHROPIC_API_KEY = "sk-ant-test"
-    no_providers.ANTHROPIC_BASE_URL = "http://127.0.0.1:1"
-
-    assert configured_providers() == ["mock", "anthropic"]
-    assert not is_configured("ollama")
-    assert is_configured("ollama", options={"base_url": "http://127.0.0.1:11434"})
-    assert not is_configured("no-such-provider")
-
-
-def test_adapter_key_separates_servers_and_options():
-    a = LLMModelFactory(provider="openai_compatible", config={"base_url": "http://a"})
-    b = LLMModelFactory(provider="openai_compatible", config={"base_url": "http://a"})
-    c = LLMModelFactory(provider="openai_compatible", config={"base_url": "http://b"})
-
-    assert adapter_key(a) == adapter_key(b) != adapter_key(c)
+    return unconfigure_providers(settings)
 
 
 def test_check_providers_reports_each_configured_server_and_its_speed(no_providers):
@@ -143,3 +121,11 @@ def test_synced_names_keep_the_word_boundaries_of_model_ids():
 def test_sync_refuses_hosted_vendors():
     with pytest.raises(ApplicationError, match="only from"):
         llm_models_sync(provider="openai", listed=[{"id": "gpt-4o"}])
+
+
+def test_the_catalog_offers_exactly_the_registered_providers_with_their_labels():
+    field_choices = LLMModel._meta.get_field("provider").choices
+
+    assert list(LLMModel.Provider.choices) == field_choices == provider_choices()
+    assert LLMModel.Provider.MOCK == "mock"
+    assert LLMModel.Provider.OPENAI_COMPATIBLE.label == "OpenAI-compatible server"
