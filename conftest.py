@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -16,6 +19,14 @@ def _fresh_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings: Any) -> None:
+    """MD5 instead of PBKDF2 for every test: the suite creates thousands of users and logs many in, and the
+    default hasher's deliberate slowness (~0.3 s per hash) would dominate its run time. No test here is
+    about the strength of the hash, only about check_password() agreeing with set_password()."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -62,7 +73,7 @@ def client_for():
 
 
 @pytest.fixture
-def browser():
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Headless Debian Chromium driven by Playwright; skipped where Chromium is absent unless REQUIRE_BROWSER=1.
 
     Per test, not per session: Playwright's sync API keeps an event loop running in this thread while it
@@ -77,7 +88,9 @@ def browser():
             pytest.fail("REQUIRE_BROWSER=1 but no chromium binary was found (apt-get install chromium).")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make are still synchronous.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # Only for this test: monkeypatch restores the environment afterwards, so Django's async-safety check stays
+    # on for every other test (a process-wide setting would hide a real sync-ORM-call-from-async bug there).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -90,7 +103,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser: Any) -> Iterator[Any]:
     from django.db import connections
 
     context = browser.new_context()

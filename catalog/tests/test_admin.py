@@ -105,6 +105,7 @@ def test_the_audit_trail_is_visible_and_read_only(moderator_client: Client, owne
     response = moderator_client.post(reverse("admin:catalog_moderationevent_change", args=[event.pk]), {"notes": "x"})
     assert response.status_code == 403
     assert moderator_client.post(reverse("admin:catalog_moderationevent_delete", args=[event.pk])).status_code == 403
+    assert ModerationEvent.objects.get(pk=event.pk).notes == "ok"
 
 
 def test_moderators_hold_exactly_the_permissions_they_need(moderator: Any) -> None:
@@ -149,6 +150,8 @@ def test_results_and_executions_are_read_only_in_the_admin(moderator_client: Cli
     assert (
         moderator_client.post(reverse("admin:evaluations_testresult_change", args=[result.pk]), {}).status_code == 403
     )
+    unchanged = type(result).objects.get(pk=result.pk)
+    assert (unchanged.status, unchanged.score, unchanged.raw_output) == (result.status, result.score, result.raw_output)
 
 
 def test_a_moderators_edit_in_the_admin_makes_a_new_revision(moderator_client: Client, owner: Any) -> None:

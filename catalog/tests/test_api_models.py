@@ -151,9 +151,13 @@ def test_an_admin_edits_a_model(admin_user: User) -> None:
     assert response.status_code == 200
     assert response.json()["display_name"] == "Renamed"
     assert response.json()["context_length"] == 8192
+    model.refresh_from_db()
+    assert (model.display_name, model.context_length) == ("Renamed", 8192)
     put = client.put(f"{V1}/models/{model.pk}", new_model_payload(name=model.name), format="json")
     assert put.status_code == 200
     assert put.json()["provider"] == "openai_compatible"
+    model.refresh_from_db()
+    assert model.provider == "openai_compatible"
 
 
 def test_health_status_is_not_writable(admin_user: User) -> None:

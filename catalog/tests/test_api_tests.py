@@ -229,6 +229,10 @@ def test_create_accepts_any_json_expected_output_and_a_schema(owner: User) -> No
     response = client_for(owner).post(f"{V1}/tests", payload, format="json")
     assert response.status_code == 201
     assert response.json()["expected_output"] == {"city": "Rome", "population": [2.8, "million"]}
+    stored = TestCase.objects.get(pk=response.json()["id"])
+    assert stored.expected_output == {"city": "Rome", "population": [2.8, "million"]}
+    assert stored.output_schema == payload["output_schema"]
+    assert stored.evaluation_config == {"float_tolerance": 0.1}
 
 
 @pytest.mark.parametrize(
@@ -280,6 +284,8 @@ def test_the_owner_edits_metadata_without_a_new_revision(owner: User) -> None:
     assert body["title"] == "Better title"
     assert body["status"] == "approved"
     assert body["revision"] == 1
+    test_case.refresh_from_db()
+    assert (test_case.title, test_case.status, test_case.revision) == ("Better title", "approved", 1)
 
 
 def test_editing_the_prompt_of_an_approved_test_makes_a_pending_revision(owner: User) -> None:
@@ -300,6 +306,9 @@ def test_put_replaces_the_editable_fields(owner: User) -> None:
     assert response.status_code == 200
     assert response.json()["title"] == "Replaced"
     assert response.json()["tags"] == ["one"]
+    test_case.refresh_from_db()
+    assert test_case.title == "Replaced"
+    assert list(test_case.tags.values_list("name", flat=True)) == ["one"]
 
 
 def test_put_needs_every_required_field(owner: User) -> None:
@@ -325,6 +334,7 @@ def test_moderators_may_edit_and_archive_anyones_test(
     response = client.patch(f"{V1}/tests/{test_case.pk}", {"title": "Fixed typo"}, format="json")
     assert response.status_code == 200
     assert response.json()["title"] == "Fixed typo"
+    assert TestCase.objects.get(pk=test_case.pk).title == "Fixed typo"
     assert client.delete(f"{V1}/tests/{test_case.pk}").status_code == 204
     test_case.refresh_from_db()
     assert test_case.status == TestCase.Status.ARCHIVED

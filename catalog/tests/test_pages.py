@@ -284,6 +284,8 @@ def test_archiving_keeps_the_test_and_hides_it_from_the_list(client, owner, othe
     test_case = TestCaseFactory(created_by=owner, title="Old test")
     client.force_login(other_user)
     assert client.post(reverse("catalog:test-archive", args=[test_case.pk])).status_code == 403
+    test_case.refresh_from_db()
+    assert test_case.status == TestCase.Status.APPROVED
     client.force_login(owner)
     response = client.post(reverse("catalog:test-archive", args=[test_case.pk]))
     assert response.status_code == 302

@@ -85,10 +85,15 @@ def test_a_user_runs_their_own_pending_test_but_not_someone_elses(owner: User, o
     theirs = TestCaseFactory(created_by=other_user, status=TestCase.Status.PENDING)
     assert run(client_for(owner), own).status_code == 202
     assert_error(run(client_for(owner), theirs), 404)
+    assert list(Execution.objects.values_list("test_case_id", flat=True)) == [own.pk]
 
 
 def test_a_moderator_may_run_a_pending_test(moderator: User, owner: User, models: list) -> None:
-    assert run(client_for(moderator), TestCaseFactory(created_by=owner, status="pending")).status_code == 202
+    test_case = TestCaseFactory(created_by=owner, status="pending")
+    response = run(client_for(moderator), test_case)
+    assert response.status_code == 202
+    execution = Execution.objects.get(pk=response.json()["id"])
+    assert (execution.test_case, execution.created_by, execution.total_evaluations) == (test_case, moderator, 2)
 
 
 def test_an_archived_test_cannot_be_run(owner: User, models: list) -> None:
@@ -224,11 +229,19 @@ def test_cancelling_a_running_execution(owner: User, executions: dict[str, Execu
 
 
 def test_cancelling_a_finished_execution_is_409(moderator: User, executions: dict[str, Execution]) -> None:
-    assert_error(client_for(moderator).post(f"{V1}/executions/{executions['other'].pk}/cancel"), 409)
+    finished = executions["other"]
+    assert_error(client_for(moderator).post(f"{V1}/executions/{finished.pk}/cancel"), 409)
+    finished.refresh_from_db()
+    assert finished.status == Execution.Status.COMPLETED
 
 
 def test_a_moderator_may_cancel_anyones_execution(moderator: User, executions: dict[str, Execution]) -> None:
-    assert client_for(moderator).post(f"{V1}/executions/{executions['owner'].pk}/cancel").status_code == 200
+    execution = executions["owner"]
+    response = client_for(moderator).post(f"{V1}/executions/{execution.pk}/cancel")
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.CANCELLED
 
 
 def test_a_cancelled_execution_runs_nothing(owner: User, models: list) -> None:

@@ -53,7 +53,10 @@ def test_a_body_over_the_limit_is_413(owner: User, settings) -> None:  # type: i
 
 def test_a_body_under_the_limit_is_parsed(owner: User, settings) -> None:  # type: ignore[no-untyped-def]
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    assert client_for(owner).post(f"{V1}/auth/api-keys", {"name": "small"}, format="json").status_code == 201
+    response = client_for(owner).post(f"{V1}/auth/api-keys", {"name": "small"}, format="json")
+    assert response.status_code == 201
+    assert response.json()["name"] == "small"
+    assert owner.api_keys.get().name == "small"
 
 
 def test_django_answers_413_for_a_too_large_body_it_read_itself() -> None:
