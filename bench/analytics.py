@@ -247,7 +247,7 @@ def load() -> None:
 def timed(client: Any, url: str, *, cold: bool, clear: bool = False) -> float:
     from django.core.cache import cache
 
-    from leaderboard.services import analytics_cache_invalidate
+    from leaderboard.caching import analytics_cache_invalidate
 
     if clear:
         cache.clear()  # no answers, no intervals (the bench's own Redis db); stored intervals remain
@@ -262,13 +262,13 @@ def timed(client: Any, url: str, *, cold: bool, clear: bool = False) -> float:
 
 
 def measure(client: Any, name: str, url: str, target: int, *, clear: bool = False) -> dict[str, Any]:
-    from leaderboard.services import MODEL_VERSION_KEY, _bump
+    from leaderboard.caching import MODEL_VERSION_KEY, generation_bump
 
     model_ids = [part for part in url.replace("=", ",").replace("/", ",").split(",") if len(part) == 36]
     cold = []
     for _ in range(REQUESTS):
         for model_id in model_ids:  # per-model answers are keyed by the models' generations
-            _bump(MODEL_VERSION_KEY.format(model_id))
+            generation_bump(MODEL_VERSION_KEY.format(model_id))
         cold.append(timed(client, url, cold=True, clear=clear))
     client.get(url)
     warm = [timed(client, url, cold=False) for _ in range(REQUESTS)]

@@ -1,18 +1,61 @@
-"""Cached analytics answers, keyed by the generations of exactly the data they read."""
+"""Cached analytics answers, keyed by the generations of exactly the data they read.
+
+A generation is a counter in the cache: one global, and one per model. Whatever changes analytics
+bumps them (`analytics_cache_invalidate`), so every answer keyed by an older generation is simply
+never read again and expires on its own; nothing has to find and delete it.
+"""
 
 from __future__ import annotations
 
 import decimal
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
 from django.conf import settings
 from django.core.cache import cache
 
-from leaderboard.services import analytics_cache_version, analytics_model_versions
+ANALYTICS_VERSION_KEY = "analytics:version"
+MODEL_VERSION_KEY = "analytics:version:model:{}"
+
+
+# --- generations ------------------------------------------------------------------------------
+
+
+def analytics_cache_version() -> int:
+    """The current generation of cached analytics; bumped whenever results land or tests change."""
+    version = cache.get(ANALYTICS_VERSION_KEY)
+    if version is None:
+        cache.add(ANALYTICS_VERSION_KEY, 1, timeout=None)
+        version = cache.get(ANALYTICS_VERSION_KEY, 1)
+    return int(version)
+
+
+def analytics_model_versions(model_ids: Sequence[str]) -> list[int]:
+    """Per-model generations: a cached compare/performance answer survives results of other models."""
+    keys = [MODEL_VERSION_KEY.format(model_id) for model_id in model_ids]
+    found = cache.get_many(keys)
+    return [int(found.get(key, 0)) for key in keys]
+
+
+def generation_bump(key: str) -> None:
+    """Advance one generation counter, creating it if it expired or was never set."""
+    try:
+        cache.incr(key)
+    except ValueError:  # the key expired or was never set
+        cache.add(key, 2, timeout=None)
+
+
+def analytics_cache_invalidate(*, model_ids: Iterable[Any] = ()) -> None:
+    """Make cached analytics stale: every global answer, and those about the given models."""
+    generation_bump(ANALYTICS_VERSION_KEY)
+    for model_id in {str(m) for m in model_ids}:
+        generation_bump(MODEL_VERSION_KEY.format(model_id))
+
+
+# --- answers ----------------------------------------------------------------------------------
 
 
 def _key(kind: str, params: dict[str, Any], model_ids: Sequence[str] | None) -> str:

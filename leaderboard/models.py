@@ -33,6 +33,11 @@ MEASURE_COLUMNS = (
     "cost",
 )
 
+# The additive columns of a rollup, in the order of a contribution vector: the rollup arithmetic,
+# the rebuild and the leaderboard sum them in this order. All are counts except the two float sums.
+ROLLUP_SCALARS = ("n", "score_sum", "zeros", "ones", "passed", "errors", "latency_n", "latency_sum", "tokens", "cost")
+ROLLUP_FLOAT_SCALARS = frozenset({"score_sum", "cost"})
+
 
 class LatestResult(models.Model):
     """The one result that counts for a (model, test, revision): the latest finished, non-cancelled call.
@@ -93,9 +98,9 @@ class Rollup(models.Model):
     """Additive totals of counted latest results for one model, per day or all time, per category/difficulty.
 
     `category`/`difficulty` are "" on rows that span all of them, so every leaderboard filter reads
-    at most one row per model (all time) or one per model and day (7d/30d/90d). The histograms are
-    sparse (bin, count) pairs
-    (scores in 0.01 steps, latencies in ~9%-wide log bins), see `services.hist_encode`.
+    at most one row per model (all time) or one per model and day (7d/30d/90d). The additive columns
+    are `ROLLUP_SCALARS`. The histograms are sparse (bin, count) pairs (scores in 0.01 steps,
+    latencies in ~9%-wide log bins), see `leaderboard.histograms`.
     """
 
     model = models.ForeignKey(LLMModel, on_delete=models.CASCADE, related_name="+")

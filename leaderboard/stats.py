@@ -86,6 +86,11 @@ def score_bin(score: float) -> int:
     return min(SCORE_BINS - 1, max(0, round(score * (SCORE_BINS - 1))))
 
 
+def score_bins(scores: np.ndarray) -> np.ndarray:
+    """Vectorised score_bin."""
+    return np.clip(np.rint(np.asarray(scores, dtype=np.float64) * (SCORE_BINS - 1)), 0, SCORE_BINS - 1).astype(np.int64)
+
+
 def latency_bin(latency_ms: float) -> int:
     if latency_ms < 1:
         return 0

@@ -7,16 +7,12 @@ import pytest
 from catalog.models import TestCase
 from catalog.tests.factories import LLMModelFactory
 from evaluations.models import TestResult
+from leaderboard.caching import analytics_cache_version, analytics_model_versions
+from leaderboard.histograms import hist_decode
 from leaderboard.models import ALL_TIME, ANY, LatestResult, Rollup
-from leaderboard.services import (
-    LATENCY_BINS,
-    SCORE_BINS,
-    analytics_cache_version,
-    analytics_model_versions,
-    analytics_rebuild,
-    hist_decode,
-    results_recorded,
-)
+from leaderboard.rollups import RollupDelta, rollup_deltas_apply
+from leaderboard.services import analytics_rebuild, results_recorded
+from leaderboard.stats import LATENCY_BINS, SCORE_BINS
 from leaderboard.tests.conftest import new_test, record
 
 pytestmark = pytest.mark.django_db
@@ -227,20 +223,18 @@ def test_results_bump_the_global_and_only_their_models_cache_generations():
 
 
 def test_many_small_updates_keep_rollup_histograms_exact_and_compact():
-    from leaderboard.services import _apply, _Delta
-
     model = LLMModelFactory()
     key = (str(model.pk), ANY, ANY, ALL_TIME)
     expected_scores = [0] * SCORE_BINS
     for i in range(300):  # each update appends pairs on PostgreSQL; long blobs are compacted
-        delta = _Delta()
+        delta = RollupDelta()
         delta.scalars[0] = 1  # n
         delta.score_hist[i % 7] += 1
         delta.score_hist[50] += 1 if i % 2 else -1 if i else 1
         delta.latency_hist[i % 5] += 1
         expected_scores[i % 7] += 1
         expected_scores[50] += 1 if i % 2 else -1 if i else 1
-        _apply({key: delta})
+        rollup_deltas_apply({key: delta})
     row = totals(model)
     assert row.n == 300
     assert list(hist_decode(row.score_hist, SCORE_BINS)) == expected_scores
@@ -249,15 +243,13 @@ def test_many_small_updates_keep_rollup_histograms_exact_and_compact():
 
 
 def test_a_daily_rollup_that_drops_to_zero_tests_is_deleted():
-    from leaderboard.services import _apply, _Delta
-
     model = LLMModelFactory()
     day = ALL_TIME.replace(year=2026)
     key = (str(model.pk), "math", ANY, day)
-    added, removed = _Delta(), _Delta()
+    added, removed = RollupDelta(), RollupDelta()
     added.scalars[0], removed.scalars[0] = 1, -1
     added.score_hist[100], removed.score_hist[100] = 1, -1
-    _apply({key: added})
+    rollup_deltas_apply({key: added})
     assert Rollup.objects.filter(model=model, day=day).exists()
-    _apply({key: removed})
+    rollup_deltas_apply({key: removed})
     assert not Rollup.objects.filter(model=model, day=day).exists()
