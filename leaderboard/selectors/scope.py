@@ -43,18 +43,22 @@ MODEL_FIELDS = ("id", "name", "display_name", "provider")
 
 
 def model_brief(model: LLMModel) -> dict[str, Any]:
+    """How a model appears in every answer (reads only `MODEL_FIELDS`)."""
     return {"id": str(model.pk), "name": model.name, "display_name": model.display_name, "provider": model.provider}
 
 
 def rounded(value: float | None, digits: int = 6) -> float | None:
+    """A plain float at the precision answers use (numpy scalars and Decimals included), or None."""
     return None if value is None else round(float(value), digits)
 
 
 def ratio(numerator: float, denominator: float, digits: int = 6) -> float | None:
+    """A rounded rate, or None when there is nothing to divide by (never a division by zero)."""
     return round(numerator / denominator, digits) if denominator else None
 
 
 def latest_rows(scope: Scope, *, model_ids: Sequence[str] | None = None) -> QuerySet[LatestResult]:
+    """The counted latest results in scope (compare and performance read these, not the rollups)."""
     rows = LatestResult.objects.filter(counted=True)
     if model_ids is not None:
         rows = rows.filter(model_id__in=model_ids)
