@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 
+from axes.utils import reset as axes_reset
+from django.conf import settings
+from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.encoding import force_str
+from django.utils.http import urlsafe_base64_decode
 
 from accounts.models import ApiKey, User
 from openbench.exceptions import ApplicationError
@@ -32,7 +41,12 @@ API_KEY_PREFIX = "ob_"
 
 @transaction.atomic
 def user_create(*, email: str, password: str, display_name: str = "", role: str = User.Role.USER) -> User:
-    """Register a user after Django's password validators approve the password."""
+    """Register a user after Django's password validators approve the password.
+
+    A taken address is a 409 (SPEC §7): an account is usable the moment it is created (no e-mail
+    confirmation step), so an answer that hid the difference could not also hand over the account.
+    Probing is slowed by the `register` throttle instead.
+    """
     email = User.objects.normalize_email(email).lower()
     if User.objects.filter(email__iexact=email).exists():
         raise ApplicationError("A user with this email already exists.", code="email_taken", status=409)
@@ -52,6 +66,79 @@ def user_set_role(*, user: User, role: str) -> User:
     user.save(update_fields=["role", "is_staff", "is_superuser", "updated_at"])
     _sync_role_groups(user)
     return user
+
+
+@transaction.atomic
+def user_password_change(*, user: User, new_password: str) -> User:
+    """Set a new password once Django's validators approve it.
+
+    Every access and refresh token issued before stops working: tokens carry a digest of the password
+    hash (SIMPLE_JWT CHECK_REVOKE_TOKEN), checked on each request and on refresh. Other browser
+    sessions end too (Django checks the session's password hash). API keys are separate credentials
+    and stay valid until revoked.
+    """
+    try:
+        validate_password(new_password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"new_password": exc.messages}) from exc
+    user.set_password(new_password)
+    user.save(update_fields=["password", "updated_at"])
+    return user
+
+
+def password_reset_send(*, email: str, request: HttpRequest) -> None:
+    """E-mail a password-reset link if an active account with a password has this address; do
+    nothing otherwise. Callers answer the same either way, so the answer never tells.
+
+    The link's origin is SITE_URL when set, else the request's host (checked by ALLOWED_HOSTS).
+    """
+    form = PasswordResetForm(data={"email": email})
+    if not form.is_valid():
+        return
+    site = urlsplit(settings.SITE_URL) if settings.SITE_URL else None
+    form.save(
+        domain_override=site.netloc if site else None,
+        use_https=site.scheme == "https" if site else request.is_secure(),
+        request=request,
+        subject_template_name="accounts/email/password_reset_subject.txt",
+        email_template_name="accounts/email/password_reset.txt",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+    )
+
+
+def password_reset_user(*, uid: str, token: str) -> User | None:
+    """The user a reset link (base64 user id and Django's token) was made for, if it is still valid."""
+    try:
+        user = User.objects.filter(pk=force_str(urlsafe_base64_decode(uid))).first()
+    except (ValueError, TypeError, OverflowError, ValidationError):
+        return None
+    if user is None or not default_token_generator.check_token(user, token):
+        return None
+    return user
+
+
+@transaction.atomic
+def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
+    """Set the password a reset e-mail allowed; a link works once (the token covers the password hash).
+
+    Proving the mailbox also lifts a log-in lock on the account, so its owner can use the new
+    password at once.
+    """
+    user = password_reset_user(uid=uid, token=token)
+    if user is None:
+        raise ApplicationError(
+            "This password-reset link is invalid or has expired.",
+            code="invalid_token",
+            details={"token": ["Invalid or expired."]},
+        )
+    user_password_change(user=user, new_password=new_password)
+    login_lock_clear(user=user)
+    return user
+
+
+def login_lock_clear(*, user: User) -> None:
+    """Forget the failed log-ins recorded against this account (django-axes)."""
+    axes_reset(username=user.email)
 
 
 def moderators_group() -> Group:

@@ -1,4 +1,9 @@
-"""Account pages: log in (by email), register, log out, and the profile with its API keys."""
+"""Account pages: log in (by email), register, log out, the profile with its API keys, and password
+change and reset (Django's own views and tokens, in the site's layout).
+
+A log-in that django-axes refuses (account or address locked) is answered by
+accounts.lockout.lockout_response through axes' middleware: 429 and a page saying so.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,52 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import ApiKeyForm, EmailAuthenticationForm, RegisterForm
 from accounts.models import ApiKey, User
-from accounts.services import api_key_create, api_key_revoke, user_create
+from accounts.services import api_key_create, api_key_revoke, login_lock_clear, password_reset_send, user_create
 from catalog.models import TestCase
 from evaluations.models import Execution
 from openbench.exceptions import ApplicationError
 
 
-class EmailLoginView(LoginView):
+def _throttle_wait(request: HttpRequest, scope: str) -> int | None:
+    """Seconds to wait when the API's per-address throttle of this scope refuses the request, else None.
+
+    Pages and API share the counters, so a client gains nothing by switching between them.
+    """
+    from openbench.api import throttles  # late: DRF settings import it while rest_framework.views loads
+
+    throttle_class = {
+        "login": throttles.LoginThrottle,
+        "register": throttles.RegisterThrottle,
+        "password_reset": throttles.PasswordResetThrottle,
+    }[scope]
+    throttle = throttle_class()
+    if throttle.allow_request(request, None):  # type: ignore[arg-type]
+        return None
+    return max(1, int(throttle.wait() or 1))
+
+
+def _too_many(view: Any, request: HttpRequest, wait: int) -> HttpResponse:
+    """The form page again, with the reason, as a 429 with Retry-After."""
+    form = view.get_form()
+    form.add_error(None, f"Too many attempts. Try again in {wait} seconds.")
+    response: HttpResponse = view.render_to_response(view.get_context_data(form=form), status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+class EmailLoginView(auth_views.LoginView):
     """Django's login view with the email form and the API's login throttle (shared per client address)."""
 
     template_name = "accounts/login.html"
@@ -30,16 +64,55 @@ class EmailLoginView(LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        from openbench.api.throttles import (
-            LoginThrottle,
-        )  # late: DRF settings import it while rest_framework.views loads
-
-        throttle = LoginThrottle()
-        if not throttle.allow_request(request, None):  # type: ignore[arg-type]
-            form = self.get_form()
-            form.add_error(None, f"Too many attempts. Try again in {int(throttle.wait() or 1)} seconds.")
-            return self.render_to_response(self.get_context_data(form=form), status=429)
+        wait = _throttle_wait(request, "login")
+        if wait is not None:
+            return _too_many(self, request, wait)
         return super().post(request, *args, **kwargs)
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change; the new password hash also revokes every earlier API token."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("accounts:password-change-done")
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # It checks the current password, so it spends the log-in budget of the address.
+        wait = _throttle_wait(request, "login")
+        if wait is not None:
+            return _too_many(self, request, wait)
+        return super().post(request, *args, **kwargs)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Ask for a reset e-mail; the same answer whether or not the address has an account."""
+
+    template_name = "accounts/password_reset.html"
+    success_url = reverse_lazy("accounts:password-reset-done")
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        wait = _throttle_wait(request, "password_reset")
+        if wait is not None:
+            return _too_many(self, request, wait)
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form: Form) -> HttpResponse:
+        # One service sends the e-mail for the page and the API alike (templates, SITE_URL).
+        password_reset_send(email=form.cleaned_data["email"], request=self.request)
+        return HttpResponseRedirect(self.get_success_url())
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's reset link page; a bad or used link shows "invalid" and changes nothing."""
+
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password-reset-complete")
+
+    def form_valid(self, form: Form) -> HttpResponse:
+        response = super().form_valid(form)
+        assert self.user is not None
+        login_lock_clear(user=self.user)  # the mailbox is proven: its owner may log in at once
+        return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -47,6 +120,13 @@ def register(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("home")
     form = RegisterForm(request.POST or None)
+    if request.method == "POST":
+        wait = _throttle_wait(request, "register")
+        if wait is not None:
+            form.add_error(None, f"Too many sign-ups from your address. Try again in {wait} seconds.")
+            response = render(request, "accounts/register.html", {"form": form}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
     if request.method == "POST" and form.is_valid():
         try:
             user = user_create(

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_prometheus",
     "django_rq",
+    "axes",  # log-in limits (SPEC §10); its own migrations keep the attempts
     "accounts",
     "catalog",
     "evaluations",
@@ -74,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as axes asks: it turns a request that hit a lock into the 429 of accounts.lockout.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "openbench.urls"
@@ -161,7 +164,8 @@ RQ = {"WORKER_CLASS": env.str("RQ_WORKER_CLASS", default="evaluations.worker.Eva
 
 # --- Auth ---------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# AxesStandaloneBackend first: a locked account or address is refused before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -223,6 +227,77 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=1_048_576)
 _cors_origins = env.list("CORS_ORIGINS", default=[])
 # The seed wrote CORS_ORIGINS as a JSON list; accept that spelling as well.
 CORS_ALLOWED_ORIGINS = [origin.strip().strip('[]"') for origin in _cors_origins if origin.strip().strip('[]"')]
+
+# --- Log-in limits, password reset, e-mail (SPEC §10 "Log-in", "Tokens"; owned by accounts) ----
+# django-axes counts failed log-ins of the API, the pages and the admin (all go through
+# django.contrib.auth.authenticate). Two separate counters, not one per (account, address) pair:
+# per account, so a guesser changing address still locks the account; per address, so one address
+# spraying a password over many accounts is stopped too. See accounts/lockout.py and the README.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+# An address is shared by everyone behind one NAT, so it gets a larger budget than one account.
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=3 * LOGIN_FAILURE_LIMIT)
+# How many proxies of ours append to X-Forwarded-For; 0 ignores the header (it is client-written).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_ADDRESS_FAILURE_LIMIT < 1 or LOGIN_FAILURE_WINDOW_SECONDS < 1:
+    raise ImproperlyConfigured(
+        "LOGIN_FAILURE_LIMIT, LOGIN_ADDRESS_FAILURE_LIMIT and LOGIN_FAILURE_WINDOW_SECONDS must be at least 1."
+    )
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+# The database handler: shared by every web process and correct on SQLite and PostgreSQL alike
+# (the cache handler would keep per-process counters on the local-memory cache).
+AXES_HANDLER = "accounts.lockout.LoginFailureHandler"
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_FAILURE_WINDOW_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Attempts during a lock (even with the right password) do not extend it: the owner retrying
+# would otherwise keep themselves locked out.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A success does not wipe the counters: an attacker with an account of their own could otherwise
+# clear their address's count between guesses at other accounts.
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "accounts.addresses.client_ip"
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_username"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# No row per successful log-in (it would grow without bound and keep addresses we do not need).
+AXES_DISABLE_ACCESS_LOG = True
+# DRF's throttles read the client address with the same rule as accounts.addresses.client_ip.
+REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT
+_throttle_rates = REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+assert isinstance(_throttle_rates, dict)
+_throttle_rates["register"] = env.str("THROTTLE_REGISTER", default="20/hour")  # sign-up per client address
+_throttle_rates["password_reset"] = env.str("THROTTLE_PASSWORD_RESET", default="10/hour")
+# simplejwt puts a digest of the password hash in every token and refuses a token whose digest no
+# longer matches: any password change (API, page, reset, admin) revokes earlier access and refresh tokens.
+SIMPLE_JWT["CHECK_REVOKE_TOKEN"] = True
+
+# E-mail (password reset): printed to the console unless EMAIL_URL names an SMTP server, e.g.
+# smtp+tls://user:password@smtp.example.com:587 (django-environ's email URL).
+EMAIL_URL = env.str("EMAIL_URL", default="")
+if EMAIL_URL:
+    try:
+        _email = env.email_url_config(EMAIL_URL)
+    except Exception as exc:  # django-environ raises several types on a malformed URL
+        raise ImproperlyConfigured(f"EMAIL_URL is not a valid e-mail URL: {exc}") from exc
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+    EMAIL_PORT = int(_email.get("EMAIL_PORT") or 25)
+    EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+    EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+    EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+    EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="OpenBench <noreply@localhost>")
+# Links in e-mails use this origin (e.g. https://bench.example.com) instead of the request's Host
+# header; set it in production so a forged Host can never point a reset link elsewhere.
+SITE_URL = env.str("SITE_URL", default="").rstrip("/")
+if SITE_URL and not SITE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("SITE_URL must start with http:// or https://.")
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 3600)
+# --- end of log-in limits block --------------------------------------------------------------
 
 # --- Internationalisation, static -------------------------------------------------------
 LANGUAGE_CODE = "en-us"

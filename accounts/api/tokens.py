@@ -1,5 +1,10 @@
 """JWT pairs for the API: issue on login, rotate on refresh (the old refresh token is blacklisted),
-revoke on logout. simplejwt does the cryptography; these decide what a client gets back."""
+revoke on logout. simplejwt does the cryptography; these decide what a client gets back.
+
+Every token carries a digest of the user's password hash (SIMPLE_JWT CHECK_REVOKE_TOKEN): simplejwt's
+JWTAuthentication refuses an access token whose digest is stale, and token_pair_refresh refuses such a
+refresh token, so a password change revokes everything issued before it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ from django.conf import settings
 from django.db import transaction
 from rest_framework import exceptions
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from accounts.models import User
 
@@ -53,6 +60,12 @@ def token_pair_refresh(*, raw_refresh: str) -> dict[str, Any]:
     user = User.objects.filter(pk=str(user_id)).first() if user_id else None
     if user is None or not user.is_active:
         raise exceptions.AuthenticationFailed("No active account found for this token.", "no_active_account")
+    if jwt_settings.CHECK_REVOKE_TOKEN and old.payload.get(jwt_settings.REVOKE_TOKEN_CLAIM) != get_md5_hash_password(
+        user.password
+    ):
+        raise exceptions.AuthenticationFailed(
+            "The password has changed since this token was issued; log in again.", "password_changed"
+        )
     old.blacklist()
     return _pair(RefreshToken.for_user(user))
 

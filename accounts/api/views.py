@@ -1,24 +1,53 @@
-"""/api/v1/auth: registration, JWT login/refresh/logout, the current user, and API keys."""
+"""/api/v1/auth: registration, JWT login/refresh/logout, password change and reset, the current user,
+and API keys."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, update_session_auth_hash
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, mixins, permissions, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api import serializers
 from accounts.api.tokens import token_pair_issue, token_pair_refresh, token_revoke
-from accounts.models import ApiKey
-from accounts.services import api_key_create, api_key_revoke, user_create
+from accounts.lockout import LOCKED_MESSAGE, lock_window_seconds
+from accounts.models import ApiKey, User
+from accounts.services import (
+    api_key_create,
+    api_key_revoke,
+    password_reset_confirm,
+    password_reset_send,
+    user_create,
+    user_password_change,
+)
 from openbench.api.schema import error_response
-from openbench.api.throttles import DEFAULT_THROTTLES, LoginThrottle
+from openbench.api.throttles import DEFAULT_THROTTLES, LoginThrottle, PasswordResetThrottle, RegisterThrottle
 from openbench.api.viewsets import BaseAPIView, BaseViewSet
+
+RESET_SENT = "If an account has this address, a password-reset link is on its way to it."
+
+
+class LoginLocked(exceptions.Throttled):
+    """django-axes refused the attempt: the account or the client address is locked for a while."""
+
+    default_detail = LOCKED_MESSAGE
+    default_code = "login_locked"
+
+
+def _check_password(request: HttpRequest, *, email: str, password: str) -> User | None:
+    """The user these credentials prove, through Django's authenticate so django-axes counts a failure
+    and refuses a locked account or address (LoginLocked, 429) even when the password is right."""
+    user = authenticate(request, email=email.strip().lower(), password=password)
+    if user is None and getattr(request, "axes_locked_out", False):
+        raise LoginLocked(wait=lock_window_seconds())
+    return user if isinstance(user, User) else None
 
 
 class _CredentialView(BaseAPIView):
@@ -35,7 +64,10 @@ class _CredentialView(BaseAPIView):
 
 
 class RegisterView(_CredentialView):
-    """Create an account with email and password (Django's password validators apply); role `user`."""
+    """Create an account with email and password (Django's password validators apply); role `user`.
+    Throttled per client address (`register`); a taken address is a 409 (see user_create)."""
+
+    throttle_classes = [RegisterThrottle, *DEFAULT_THROTTLES]
 
     @extend_schema(
         tags=["auth"],
@@ -54,7 +86,8 @@ class RegisterView(_CredentialView):
 
 
 class LoginView(_CredentialView):
-    """Exchange email and password for a JWT pair; 401 on bad credentials, throttled per address."""
+    """Exchange email and password for a JWT pair; 401 on bad credentials, throttled per address,
+    429 `login_locked` while django-axes holds a lock on the account or the address."""
 
     throttle_classes = [LoginThrottle, *DEFAULT_THROTTLES]
 
@@ -67,8 +100,8 @@ class LoginView(_CredentialView):
     def post(self, request: Request) -> Response:
         data = serializers.LoginSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(
-            request._request, email=data.validated_data["email"].lower(), password=data.validated_data["password"]
+        user = _check_password(
+            request._request, email=data.validated_data["email"], password=data.validated_data["password"]
         )
         if user is None:
             # One message for an unknown email and a wrong password: no account enumeration.
@@ -105,6 +138,70 @@ class LogoutView(_CredentialView):
         data.is_valid(raise_exception=True)
         token_revoke(raw_refresh=data.validated_data["refresh"])
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeView(BaseAPIView):
+    """Change one's password; every earlier access and refresh token stops working, a new pair is returned."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    # It checks a password, so it has the log-in budget and django-axes' locks: a stolen access token
+    # is no way to guess the password.
+    throttle_classes = [LoginThrottle, *DEFAULT_THROTTLES]
+
+    @extend_schema(
+        tags=["auth"],
+        request=serializers.PasswordChangeSerializer,
+        responses=serializers.TokenPairSerializer,
+        summary="Change the password (revokes earlier tokens)",
+    )
+    def post(self, request: Request) -> Response:
+        data = serializers.PasswordChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = request.user
+        assert isinstance(user, User)
+        proved = _check_password(request._request, email=user.email, password=data.validated_data["old_password"])
+        if proved is None or proved.pk != user.pk:
+            raise exceptions.ValidationError({"old_password": ["The current password is not correct."]})
+        user_password_change(user=user, new_password=data.validated_data["new_password"])
+        if isinstance(request.successful_authenticator, SessionAuthentication):
+            update_session_auth_hash(request._request, user)  # keep this browser logged in
+        return Response(token_pair_issue(user=user))
+
+
+class PasswordResetView(_CredentialView):
+    """Ask for a password-reset e-mail; the same 202 whether or not the address has an account."""
+
+    throttle_classes = [PasswordResetThrottle, *DEFAULT_THROTTLES]
+
+    @extend_schema(
+        tags=["auth"],
+        request=serializers.PasswordResetSerializer,
+        responses={202: serializers.DetailSerializer},
+        summary="Send a password-reset e-mail",
+    )
+    def post(self, request: Request) -> Response:
+        data = serializers.PasswordResetSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        password_reset_send(email=data.validated_data["email"], request=request._request)
+        return Response({"detail": RESET_SENT}, status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmView(_CredentialView):
+    """Set a new password with the `uid` and `token` of a reset e-mail; 400 `invalid_token` otherwise."""
+
+    throttle_classes = [PasswordResetThrottle, *DEFAULT_THROTTLES]
+
+    @extend_schema(
+        tags=["auth"],
+        request=serializers.PasswordResetConfirmSerializer,
+        responses=serializers.DetailSerializer,
+        summary="Set a new password from a reset e-mail",
+    )
+    def post(self, request: Request) -> Response:
+        data = serializers.PasswordResetConfirmSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        password_reset_confirm(**data.validated_data)
+        return Response({"detail": "Your password has been set. Log in with the new one."})
 
 
 class MeView(BaseAPIView):

@@ -1,6 +1,11 @@
 """Throttles: anonymous and per-user rates (scaled by the user's tier), and strict scopes for
-running tests (`run`) and logging in (`login`). Rates live in settings.REST_FRAMEWORK; the counters
-live in the default cache, which is Redis when REDIS_URL is set, so every web process shares them.
+running tests (`run`), logging in (`login`), signing up (`register`) and asking for password-reset
+e-mails (`password_reset`). Rates live in settings.REST_FRAMEWORK; the counters live in the default
+cache, which is Redis when REDIS_URL is set, so every web process shares them.
+
+Every throttle here reads the client address with accounts.addresses.client_ip (X-Forwarded-For only
+through TRUSTED_PROXY_COUNT), the rule django-axes uses for log-in locks, so a client cannot get a
+fresh budget by sending a new X-Forwarded-For.
 """
 
 from __future__ import annotations
@@ -8,6 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rest_framework import throttling
+
+from accounts.addresses import client_ip
 
 if TYPE_CHECKING:  # settings.REST_FRAMEWORK names these classes, so they load while DRF's views do
     from rest_framework.request import Request
@@ -17,11 +24,19 @@ if TYPE_CHECKING:  # settings.REST_FRAMEWORK names these classes, so they load w
 TIER_MULTIPLIERS: dict[str, int | None] = {"free": 1, "pro": 5, "unlimited": None}
 
 
-class AnonRateThrottle(throttling.AnonRateThrottle):
+class ClientAddressMixin:
+    """The client address as accounts.addresses.client_ip reads it (DRF's NUM_PROXIES is set to the
+    same TRUSTED_PROXY_COUNT, so any DRF throttle outside this module agrees)."""
+
+    def get_ident(self, request: Request) -> str:
+        return client_ip(request) or ""
+
+
+class AnonRateThrottle(ClientAddressMixin, throttling.AnonRateThrottle):
     """Anonymous callers, by client address."""
 
 
-class TieredUserRateThrottle(throttling.UserRateThrottle):
+class TieredUserRateThrottle(ClientAddressMixin, throttling.UserRateThrottle):
     """The `user` rate times the tier's multiplier; anonymous callers are keyed by address."""
 
     def allow_request(self, request: Request, view: APIView) -> bool:
@@ -36,7 +51,7 @@ class TieredUserRateThrottle(throttling.UserRateThrottle):
         return super().allow_request(request, view)
 
 
-class RunThrottle(throttling.SimpleRateThrottle):
+class RunThrottle(ClientAddressMixin, throttling.SimpleRateThrottle):
     """POST /tests/{id}/run: each run costs provider calls, so it has its own, stricter budget."""
 
     scope = "run"
@@ -46,13 +61,30 @@ class RunThrottle(throttling.SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-class LoginThrottle(throttling.SimpleRateThrottle):
-    """Password attempts per client address, against brute force."""
-
-    scope = "login"
+class _PerAddressThrottle(ClientAddressMixin, throttling.SimpleRateThrottle):
+    """Every request counts against the client address, whoever is logged in."""
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class LoginThrottle(_PerAddressThrottle):
+    """Password attempts per client address, against brute force (on top of django-axes' locks)."""
+
+    scope = "login"
+
+
+class RegisterThrottle(_PerAddressThrottle):
+    """Sign-ups per client address (THROTTLE_REGISTER): slows account farming and probing which
+    addresses are registered."""
+
+    scope = "register"
+
+
+class PasswordResetThrottle(_PerAddressThrottle):
+    """Password-reset requests and confirmations per client address: no mail-bombing an inbox."""
+
+    scope = "password_reset"
 
 
 DEFAULT_THROTTLES: list[type[throttling.BaseThrottle]] = [AnonRateThrottle, TieredUserRateThrottle]
