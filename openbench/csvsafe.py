@@ -33,7 +33,7 @@ def csv_safe_cell(value: Any) -> Any:
     return text
 
 
-class SafeDictWriter(csv.DictWriter):  # type: ignore[type-arg]
+class SafeDictWriter(csv.DictWriter):
     """``csv.DictWriter`` whose every row goes through :func:`csv_safe_cell` (the header is ours)."""
 
     def __init__(self, f: IO[str], fieldnames: Iterable[str], **kwargs: Any) -> None:

@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc from our own static files (SPEC §10 Headers)
+    "csp",
     "django_prometheus",
     "django_rq",
     "axes",  # log-in limits (SPEC §10); its own migrations keep the attempts
@@ -66,6 +68,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "openbench.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -328,6 +331,43 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Headers, docs assets, metrics (SPEC §10 "Headers"; owned by the headers work) ----------
+# Content-Security-Policy on every response (django-csp 4: one dict, not the old CSP_* settings).
+# Scripts and styles come from our own origin; the few inline <script>/<style> blocks (the API docs'
+# start-up code) carry the per-request nonce (`request.csp_nonce`). No 'unsafe-inline', no 'unsafe-eval',
+# no CDN: Swagger UI and ReDoc are served by drf-spectacular-sidecar. `data:` images are Swagger UI's
+# and the admin's icons; `blob:` workers are ReDoc's search index.
+from csp.constants import NONCE, NONE, SELF  # noqa: E402 - kept inside this block on purpose
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+SPECTACULAR_SETTINGS["SWAGGER_UI_DIST"] = "SIDECAR"
+SPECTACULAR_SETTINGS["SWAGGER_UI_FAVICON_HREF"] = "SIDECAR"
+SPECTACULAR_SETTINGS["REDOC_DIST"] = "SIDECAR"
+# validatorUrl None: Swagger UI would otherwise show a badge fetched from validator.swagger.io.
+SPECTACULAR_SETTINGS["SWAGGER_UI_SETTINGS"] = {"deepLinking": True, "validatorUrl": None}
+# The browsable API's renderer allows DRF's own style="" attributes on its pages only.
+REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = [
+    "rest_framework.renderers.JSONRenderer",
+    "openbench.api.renderers.BrowsableAPIRenderer",
+]
+# `GET /metrics` needs `Authorization: Bearer <METRICS_TOKEN>` when this is set; open when empty.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# --- end of headers block ------------------------------------------------------------------
 
 # --- Providers (keys never leave settings: not logged, not shown) ------------------------
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")

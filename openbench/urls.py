@@ -1,10 +1,10 @@
-"""Root URLs: pages, admin, health, metrics, and the API under /api/v1/."""
+"""Root URLs: pages, admin, health, metrics, API docs (Swagger UI, ReDoc) and the API under /api/v1/."""
 
 import importlib.util
 
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from openbench import views
 from openbench.api import urls as api_urls
@@ -19,11 +19,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("catalog.urls")),
     path("", include("evaluations.urls")),
     path("", include("leaderboard.urls")),
-    path("", include("django_prometheus.urls")),
+    # Ours rather than django_prometheus.urls: the same exporter behind METRICS_TOKEN when it is set.
+    path("metrics", views.metrics, name="metrics"),
     path("api/v1", api_urls.api_root, name="api-root-bare"),
     path("api/v1/", include("openbench.api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     # Unknown /api/ paths answer the JSON error envelope, also with DEBUG on.
     re_path(r"^api/", api_not_found),
 ]

@@ -1,12 +1,17 @@
-"""Project-wide views: health, readiness and the home page."""
+"""Project-wide views: health, readiness, metrics and the home page."""
 
 from __future__ import annotations
 
+import hmac
+
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_prometheus.exports import ExportToDjangoView
 
+from openbench.api.exceptions import error_response
 from openbench.health import run_readiness_checks
 from openbench.selectors import home_summary
 
@@ -28,6 +33,27 @@ def ready(request: HttpRequest) -> JsonResponse:
     if failing:
         body["failing"] = failing
     return JsonResponse(body, status=200 if ok else 503)
+
+
+@require_GET
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics; with METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`.
+
+    Metrics name models, providers and request paths with their volumes: not secret enough for a login,
+    too much for anyone. Unset (the local default) it stays open, as a scraper on localhost expects.
+    """
+    token = settings.METRICS_TOKEN
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # Constant-time comparison: the answer's timing must not tell how much of a guess was right.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            response = error_response(
+                status_code=401, code="not_authenticated", message="Metrics need the METRICS_TOKEN bearer token."
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return ExportToDjangoView(request)
 
 
 @require_GET

@@ -41,7 +41,8 @@ def test_ready_is_503_and_names_redis_when_redis_is_down() -> None:
     body = response.json()
     assert body["status"] == "not_ready" and body["failing"] == ["redis"]
     assert body["checks"]["database"]["ok"] is True
-    assert "ConnectionError" in body["checks"]["redis"]["error"]
+    # Which check failed, not why: the driver's message (hosts, users) stays in the log (SPEC §10).
+    assert body["checks"]["redis"] == {"ok": False, "error": "unavailable"}
 
 
 @pytest.mark.django_db
