@@ -279,7 +279,11 @@ def test_weekly_trends_start_on_mondays(anonymous):
 
 @pytest.mark.parametrize("query", ["metric=speed", "interval=month", "timeframe=2d", "model_ids=zzz"])
 def test_bad_trend_parameters_get_a_400(anonymous, query):
-    assert anonymous.get(f"{TRENDS}?{query}").status_code == 400
+    response = anonymous.get(f"{TRENDS}?{query}")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert query.split("=")[0] in error["details"]
 
 
 # --- model performance ------------------------------------------------------------------------
@@ -379,7 +383,11 @@ def test_model_performance_of_an_unknown_model_is_404(anonymous):
 
 def test_model_performance_rejects_a_bad_timeframe(anonymous):
     model = LLMModelFactory()
-    assert anonymous.get(f"{performance_url(model)}?timeframe=forever").status_code == 400
+    response = anonymous.get(f"{performance_url(model)}?timeframe=forever")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert "timeframe" in error["details"]
 
 
 def test_a_model_without_results_has_an_empty_performance(anonymous):
