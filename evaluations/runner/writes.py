@@ -7,18 +7,26 @@ agree with the rows that exist.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 from django.db.models import Case, CharField, F, Q, TextField, Value, When
 from django.utils import timezone
 
 from evaluations.models import Execution, TestResult
 from openbench.bulk import insert_rows
+
+logger = logging.getLogger(__name__)
+
+# SPEC §10: an error text stored in a result is a short reason we composed, at most this long.
+ERROR_TEXT_MAX = 300
+# What a refused insert raises: a database error, or (psycopg, before a byte is sent) an encoding error.
+REFUSALS = (DatabaseError, ValueError)
 
 
 def claim_executions(
@@ -94,16 +102,16 @@ def _add_to_counters(execution_id: str, *, lease: str, tally: Tally, now: object
     return updated == 1
 
 
-def _write(results: Sequence[TestResult], *, lease: str, skip_existing: bool) -> tuple[list[TestResult], set[str]]:
+def _by_execution(results: Iterable[TestResult]) -> dict[str, list[TestResult]]:
     by_execution: dict[str, list[TestResult]] = defaultdict(list)
     for result in results:
         by_execution[str(result.execution_id)].append(result)
-    if skip_existing:
-        existing = set(
-            TestResult.objects.filter(execution_id__in=list(by_execution)).values_list("execution_id", "model_id")
-        )
-        for execution_id, items in by_execution.items():
-            by_execution[execution_id] = [r for r in items if (r.execution_id, r.model_id) not in existing]
+    return by_execution
+
+
+def _write_batch(results: Sequence[TestResult], *, lease: str) -> tuple[list[TestResult], set[str]]:
+    """The fast path: bump every execution's counters, then COPY all the results, in one transaction."""
+    by_execution = _by_execution(results)
     saved: list[TestResult] = []
     lost: set[str] = set()
     now = timezone.now()
@@ -111,8 +119,6 @@ def _write(results: Sequence[TestResult], *, lease: str, skip_existing: bool) ->
         # Sorted, so two writers never lock the same execution rows in opposite orders.
         for execution_id in sorted(by_execution):
             items = by_execution[execution_id]
-            if not items:
-                continue
             if _add_to_counters(execution_id, lease=lease, tally=Tally.of(items), now=now):
                 saved.extend(items)
             else:
@@ -122,22 +128,136 @@ def _write(results: Sequence[TestResult], *, lease: str, skip_existing: bool) ->
     return saved, lost
 
 
+class _LeaseLost(Exception):
+    """Rolls back the rows just inserted for an execution whose lease turned out to be gone."""
+
+
+def _write_one_by_one(results: Sequence[TestResult], *, lease: str) -> tuple[list[TestResult], set[str]]:
+    """The slow path, after the batch was refused: results that exist already are skipped, each other row
+    goes in inside its own savepoint, and a row the database still refuses is replaced by a failed result
+    saying so. Each execution's counters then count exactly the rows stored for it."""
+    by_execution = _by_execution(results)
+    existing = set(
+        TestResult.objects.filter(execution_id__in=list(by_execution)).values_list("execution_id", "model_id")
+    )
+    saved: list[TestResult] = []
+    lost: set[str] = set()
+    now = timezone.now()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Foreign keys are deferred to the commit, where a refusal would fail every row again;
+            # checked at once, each row's refusal lands inside its own savepoint.
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        for execution_id in sorted(by_execution):
+            items = [r for r in by_execution[execution_id] if (r.execution_id, r.model_id) not in existing]
+            if not items:
+                continue
+            try:
+                with transaction.atomic():
+                    stored = [kept for kept in map(_store_one, items) if kept is not None]
+                    if not _add_to_counters(execution_id, lease=lease, tally=Tally.of(stored), now=now):
+                        raise _LeaseLost
+            except _LeaseLost:
+                lost.add(execution_id)
+                continue
+            saved.extend(stored)
+    return saved, lost
+
+
+def _insert_in_savepoint(result: TestResult) -> Exception | None:
+    """Insert one result; the database's refusal is returned, and rolled back to the savepoint."""
+    try:
+        with transaction.atomic():
+            insert_rows(TestResult, [result])
+    except REFUSALS as exc:
+        return exc
+    return None
+
+
+def _store_one(result: TestResult) -> TestResult | None:
+    """The row stored for `result`: itself, else a failed result naming the refusal, else None (logged)."""
+    refusal = _insert_in_savepoint(result)
+    if refusal is None:
+        return result
+    # The database's own message may quote the row (an answer): it goes to the log, never to the result.
+    logger.warning(
+        "The database refused the result of model %s in execution %s; storing a failed result instead.",
+        result.model_id,
+        result.execution_id,
+        exc_info=refusal,
+    )
+    replacement = TestResult(
+        execution_id=result.execution_id,
+        test_case_id=result.test_case_id,
+        revision=result.revision,
+        model_id=result.model_id,
+        status=TestResult.Status.FAILED,
+        error_type="storage_error",
+        error_message=(
+            f"The database refused this result ({_refusal_reason(refusal)}); "
+            "it is stored without its answer, score and cost."
+        ),
+        attempts=result.attempts,
+        executed_at=result.executed_at,
+    )
+    second = _insert_in_savepoint(replacement)
+    if second is None:
+        return replacement
+    logger.error(
+        "Not even a failed result could be stored for model %s in execution %s; it is left out.",
+        result.model_id,
+        result.execution_id,
+        exc_info=second,
+    )
+    return None
+
+
+def _refusal_reason(exc: Exception) -> str:
+    if isinstance(exc, IntegrityError):
+        return "a constraint does not hold"
+    if isinstance(exc, DataError):
+        return "a value it cannot store"
+    return type(exc).__name__
+
+
+def short_reason(text: str) -> str:
+    """`text` cut to ERROR_TEXT_MAX characters, an ellipsis marking the cut."""
+    return text if len(text) <= ERROR_TEXT_MAX else text[: ERROR_TEXT_MAX - 1] + "…"
+
+
+def _cap_error_texts(results: Iterable[TestResult]) -> None:
+    """Error texts are reasons we composed; whatever composed them, none is longer than ERROR_TEXT_MAX."""
+    for result in results:
+        result.error_message = short_reason(result.error_message)
+        details = result.evaluation_details
+        if isinstance(details, dict) and isinstance(details.get("error"), str):
+            details["error"] = short_reason(details["error"])
+
+
 def write_results(
     *, lease: str, results: Sequence[TestResult], finished: Iterable[str]
 ) -> tuple[set[str], list[TestResult]]:
     """Save results and bump counters in one transaction, then close the executions that are done.
 
+    Text the database refuses is replaced on the way in (openbench.bulk). Should the batch still be
+    refused (a result that exists already, a constraint), it is written again row by row, so one bad
+    row fails alone and the rest of the batch is kept (SPEC §10).
+
     Returns the executions whose lease we lost (cancelled elsewhere is fine; taken over is not), which
-    the engine stops working on, and the results actually saved.
+    the engine stops working on, and the results actually saved (a refused one replaced by its failure).
     """
     lost: set[str] = set()
     saved: list[TestResult] = []
     if results:
+        _cap_error_texts(results)
         try:
-            saved, lost = _write(results, lease=lease, skip_existing=False)
-        except IntegrityError:
-            # Only possible if a result already exists for a pair; the constraint held, so keep the rest.
-            saved, lost = _write(results, lease=lease, skip_existing=True)
+            saved, lost = _write_batch(results, lease=lease)
+        except REFUSALS as exc:
+            logger.warning(
+                "A batch of %d results was refused (%s); writing it row by row.", len(results), type(exc).__name__
+            )
+            saved, lost = _write_one_by_one(results, lease=lease)
     finish_executions(lease=lease, execution_ids=[e for e in finished if e not in lost])
     return lost, saved
 
