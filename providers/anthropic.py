@@ -101,7 +101,9 @@ class AnthropicProvider(PooledProvider[AsyncAnthropic]):
         except anthropic.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:  # a 200 whose body is not JSON
-            raise TransientError(f"{self.label} sent a malformed response: {exc}") from None
+            raise TransientError(
+                f"{self.label} sent a malformed response ({type(exc).__name__}).", detail=str(exc)
+            ) from None
         parsed: Any = None
         texts = []
         for block in message.content:
@@ -150,5 +152,7 @@ class AnthropicProvider(PooledProvider[AsyncAnthropic]):
         except anthropic.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:
-            raise TransientError(f"{self.label} sent a malformed model list: {exc}") from None
+            raise TransientError(
+                f"{self.label} sent a malformed model list ({type(exc).__name__}).", detail=str(exc)
+            ) from None
         return [{"id": model.id, "name": model.display_name or model.id} for model in page.data]

@@ -82,16 +82,28 @@ class HealthReport:
 
 
 class ProviderError(Exception):
-    """Base of every adapter error; `kind` tells the engine whether to retry."""
+    """Base of every adapter error; `kind` tells the engine whether to retry.
+
+    `message` is a short reason we compose (a result stores it: SPEC §10), never text from the vendor or
+    a library; what they said (an error body, an exception's text) goes in `detail`, for logs only.
+    """
 
     kind: ClassVar[str] = "provider_error"
     retryable: ClassVar[bool] = False
 
-    def __init__(self, message: str, *, status_code: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        detail: str = "",
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.retry_after = retry_after
+        self.detail = detail[:1000]
 
 
 class RateLimitedError(ProviderError):
@@ -164,7 +176,7 @@ def _measured(impl: GenerateMethod) -> GenerateMethod:
         except Exception as exc:
             # An adapter bug or an unforeseen SDK error: report it in the one hierarchy, and do not
             # retry it (a bug would fail the same way again).
-            error = PermanentError(f"Unexpected {type(exc).__name__} in the {self.label} adapter: {exc}")
+            error = PermanentError(f"Unexpected {type(exc).__name__} in the {self.label} adapter.", detail=str(exc))
             self._scrub(error)
             record_call(self.name, request.metrics_model, time.perf_counter() - started, None, error.kind)
             raise error from None
@@ -230,10 +242,12 @@ class Provider(abc.ABC):
         return f"{self.label} is not configured here (missing {' and '.join(missing) or 'nothing'})."
 
     def _scrub(self, error: ProviderError) -> None:
-        """Remove the key from an error's message, in case a vendor echoed it back."""
+        """Remove the key from an error's message and detail, in case a vendor echoed it back."""
         if self.api_key and self.api_key in error.message:
             error.message = error.message.replace(self.api_key, "***")
             error.args = (error.message,)
+        if self.api_key and self.api_key in error.detail:
+            error.detail = error.detail.replace(self.api_key, "***")
 
     @abc.abstractmethod
     async def generate(self, request: GenerationRequest) -> GenerationResponse:

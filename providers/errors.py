@@ -48,15 +48,43 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
-def error_for_status(status: int, message: str, *, retry_after: float | None = None) -> ProviderError:
-    """The error class the engine needs for an HTTP status, whatever the vendor."""
+# The reason we give for a status; the vendor's own words stay in the error's `detail`, for the logs.
+_STATUS_REASONS = {
+    400: "bad request",
+    401: "authentication failed",
+    402: "payment required",
+    403: "permission denied",
+    404: "not found",
+    408: "request timeout",
+    409: "conflict",
+    413: "request too large",
+    422: "request not processable",
+    425: "too early",
+    429: "rate limited",
+    500: "server error",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "gateway timeout",
+    529: "overloaded",
+}
+
+
+def status_reason(status: int) -> str:
+    """A short classified reason for an HTTP status, in our words."""
+    return _STATUS_REASONS.get(status) or ("server error" if status >= 500 else "request refused")
+
+
+def error_for_status(status: int, *, label: str, detail: str = "", retry_after: float | None = None) -> ProviderError:
+    """The error class the engine needs for an HTTP status, whatever the vendor, with a reason we composed
+    ("OpenAI answered HTTP 429: rate limited."); `detail` is what the vendor said, kept for logs only."""
+    message = f"{label} answered HTTP {status}: {status_reason(status)}."
     if status == 429:
-        return RateLimitedError(message, status_code=status, retry_after=retry_after)
+        return RateLimitedError(message, status_code=status, retry_after=retry_after, detail=detail)
     if status == 408:
-        return ProviderTimeoutError(message, status_code=status)
+        return ProviderTimeoutError(message, status_code=status, detail=detail)
     if status >= 500 or status in _TRANSIENT_STATUSES:
-        return TransientError(message, status_code=status, retry_after=retry_after)
-    return PermanentError(message, status_code=status)
+        return TransientError(message, status_code=status, retry_after=retry_after, detail=detail)
+    return PermanentError(message, status_code=status, detail=detail)
 
 
 def classify_sdk_error(exc: Exception, *, label: str, sdk: ModuleType) -> ProviderError:
@@ -65,15 +93,18 @@ def classify_sdk_error(exc: Exception, *, label: str, sdk: ModuleType) -> Provid
     if isinstance(exc, sdk.APITimeoutError):
         refused = _connection_failure(exc)
         if refused is not None:
-            return TransientError(f"Could not reach {label}: {type(refused).__name__}: {refused}")
+            return TransientError(f"Could not reach {label}: {type(refused).__name__}.", detail=str(refused))
         return ProviderTimeoutError(f"{label} did not answer in time.")
     if isinstance(exc, sdk.APIConnectionError):
-        return TransientError(f"Could not reach {label}: {exc.message}")
+        return TransientError(f"Could not reach {label}: connection failed.", detail=str(exc))
     if isinstance(exc, sdk.APIStatusError):
-        status = exc.status_code
-        message = f"{label} answered {status}: {error_message(exc.body, exc.message)}"
-        return error_for_status(status, message, retry_after=retry_after_seconds(exc.response.headers))
-    return TransientError(f"{label} sent a response the SDK could not read: {exc}")
+        return error_for_status(
+            exc.status_code,
+            label=label,
+            detail=error_message(exc.body, exc.message),
+            retry_after=retry_after_seconds(exc.response.headers),
+        )
+    return TransientError(f"{label} sent a response the SDK could not read ({type(exc).__name__}).", detail=str(exc))
 
 
 def _connection_failure(exc: BaseException) -> BaseException | None:
@@ -94,7 +125,8 @@ def _connection_failure(exc: BaseException) -> BaseException | None:
 
 
 def error_message(body: Any, fallback: str) -> str:
-    """The human part of a vendor's error body ({"error": {"message"}}, {"error": "..."}, ...), kept short."""
+    """The human part of a vendor's error body ({"error": {"message"}}, {"error": "..."}, ...), kept short:
+    a ProviderError's `detail`, for logs (never stored in a result)."""
     message: Any = None
     if isinstance(body, Mapping):
         error = body.get("error", body)

@@ -114,8 +114,12 @@ class GoogleProvider(PooledProvider[genai.Client]):
     def _classify(self, exc: Exception) -> ProviderError:
         if isinstance(exc, errors.APIError):
             headers = exc.response.headers if isinstance(exc.response, httpx.Response) else None
-            message = f"{self.label} answered {exc.code}: {error_message(exc.details, exc.message or '')}"
-            return error_for_status(exc.code, message, retry_after=retry_after_seconds(headers))
+            return error_for_status(
+                exc.code,
+                label=self.label,
+                detail=error_message(exc.details, exc.message or ""),
+                retry_after=retry_after_seconds(headers),
+            )
         if isinstance(exc, httpx.TimeoutException):
             return ProviderTimeoutError(f"{self.label} did not answer in time.")
         if isinstance(exc, httpx.HTTPError):

@@ -20,16 +20,17 @@ from providers.json_answers import parse_structured
 from providers.rest import JsonHttpProvider
 
 
-def _failure(message: str) -> ProviderError:
-    """MES reports some failures as 200 with `success: false`; classify them by what they say."""
-    lowered = message.lower()
+def _failure(said: str, *, label: str = "Model Execution Service") -> ProviderError:
+    """MES reports some failures as 200 with `success: false`; classify them by what they say. The reason
+    stored is ours; what MES said is the error's `detail`, for the logs."""
+    lowered = said.lower()
     if "timeout" in lowered or "timed out" in lowered:
-        return ProviderTimeoutError(message)
+        return ProviderTimeoutError(f"{label} reported a timeout.", detail=said)
     if "rate limit" in lowered or "too many" in lowered:
-        return RateLimitedError(message)
+        return RateLimitedError(f"{label} reported a rate limit.", detail=said)
     if any(word in lowered for word in ("not found", "unknown model", "invalid", "not supported")):
-        return PermanentError(message)
-    return TransientError(message)
+        return PermanentError(f"{label} refused the request.", detail=said)
+    return TransientError(f"{label} reported a failure.", detail=said)
 
 
 class MESProvider(JsonHttpProvider):
@@ -60,7 +61,7 @@ class MESProvider(JsonHttpProvider):
         # MES gets the same budget as we do: a test's timeout covers the whole call, not MES's share of it.
         answer, headers = await self.request_json("POST", "/v1/inference", json=body, timeout=request.timeout)
         if not answer.get("success", False):
-            raise _failure(f"{self.label}: {answer.get('error') or 'inference failed'}")
+            raise _failure(str(answer.get("error") or "inference failed"), label=self.label)
         text = answer.get("output")
         text = text if isinstance(text, str) else ("" if text is None else str(text))
         usage = answer.get("usage") or {}

@@ -187,7 +187,9 @@ class OpenAIProvider(ChatCompletionsMixin, PooledProvider[AsyncOpenAI]):
         except openai.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:  # a 200 whose body is not JSON
-            raise TransientError(f"{self.label} sent a malformed response: {exc}") from None
+            raise TransientError(
+                f"{self.label} sent a malformed response ({type(exc).__name__}).", detail=str(exc)
+            ) from None
         if not completion.choices:
             raise PermanentError(f"{self.label} returned no choices.")
         choice = completion.choices[0]
@@ -219,7 +221,9 @@ class OpenAIProvider(ChatCompletionsMixin, PooledProvider[AsyncOpenAI]):
         except openai.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:
-            raise TransientError(f"{self.label} sent a malformed model list: {exc}") from None
+            raise TransientError(
+                f"{self.label} sent a malformed model list ({type(exc).__name__}).", detail=str(exc)
+            ) from None
         return [{"id": model.id, "name": model.id, "owned_by": model.owned_by} for model in page.data]
 
 

@@ -56,15 +56,16 @@ class JsonHttpProvider(PooledProvider[aiohttp.ClientSession]):
         except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too; checked first
             raise ProviderTimeoutError(f"{self.label} did not answer within {timeout:g} s.") from None
         except aiohttp.ClientError as exc:
-            raise TransientError(f"Could not reach {self.label}: {type(exc).__name__}") from None
+            raise TransientError(f"Could not reach {self.label}: {type(exc).__name__}.", detail=str(exc)) from None
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             body = None
         if status >= 400:
             text = raw[:200].decode("utf-8", "replace")
-            message = f"{self.label} answered {status}: {error_message(body, text)}"
-            raise error_for_status(status, message, retry_after=retry_after_seconds(headers)) from None
+            raise error_for_status(
+                status, label=self.label, detail=error_message(body, text), retry_after=retry_after_seconds(headers)
+            ) from None
         if body is None:
             raise TransientError(f"{self.label} sent a malformed response (not JSON).")
         return body, headers

@@ -134,6 +134,14 @@ class ProviderCaller:
                 breaker.release_probe()
             if not error.retryable or outcome.attempts >= self.limits.max_attempts:
                 outcome.error = error
+                # What the vendor said stays here, in the log; the result stores only our reason.
+                logger.info(
+                    "Calling %s failed after %d attempts: %s %s",
+                    model.name,
+                    outcome.attempts,
+                    error.message,
+                    error.detail,
+                )
                 return outcome
             await self._back_off(model, error, attempts=outcome.attempts)
 
@@ -230,7 +238,8 @@ def _as_provider_error(exc: Exception, *, request: GenerationRequest, provider: 
         return ProviderTimeoutError(f"No answer within {request.timeout:g} s.")
     if isinstance(exc, ProviderError):
         return exc
+    # The exception's own text (a URL, a body, a stack) goes to the log; the result gets a reason of ours.
     if isinstance(exc, httpx.TransportError):
-        return TransientError(f"{type(exc).__name__}: {exc}")
+        return TransientError(f"Could not reach {provider}: {type(exc).__name__}.", detail=str(exc))
     logger.exception("Provider %s raised an unexpected error.", provider)  # called inside the except block
-    return InternalProviderError(f"{type(exc).__name__}: {exc}")
+    return InternalProviderError(f"Unexpected {type(exc).__name__} calling {provider}.", detail=str(exc))

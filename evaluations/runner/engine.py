@@ -270,7 +270,8 @@ class Engine:
             logger.exception("Scoring %s on %s crashed.", pair.plan.id, pair.model.name)
             result.status = TestResult.Status.FAILED
             result.error_type = "scoring_error"
-            result.error_message = f"The scorer failed: {type(exc).__name__}: {exc}"
+            # Only the exception's class: its text may hold anything (a document, a secret); it is in the log.
+            result.error_message = f"The scorer failed with {type(exc).__name__}; the details are in the worker log."
             result.response_key = ""
             return result
         result.status = TestResult.Status.COMPLETED
@@ -296,7 +297,7 @@ class Engine:
         result = self._result(pair, attempts=attempts, latency_ms=latency_ms)
         result.status = TestResult.Status.TIMEOUT if error.kind == "timeout" else TestResult.Status.FAILED
         result.error_type = error.kind[:32]
-        result.error_message = error.message[:4000]
+        result.error_message = error.message  # composed by the adapter (ProviderError.message); capped on write
         result.evaluation_details = {"status_code": error.status_code} if error.status_code else {}
         return result
 

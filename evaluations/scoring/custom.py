@@ -80,7 +80,9 @@ def regex(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
             details={"pattern": config["pattern"], "answer_length": len(answer)},
         ) from exc
     except regex_engine.error as exc:
-        raise ScoringError(f"The pattern is not valid: {exc}.", details={"pattern": config["pattern"]}) from exc
+        # The library's message is not stored (SPEC §10: reasons are ours); where it stumbled is enough.
+        where = f" at position {exc.pos}" if isinstance(getattr(exc, "pos", None), int) else ""
+        raise ScoringError(f"The pattern is not valid{where}.", details={"pattern": config["pattern"]}) from exc
     return ScoreOutcome(
         score=1.0 if match else 0.0,
         is_correct=bool(match),

@@ -118,8 +118,9 @@ class LLMJudgeScorer(Scorer):
         try:
             response = await self.call(judge, request)
         except ProviderError as exc:
+            # exc.message is a reason the adapter composed (never the vendor's body: ProviderError).
             raise ScoringError(
-                f"The judge model {judge.name} failed: {exc.kind}: {exc.message}",
+                f"The judge model {judge.name} failed ({exc.kind}): {exc.message}",
                 details={"judge_model": judge.name, "judge_error_type": exc.kind},
             ) from exc
         except TimeoutError as exc:
@@ -161,14 +162,20 @@ class LLMJudgeScorer(Scorer):
         )
 
 
+def _quoted(value: Any, limit: int = 40) -> str:
+    """A short quotation of what the judge sent: the reason names it without carrying a whole reply."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _verdict_problem(verdict: Any) -> str:
     if not isinstance(verdict, dict):
         return "no JSON object in its reply."
     score: Any = verdict.get("score")
     if not is_number(score) or not 0 <= score <= 1:
-        return f"score must be a number from 0 to 1, got {score!r}."
+        return f"score must be a number from 0 to 1, got {_quoted(score)}."
     if not isinstance(verdict.get("pass"), bool):
-        return f"pass must be true or false, got {verdict.get('pass')!r}."
+        return f"pass must be true or false, got {_quoted(verdict.get('pass'))}."
     if not isinstance(verdict.get("reasoning"), str):
         return "reasoning must be a string."
     return ""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from evaluations.scoring.base import ScoreOutcome, Scorer, ScoringTarget
 from evaluations.scoring.extraction import is_number, json_equal
@@ -164,8 +164,30 @@ def schema_errors(schema: Any, instance: Any) -> list[dict[str, str]]:
     errors = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        errors.append({"path": "$" + where, "message": error.message})
+        errors.append({"path": "$" + where, "message": _schema_reason(error)})
     return errors
+
+
+_JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
+
+
+def _schema_reason(error: ValidationError) -> str:
+    """What a schema violation is, in our words: jsonschema's own message quotes the instance and the
+    schema it reached, and SPEC §10 keeps error texts to reasons we composed."""
+    keyword, value = str(error.validator), error.validator_value
+    if keyword == "required" and isinstance(value, list) and isinstance(error.instance, dict):
+        missing = [name for name in value if isinstance(name, str) and name not in error.instance]
+        if missing:
+            return f"{missing[0][:60]!r} is a required property"
+    if keyword == "type":
+        wanted = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        if wanted and all(isinstance(name, str) and name in _JSON_TYPES for name in wanted):
+            return f"expected {' or '.join(wanted)}, got {_type_name(error.instance)}"
+    if keyword in ("enum", "const"):
+        return "not one of the allowed values" if keyword == "enum" else "not the required constant"
+    if is_number(value):
+        return f"fails {keyword} {value}"
+    return f"fails {keyword}"
 
 
 class StructuredMatchScorer(Scorer):
