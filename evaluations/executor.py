@@ -1,27 +1,36 @@
 """The in-process executor: background evaluation without Redis (the embedded default, SPEC §1).
 
 A small thread pool in this process runs the same runner code an rq worker runs; each thread uses
-its own database connection and closes it when the job ends.
+its own database connection and closes it when it ends. As an rq worker does (evaluations.jobs), a
+running thread takes further waiting jobs into its event loop (`LocalIntake`) while it has room, so
+many small runs submitted at once overlap instead of queueing behind one another.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import uuid
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connections
 
-from evaluations.runner.engine import RunReport, run_executions
+from evaluations.runner.engine import RunReport, Ticket, run_executions
 from evaluations.signals import queue_drained_send
 
 logger = logging.getLogger(__name__)
 
+# A thread takes further jobs for at most this long, then ends and leaves the rest to a new one.
+PULL_SECONDS = 600.0
+
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-_pending = 0  # jobs submitted and not finished, guarded by _pool_lock
+_waiting: deque[tuple[list[str], float | None, Future[RunReport]]] = deque()  # guarded by _arrived
+_arrived = threading.Condition(_pool_lock)
 
 
 def _get_pool() -> ThreadPoolExecutor:
@@ -34,31 +43,72 @@ def _get_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def _run(execution_ids: list[str], takeover_stale_after: float | None) -> RunReport:
-    global _pending
+def _pop() -> tuple[list[str], float | None, Future[RunReport]] | None:
+    with _pool_lock:
+        return _waiting.popleft() if _waiting else None
+
+
+class LocalIntake:
+    """Takes jobs submitted to this process's executor into a running engine."""
+
+    pull_for = PULL_SECONDS
+
+    async def take(self, *, wait: float) -> Ticket | None:
+        job = await asyncio.to_thread(self._wait_and_pop, wait)
+        if job is None:
+            return None
+        execution_ids, takeover_stale_after, future = job
+
+        def done(report: RunReport, error: str | None) -> None:
+            if error is None:
+                future.set_result(report)
+            else:
+                future.set_exception(RuntimeError(error))
+
+        return Ticket(
+            execution_ids=execution_ids, lease=uuid.uuid4().hex, takeover_stale_after=takeover_stale_after, on_done=done
+        )
+
+    @staticmethod
+    def _wait_and_pop(wait: float) -> tuple[list[str], float | None, Future[RunReport]] | None:
+        with _arrived:
+            if not _waiting and wait > 0:
+                _arrived.wait(wait)
+            return _waiting.popleft() if _waiting else None
+
+    def heartbeat(self) -> None:
+        """Nothing to renew: the executions' own heartbeat is the engine's."""
+
+
+def _run() -> None:
+    job = _pop()
+    if job is None:  # another thread's engine took it in
+        return
+    execution_ids, takeover_stale_after, future = job
     try:
-        report = run_executions(execution_ids, takeover_stale_after=takeover_stale_after)
+        report = run_executions(execution_ids, takeover_stale_after=takeover_stale_after, intake=LocalIntake())
         with _pool_lock:
-            last = _pending == 1
+            last = not _waiting
         if report.results and last:  # as rq jobs do: only when no other job waits
             queue_drained_send()
-        return report
-    except Exception:
+        future.set_result(report)
+    except BaseException as exc:
         logger.exception("In-process evaluation job failed.")
+        future.set_exception(exc)
         raise
     finally:
-        with _pool_lock:
-            _pending -= 1
         connections.close_all()
 
 
 def submit(*, execution_ids: Sequence[str], takeover_stale_after: float | None = None) -> Future[RunReport]:
-    """Run the executions in a background thread of this process."""
-    global _pending
+    """Run the executions in a background thread of this process (or in an engine already running)."""
     pool = _get_pool()
-    with _pool_lock:
-        _pending += 1
-    return pool.submit(_run, list(execution_ids), takeover_stale_after)
+    future: Future[RunReport] = Future()
+    with _arrived:
+        _waiting.append(([str(execution_id) for execution_id in execution_ids], takeover_stale_after, future))
+        _arrived.notify()
+    pool.submit(_run)
+    return future
 
 
 def wait_idle(timeout: float | None = None) -> None:

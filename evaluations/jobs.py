@@ -1,15 +1,49 @@
-"""django-rq entry points of the engine: they take ids, never instances, and call the runner."""
+"""django-rq entry points of the engine: they take ids, never instances, and call the runner.
+
+One worker overlaps many jobs (SPEC §15). Each run, evaluation or batch, is its own rq job, and rq runs a
+worker's jobs one after another; so the job function, once running, keeps taking further waiting jobs
+of its queue into its event loop (`RqIntake`) instead of leaving them to wait for it to end:
+
+* Taking a job is rq's own dequeue (`Queue.dequeue_any`: an atomic LMOVE into the queue's intermediate
+  list), so two workers never take the same job; it is then marked started exactly as a worker marks
+  the job it runs (status `started`, worker name, an rq execution in the StartedJobRegistry, removed
+  from the intermediate list).
+* Its executions are claimed under the taken job's own id, as if it ran alone: lease, counters, status,
+  cancel and recovery are those of a job of its own.
+* When its executions are closed, the job is finished in rq as a worker finishes one (result, finished
+  registry, started registry cleaned). If its executions could not run, or the engine crashed, it is
+  failed or retried as rq would (same retries left).
+* While it runs, its rq execution gets a heartbeat from the engine; the job ids taken are kept in a
+  Redis set named after the running job. If the work horse dies, `EvaluationWorker` reads that set and
+  retries (or fails) each taken job at once, as rq does for the job the horse was running. If the whole
+  worker dies, rq's registry cleanup retries them once their heartbeat has expired, and
+  `recover_executions` finds their stale executions anyway; a retry carries the same job id, hence the
+  same lease, and runs only the missing pairs.
+* A worker takes a job only while it has room: fewer than `EVAL_WORKER_MAX_EXECUTIONS` executions and
+  fewer pairs waiting than its concurrency. So it takes what it can start soon and leaves the rest of a
+  burst to other workers; and it stops taking jobs after a while (well before the job's timeout).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import django_rq
 from rq import Retry, get_current_job
 
 from evaluations.signals import queue_drained_send
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from rq.executions import Execution as RqExecution
+    from rq.job import Job
+    from rq.queue import Queue
+
+    from evaluations.runner.engine import RunReport, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -17,26 +51,138 @@ QUEUE = "evaluations"
 # A worker killed mid-job leaves the job "abandoned"; rq then retries it. The retry carries the same job
 # id, which is the executions' lease, so it takes them straight back and runs only the missing pairs.
 JOB_RETRIES = 3
+# rq's defaults: a started job's heartbeat is renewed every 30 s and expires 60 s later.
+HEARTBEAT_TTL = 90
+# A running job takes further jobs for at most this long (and at most a quarter of its own timeout).
+PULL_SECONDS = 600.0
+TAKEN_KEY = "openbench:eval:taken:"  # + the running job's id: the set of "job_id:rq_execution_id" it took in
 
 
-def run_executions_job(execution_ids: Sequence[str], takeover_stale_after: float | None = None) -> dict[str, Any]:
-    """Run the given executions (claimed with a conditional update: a duplicate delivery does nothing)."""
-    # The engine is imported by the worker (EvaluationWorker preloads it), not by web processes that enqueue.
-    from evaluations.runner.engine import run_executions
+def taken_key(job_id: str) -> str:
+    return TAKEN_KEY + job_id
 
-    job = get_current_job()
-    report = run_executions(execution_ids, lease=job.id if job else "", takeover_stale_after=takeover_stale_after)
-    # After the executions' final status is saved (listeners may read it). Not between the jobs of a
-    # batch: the next one would wait, and the one after would change scores again.
-    if report.results and not (job is not None and django_rq.get_queue(job.origin).count):
-        queue_drained_send()
+
+class RqIntake:
+    """Takes waiting jobs of the running job's queue into its engine (see the module docstring)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.connection: Redis = job.connection
+        self.queue: Queue = django_rq.get_queue(job.origin)
+        self.worker_name = job.worker_name or ""
+        self.pull_for = min(PULL_SECONDS, (job.timeout or 3600) / 4) if (job.timeout or 0) > 0 else PULL_SECONDS
+        self.running: dict[str, tuple[Job, RqExecution]] = {}
+
+    async def take(self, *, wait: float) -> Ticket | None:
+        return await asyncio.to_thread(self._take, wait)
+
+    def _take(self, wait: float) -> Ticket | None:
+        from rq.executions import Execution as RqExecution
+
+        from evaluations.runner.engine import Ticket
+
+        # Busy: block briefly on the queue's list (rotating its head onto itself), so a job posted now is
+        # seen now; then take it atomically.
+        if wait > 0 and self.connection.blmove(self.queue.key, self.queue.key, wait, "LEFT", "LEFT") is None:  # type: ignore[arg-type]
+            return None
+        dequeued = self.queue.dequeue_any(
+            [self.queue], None, connection=self.connection, job_class=self.queue.job_class
+        )
+        if dequeued is None:
+            return None
+        job, _ = dequeued
+        if job.func_name != f"{__name__}.run_executions_job":
+            # Not ours to run in this loop (another function on this queue): put it back at the front.
+            with self.connection.pipeline() as pipeline:
+                pipeline.lrem(self.queue.intermediate_queue_key, 1, job.id)
+                pipeline.lpush(self.queue.key, job.id)
+                pipeline.execute()
+            return None
+        with self.connection.pipeline() as pipeline:
+            job.prepare_for_execution(self.worker_name, pipeline=pipeline)
+            execution = RqExecution.create(job, HEARTBEAT_TTL, pipeline=pipeline)
+            pipeline.lrem(self.queue.intermediate_queue_key, 1, job.id)
+            pipeline.sadd(taken_key(self.job.id), execution.composite_key)
+            pipeline.expire(taken_key(self.job.id), int(self.job.timeout or 3600) + HEARTBEAT_TTL)
+            pipeline.execute()
+        self.running[job.id] = (job, execution)
+        execution_ids, takeover_stale_after = job.args[0], job.args[1] if len(job.args) > 1 else None
+        logger.info("Took in job %s (%d executions) while running job %s.", job.id, len(execution_ids), self.job.id)
+        return Ticket(
+            execution_ids=[str(execution_id) for execution_id in execution_ids],
+            lease=job.id,
+            takeover_stale_after=takeover_stale_after,
+            on_done=functools.partial(self._done, job.id),
+        )
+
+    def _done(self, job_id: str, report: RunReport, error: str | None) -> None:
+        """End a taken job in rq as a worker ends the job it ran: finished with its result, or failed/retried."""
+        from rq.job import JobStatus
+        from rq.utils import now
+
+        if job_id not in self.running:
+            return
+        job, execution = self.running.pop(job_id)
+        job.ended_at = now()
+        with self.connection.pipeline() as pipeline:
+            if error is None:
+                job._result = job_result(report)
+                result_ttl = job.get_result_ttl(500)
+                job._handle_success(result_ttl, pipeline=pipeline, worker_name=self.worker_name)
+                job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+            elif job.should_retry:
+                job.retry(self.queue, pipeline)
+            else:
+                job.set_status(JobStatus.FAILED, pipeline=pipeline)
+                job._handle_failure(error, pipeline=pipeline, worker_name=self.worker_name)
+            execution.delete(job=job, pipeline=pipeline)
+            pipeline.srem(taken_key(self.job.id), execution.composite_key)
+            pipeline.execute()
+
+    def heartbeat(self) -> None:
+        """Renew the rq heartbeat of the jobs taken in and still running (the worker renews its own job's)."""
+        from rq.utils import now
+
+        if not self.running:
+            return
+        with self.connection.pipeline() as pipeline:
+            for job, execution in self.running.values():
+                execution.heartbeat(job.started_job_registry, HEARTBEAT_TTL, pipeline=pipeline)
+                job.heartbeat(now(), HEARTBEAT_TTL, pipeline=pipeline)
+            pipeline.expire(taken_key(self.job.id), int(self.job.timeout or 3600) + HEARTBEAT_TTL)
+            pipeline.execute()
+
+
+def job_result(report: RunReport) -> dict[str, Any]:
     return {
         "claimed": len(report.claimed),
         "results": report.results,
         "calls": report.calls,
         "retries": report.retries,
         "cache_hits": report.cache_hits,
+        "overlapped": report.overlapped,
     }
+
+
+def run_executions_job(execution_ids: Sequence[str], takeover_stale_after: float | None = None) -> dict[str, Any]:
+    """Run the given executions (claimed with a conditional update: a duplicate delivery does nothing),
+    and the further jobs taken in meanwhile (see the module docstring)."""
+    # The engine is imported by the worker (EvaluationWorker preloads it), not by web processes that enqueue.
+    from evaluations.runner.engine import run_executions
+
+    job = get_current_job()
+    intake = RqIntake(job) if job is not None else None
+    report = run_executions(
+        execution_ids, lease=job.id if job else "", takeover_stale_after=takeover_stale_after, intake=intake
+    )
+    if job is not None:
+        job.connection.delete(taken_key(job.id))
+    # After the executions' final status is saved (listeners may read it), and after the job's own
+    # executions are visible as finished. Not between the jobs of a batch: the next one would wait,
+    # and the one after would change scores again.
+    if report.results and not (job is not None and django_rq.get_queue(job.origin).count):
+        queue_drained_send()
+    return job_result(report)
 
 
 def enqueue_run(*, execution_ids: Sequence[str], takeover_stale_after: float | None = None) -> str:
@@ -51,3 +197,43 @@ def enqueue_run(*, execution_ids: Sequence[str], takeover_stale_after: float | N
     )
     logger.info("Enqueued job %s for %d execution(s).", job.id, len(execution_ids))
     return str(job.id)
+
+
+def end_taken_jobs(*, connection: Redis, job_id: str, reason: str) -> int:
+    """After the work horse running `job_id` died: retry (or fail) the jobs it had taken in, as rq does
+    for the job itself. Runs in the worker's main process, so nothing of the dead horse runs any more."""
+    from rq.exceptions import NoSuchJobError
+    from rq.executions import Execution as RqExecution
+    from rq.job import Job, JobStatus
+    from rq.queue import Queue
+    from rq.utils import now
+
+    key = taken_key(job_id)
+    members = [
+        member.decode() if isinstance(member, bytes) else str(member)
+        for member in cast(set[Any], connection.smembers(key))
+    ]
+    ended = 0
+    for composite in members:
+        execution = RqExecution.from_composite_key(composite, connection=connection)
+        try:
+            job = Job.fetch(execution.job_id, connection=connection)
+        except NoSuchJobError:  # expired or deleted meanwhile
+            continue
+        if job.get_status() != JobStatus.STARTED:
+            continue
+        queue = Queue(job.origin, connection=connection)
+        job.ended_at = now()
+        with connection.pipeline() as pipeline:
+            execution.delete(job=job, pipeline=pipeline)
+            if job.should_retry:
+                job.retry(queue, pipeline)
+            else:
+                job.set_status(JobStatus.FAILED, pipeline=pipeline)
+                job._handle_failure(reason, pipeline=pipeline)
+            pipeline.execute()
+        ended += 1
+    connection.delete(key)
+    if ended:
+        logger.warning("Job %s's work horse died: %d jobs it had taken in were retried or failed.", job_id, ended)
+    return ended

@@ -56,11 +56,26 @@ def preload() -> None:
 
 
 class EvaluationWorker(Worker):
-    """rq's forking worker, with the engine preloaded in the parent so every job starts warm."""
+    """rq's forking worker, with the engine preloaded in the parent so every job starts warm.
+
+    A running job takes further waiting jobs into its event loop (evaluations.jobs); when its work horse
+    dies, this process retries (or fails) those too, at once, as rq does for the job itself.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         preload()
+
+    def handle_work_horse_killed(self, job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
+        from evaluations.jobs import end_taken_jobs
+
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        try:
+            end_taken_jobs(
+                connection=self.connection, job_id=job.id, reason=f"Work-horse terminated unexpectedly ({ret_val})."
+            )
+        except Exception:  # rq's registry cleanup and recover_executions still find them
+            logger.exception("Could not retry the jobs taken in by job %s.", job.id)
 
 
 class EvaluationSimpleWorker(SimpleWorker):

@@ -396,6 +396,9 @@ EVAL_STALE_AFTER_SECONDS = env.int("EVAL_STALE_AFTER_SECONDS", default=300)
 # A `regex` custom scorer gives up on one answer after this long (catastrophic backtracking).
 EVAL_REGEX_TIMEOUT_SECONDS = env.float("EVAL_REGEX_TIMEOUT_SECONDS", default=1.0)
 EVAL_INPROCESS_WORKERS = env.int("EVAL_INPROCESS_WORKERS", default=2)
+# One worker (or the in-process executor) runs up to this many executions at once, taking waiting jobs
+# into its running event loop instead of finishing one job before it looks at the next (SPEC §15).
+EVAL_WORKER_MAX_EXECUTIONS = env.int("EVAL_WORKER_MAX_EXECUTIONS", default=500)
 JUDGE_MODEL = env.str("JUDGE_MODEL", default="")
 if EVAL_CONCURRENCY < 1 or EVAL_MAX_ATTEMPTS < 1:
     raise ImproperlyConfigured("EVAL_CONCURRENCY and EVAL_MAX_ATTEMPTS must be at least 1.")

@@ -73,6 +73,12 @@ class CancelWatch:
         self._pubsub = self._redis.pubsub()
         await self._pubsub.subscribe(_CHANNEL)
         self._listener = asyncio.create_task(self._listen())
+        await self.check(execution_ids)
+
+    async def check(self, execution_ids: Sequence[str]) -> None:
+        """Read the flags already raised for executions the engine takes on (at its start, or while it runs)."""
+        if self._redis is None:
+            return
         ids = list(execution_ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]

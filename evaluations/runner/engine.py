@@ -15,15 +15,16 @@ import sys
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.utils import timezone
 
 from catalog.models import LLMModel
 from evaluations.models import TestResult
+from evaluations.runner import notify
 from evaluations.runner.bridge import DatabaseBridge
 from evaluations.runner.calls import CallLimits, InternalProviderError, ProviderCaller
 from evaluations.runner.cancellation import CancelWatch
@@ -47,6 +48,8 @@ POLL_INTERVAL = 0.5  # seconds between checks for cancels and lost leases (the c
 # result): every 5 s (a listener is at most that far behind a running job; 2 s cost 4-5 points of
 # efficiency) and at the end of a job.
 ANALYTICS_INTERVAL = 5.0
+# While busy, how long the engine waits at most for another job to take in (or for room to take one).
+TAKE_WAIT = 0.05
 
 
 @dataclass(frozen=True)
@@ -81,22 +84,85 @@ class RunReport:
     retries: int = 0
     cache_hits: int = 0
     lost: set[str] = field(default_factory=set)
+    overlapped: int = 0  # further jobs this run took in while it ran (see Intake)
+
+
+@dataclass
+class Ticket:
+    """One job's executions, handed to a running engine by an Intake.
+
+    `lease` is the job's own id, exactly as if the job ran alone: its executions are claimed, written,
+    heartbeaten and recovered under it. `on_done` runs on the database thread once every execution of
+    the ticket is closed (its final status saved), with the ticket's report and, when the ticket could
+    not run, the reason; it tells the queue the job is over.
+    """
+
+    execution_ids: list[str]
+    lease: str
+    takeover_stale_after: float | None = None
+    on_done: Callable[[RunReport, str | None], None] | None = None
+
+
+class Intake(Protocol):
+    """Where a running engine takes further jobs from while it runs (the rq queue, the executor's queue).
+
+    `take` waits up to `wait` seconds for a job and takes it atomically (no other engine gets it), or
+    returns None; it is called only while the engine has room (see Engine.has_room). `heartbeat` runs
+    on the database thread on the engine's heartbeat, for the jobs taken and still running. `pull_for`:
+    seconds after the engine's start when it stops taking jobs (a job must end before its timeout).
+    """
+
+    pull_for: float
+
+    async def take(self, *, wait: float) -> Ticket | None: ...
+
+    def heartbeat(self) -> None: ...
+
+
+@dataclass
+class _Held:
+    """A ticket the engine runs: the executions not yet closed, and what it did."""
+
+    ticket: Ticket
+    open: set[str]
+    report: RunReport
 
 
 class Engine:
-    """Runs the planned pairs of the executions one job holds, inside one event loop."""
+    """Runs the planned pairs of the executions of one or more jobs, inside one event loop.
 
-    def __init__(self, *, bridge: DatabaseBridge, lease: str, plans: Sequence[Plan], pairs: Sequence[Pair]) -> None:
+    Executions can be admitted while it runs (`admit`): their pairs join the providers' queues behind
+    those already waiting, so the calls of every job the engine holds overlap, while each execution
+    keeps its own lease, counters, status and cancel. The run ends when the intake has nothing more to
+    give and every admitted pair has settled.
+    """
+
+    def __init__(
+        self,
+        *,
+        bridge: DatabaseBridge,
+        lease: str = "",
+        plans: Sequence[Plan] = (),
+        pairs: Sequence[Pair] = (),
+        intake: Intake | None = None,
+        max_executions: int | None = None,
+    ) -> None:
         self.bridge = bridge
-        self.lease = lease
-        self.plans = {plan.id: plan for plan in plans}
-        self.pairs = pairs
+        self.intake = intake
         self.config = EngineSettings.from_settings()
-        self.report = RunReport(claimed=list(self.plans))
+        self.max_executions = max(1, max_executions or settings.EVAL_WORKER_MAX_EXECUTIONS)
+        self.plans: dict[str, Plan] = {}  # executions still open (pairs to run, or results to close them)
+        self.report = RunReport()
+        self.held: dict[str, _Held] = {}  # by lease
         self.stopped: set[str] = set()  # executions no longer ours to run (cancelled, lease lost)
         self.inflight: dict[str, set[asyncio.Task[Any]]] = defaultdict(set)
+        self.queues: dict[str, deque[Pair]] = defaultdict(deque)  # pairs waiting, by provider
+        self.alive: dict[str, int] = defaultdict(int)  # worker tasks, by provider
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.outstanding = 0  # pairs admitted and not settled
+        self.models_called: set[Any] = set()
         self.buffer: list[TestResult] = []  # results waiting to be saved
-        self.finished: set[str] = {plan.id for plan in plans if plan.remaining == 0}  # waiting to be closed
+        self.finished: set[str] = set()  # executions waiting to be closed
         self.for_analytics: list[TestResult] = []  # saved, waiting to be announced
         self.analytics_at = time.monotonic()
         self.scorers: dict[str, Scorer] = {}
@@ -105,54 +171,151 @@ class Engine:
             limits=self.config, is_stopped=self.stopped.__contains__, is_cancelled=self.cancels.is_cancelled
         )
         self.flush_now = asyncio.Event()
+        self.changed = asyncio.Event()  # a pair settled or an execution closed: room may have freed up
         self.running = False
+        if plans or lease:
+            self._hold(Ticket(execution_ids=[plan.id for plan in plans], lease=lease), plans, pairs)
+        self.own = self.held.get(lease)  # the job that started the engine
+
+    # -- admitting work --------------------------------------------------------------------------
+    def has_room(self) -> bool:
+        """Whether to take another job: fewer executions than the limit, and not even one call's worth of
+        pairs waiting per slot. A worker takes what it can start soon and leaves the rest of a burst
+        on the queue for other workers (fairness)."""
+        waiting = sum(len(queue) for queue in self.queues.values())
+        return len(self.plans) < self.max_executions and waiting < self.config.concurrency
+
+    def _hold(self, ticket: Ticket, plans: Sequence[Plan], pairs: Sequence[Pair]) -> _Held:
+        held = _Held(ticket=ticket, open={plan.id for plan in plans}, report=RunReport(claimed=[p.id for p in plans]))
+        self.held[ticket.lease] = held
+        self.report.claimed += held.report.claimed
+        for plan in plans:
+            plan.lease = ticket.lease
+            self.plans[plan.id] = plan
+            if plan.remaining == 0:
+                self.finished.add(plan.id)
+                self.flush_now.set()
+        for pair in pairs:
+            self.queues[pair.model.provider].append(pair)
+        self.outstanding += len(pairs)
+        if self.running:
+            for provider in {pair.model.provider for pair in pairs}:
+                self._spawn(provider)
+        return held
+
+    async def admit(self, ticket: Ticket) -> None:
+        """Claim a job's executions and run them alongside those already running (from the loop)."""
+        claimed = await self.bridge.run(
+            claim_executions, ticket.execution_ids, lease=ticket.lease, takeover_stale_after=ticket.takeover_stale_after
+        )
+        if not claimed:
+            logger.info(
+                "Nothing to run: executions already taken or finished.", extra={"executions": len(ticket.execution_ids)}
+            )
+            if ticket.on_done is not None:
+                await self.bridge.run(ticket.on_done, RunReport(), None)
+            return
+        try:
+            plans, pairs = await self.bridge.run(plan_executions, claimed, lease=ticket.lease)
+        except Exception as exc:
+            logger.exception("Could not plan %d executions.", len(claimed))
+            reason = f"Could not start: {exc}"
+            await self.bridge.run(fail_executions, lease=ticket.lease, execution_ids=claimed, message=reason)
+            if ticket.on_done is not None:
+                await self.bridge.run(ticket.on_done, RunReport(claimed=claimed), reason)
+            return
+        await self.cancels.check(claimed)
+        self.report.overlapped += 1
+        self._hold(ticket, plans, pairs)
+        for plan in plans:
+            if self.cancels.is_cancelled(plan.id):
+                self._stop(plan.id)
+        logger.info("Took in %d evaluations of %d executions while running.", len(pairs), len(plans))
+
+    async def _take_more(self) -> None:
+        """Keep taking jobs from the intake while there is room, until it has none left for us."""
+        intake = self.intake
+        if intake is None:
+            return
+        deadline = time.monotonic() + intake.pull_for
+        while time.monotonic() < deadline:
+            if not self.has_room():
+                self.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), TAKE_WAIT)
+                continue
+            # Busy: wait a moment for a job posted meanwhile. Idle with nothing queued: we are done.
+            ticket = await intake.take(wait=TAKE_WAIT if self.outstanding else 0)
+            if ticket is not None:
+                await self.admit(ticket)
+            elif not self.outstanding:
+                return
 
     # -- the run ---------------------------------------------------------------------------------
     async def run(self) -> RunReport:
         await self.cancels.start(list(self.plans))
+        for execution_id in list(self.plans):
+            if self.cancels.is_cancelled(execution_id):
+                self._stop(execution_id)
         self.running = True
-        queues: dict[str, deque[Pair]] = defaultdict(deque)
-        for pair in self.pairs:
-            queues[pair.model.provider].append(pair)
+        for provider in list(self.queues):
+            self._spawn(provider)
         flusher = asyncio.create_task(self._flusher())
         poller = asyncio.create_task(self._poller())
-        workers: list[asyncio.Task[None]] = []
-        for provider, queue in queues.items():
-            limit = self.config.provider_concurrency.get(provider, self.config.concurrency)
-            workers += [asyncio.create_task(self._worker(queue)) for _ in range(max(1, min(limit, len(queue))))]
-        everything: asyncio.Future[Any] = asyncio.gather(*workers)
+        main = asyncio.create_task(self._until_done())
         try:
             # If writing results or polling fails, the run is over: no point calling models we cannot record.
-            watched: list[asyncio.Future[Any]] = [everything, flusher, poller]
-            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([main, flusher, poller], return_when=asyncio.FIRST_COMPLETED)
             for task in (flusher, poller):
                 if task in done:
-                    everything.cancel()
+                    main.cancel()
                     task.result()  # raises what broke it
-            await everything
+            await main
         finally:
             self.running = False
             self.flush_now.set()
             poller.cancel()
-            everything.cancel()
-            outcomes = await asyncio.gather(everything, flusher, poller, return_exceptions=True)
+            main.cancel()
+            for task in list(self.tasks):
+                task.cancel()
+            outcomes = await asyncio.gather(main, flusher, poller, *self.tasks, return_exceptions=True)
             try:
                 await self._flush()
             finally:
                 await self._close()
-        for outcome in outcomes[1:]:
+        for outcome in outcomes[1:3]:
             if isinstance(outcome, Exception):
                 raise outcome
         self.report.calls, self.report.retries = self.caller.calls, self.caller.retries
         return self.report
 
+    async def _until_done(self) -> None:
+        await self._take_more()
+        while self.outstanding:
+            self.changed.clear()
+            await self.changed.wait()
+
     async def _close(self) -> None:
         await self.caller.aclose()
         await self.cancels.aclose()
 
-    async def _worker(self, queue: deque[Pair]) -> None:
-        while queue:
-            await self._process(queue.popleft())
+    def _spawn(self, provider: str) -> None:
+        """Start worker tasks for a provider's queue, up to its concurrency."""
+        queue = self.queues[provider]
+        limit = self.config.provider_concurrency.get(provider, self.config.concurrency)
+        for _ in range(max(0, min(limit - self.alive[provider], len(queue)))):
+            self.alive[provider] += 1
+            task = asyncio.create_task(self._worker(provider, queue))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _worker(self, provider: str, queue: deque[Pair]) -> None:
+        try:
+            while queue:
+                await self._process(queue.popleft())
+        finally:
+            # No await between the empty queue and this: a pair admitted meanwhile sees the right count.
+            self.alive[provider] -= 1
 
     async def _process(self, pair: Pair) -> None:
         plan = pair.plan
@@ -180,12 +343,17 @@ class Engine:
         if result is not None:
             self.buffer.append(result)
             self.report.results += 1
+            held = self.held.get(plan.lease)
+            if held is not None:
+                held.report.results += 1
             if len(self.buffer) >= FLUSH_MAX:
                 self.flush_now.set()
         plan.remaining -= 1
         if plan.remaining == 0:
             self.finished.add(plan.id)
             self.flush_now.set()
+        self.outstanding -= 1
+        self.changed.set()
 
     def _stop(self, execution_id: str) -> None:
         """No more calls for this execution; calls in flight are abandoned."""
@@ -201,6 +369,7 @@ class Engine:
     async def _evaluate(self, pair: Pair) -> TestResult | None:
         if pair.cached is not None:
             return await self._from_cache(pair)
+        self.models_called.add(pair.model.pk)
         call = await self.caller.call(pair.model, pair.request, execution_id=pair.plan.id)
         if call is None:
             return None
@@ -214,6 +383,9 @@ class Engine:
             return None
         cached = pair.cached or {}
         self.report.cache_hits += 1
+        held = self.held.get(pair.plan.lease)
+        if held is not None:
+            held.report.cache_hits += 1
         metrics.record_cache_hit(pair.model.provider, pair.model.name)
         response = GenerationResponse(
             text=cached["raw_output"],
@@ -322,7 +494,12 @@ class Engine:
             return
         results, self.buffer = self.buffer, []
         finished, self.finished = self.finished, set()
-        lost, saved = await self.bridge.run(write_results, lease=self.lease, results=results, finished=finished)
+        batches: dict[str, tuple[list[TestResult], set[str]]] = defaultdict(lambda: ([], set()))
+        for result in results:
+            batches[self.plans[str(result.execution_id)].lease][0].append(result)
+        for execution_id in finished:
+            batches[self.plans[execution_id].lease][1].add(execution_id)
+        lost, saved = await self.bridge.run(_write_by_lease, dict(batches))
         for execution_id in lost:
             self.report.lost.add(execution_id)
             self._stop(execution_id)
@@ -330,49 +507,118 @@ class Engine:
             # Saved; analytics need only the numbers, so drop the bulky text while it waits.
             result.raw_output, result.parsed_output, result.evaluation_details = "", None, {}
         self.for_analytics += saved
+        ended = self._close_executions(finished)
+        if ended:
+            await self.bridge.run(_end_tickets, ended)
         if self.for_analytics and (not self.running or time.monotonic() - self.analytics_at >= ANALYTICS_INTERVAL):
             batch, self.for_analytics = self.for_analytics, []
             self.analytics_at = time.monotonic()
             await self.bridge.run(results_saved_send, results=batch)
 
+    def _close_executions(self, closed: set[str]) -> list[_Held]:
+        """Forget executions whose final status is saved; return the tickets that have none left open."""
+        ended: list[_Held] = []
+        for execution_id in closed:
+            plan = self.plans.pop(execution_id)
+            self.scorers.pop(execution_id, None)
+            self.inflight.pop(execution_id, None)
+            held = self.held.get(plan.lease)
+            if held is None:
+                continue
+            held.open.discard(execution_id)
+            held.report.lost |= self.report.lost & {execution_id}
+            if not held.open:
+                ended.append(held)
+                if held is not self.own:
+                    del self.held[plan.lease]
+        if closed:
+            self.changed.set()
+        return ended
+
     async def _poller(self) -> None:
         last_beat = time.monotonic()
         while self.running:
             await asyncio.sleep(POLL_INTERVAL)
-            active = [plan.id for plan in self.plans.values() if plan.remaining > 0 and plan.id not in self.stopped]
-            if not active:
-                continue
+            active: dict[str, list[str]] = defaultdict(list)
+            for plan in self.plans.values():
+                if plan.remaining > 0 and plan.id not in self.stopped:
+                    active[plan.lease].append(plan.id)
             beat = time.monotonic() - last_beat >= self.config.heartbeat_every
             if beat:
                 last_beat = time.monotonic()
-            gone = await self.bridge.run(poll_executions, lease=self.lease, execution_ids=active, heartbeat=beat)
+                if self.intake is not None:
+                    await self.bridge.run(self.intake.heartbeat)
+            if not active:
+                continue
+            gone = await self.bridge.run(_poll_by_lease, dict(active), heartbeat=beat)
             for execution_id in gone:
                 self._stop(execution_id)
 
 
+def _write_by_lease(batches: dict[str, tuple[list[TestResult], set[str]]]) -> tuple[set[str], list[TestResult]]:
+    """write_results for each job's lease (a transaction each); then say which executions are closed."""
+    lost: set[str] = set()
+    saved: list[TestResult] = []
+    closed: list[str] = []
+    for lease, (results, finished) in batches.items():
+        lost_here, saved_here = write_results(lease=lease, results=results, finished=finished)
+        lost |= lost_here
+        saved += saved_here
+        closed += [execution_id for execution_id in finished if execution_id not in lost_here]
+    notify.executions_finished(closed)
+    return lost, saved
+
+
+def _poll_by_lease(active: dict[str, list[str]], *, heartbeat: bool) -> set[str]:
+    gone: set[str] = set()
+    for lease, execution_ids in active.items():
+        gone |= poll_executions(lease=lease, execution_ids=execution_ids, heartbeat=heartbeat)
+    return gone
+
+
+def _end_tickets(ended: Sequence[_Held]) -> None:
+    """Tell each job's queue that the job is over (on the database thread, after its executions closed)."""
+    for held in ended:
+        if held.ticket.on_done is None:
+            continue
+        try:
+            held.ticket.on_done(held.report, None)
+        except Exception:  # the executions are closed; a queue that cannot be told must not stop the others
+            logger.exception("Could not record the end of job %s.", held.ticket.lease)
+
+
 def run_executions(
-    execution_ids: Sequence[Any], *, lease: str = "", takeover_stale_after: float | None = None
+    execution_ids: Sequence[Any],
+    *,
+    lease: str = "",
+    takeover_stale_after: float | None = None,
+    intake: Intake | None = None,
 ) -> RunReport:
     """Claim the given executions and run every missing (execution, model) pair; safe to call twice.
 
+    With an `intake`, the engine also takes further jobs from it while it runs (each under its own
+    lease) and returns once none is left and every pair has settled; the report counts them all.
     Runs on the calling thread's database connection (all writes happen here); the provider calls run
     in an event loop on a helper thread.
     """
     lease = lease or uuid.uuid4().hex
     ids = [str(execution_id) for execution_id in execution_ids]
     claimed = claim_executions(ids, lease=lease, takeover_stale_after=takeover_stale_after)
-    if not claimed:
+    if not claimed and intake is None:
         logger.info("Nothing to run: executions already taken or finished.", extra={"executions": len(ids)})
         return RunReport()
     try:
-        plans, pairs = plan_executions(claimed)
+        plans, pairs = plan_executions(claimed, lease=lease) if claimed else ([], [])
     except Exception as exc:
         fail_executions(lease=lease, execution_ids=claimed, message=f"Could not start: {exc}")
         raise
     logger.info("Running %d evaluations of %d executions.", len(pairs), len(plans))
+    engines: list[Engine] = []
 
     async def main(bridge: DatabaseBridge) -> RunReport:
-        return await Engine(bridge=bridge, lease=lease, plans=plans, pairs=pairs).run()
+        engine = Engine(bridge=bridge, lease=lease, plans=plans, pairs=pairs, intake=intake)
+        engines.append(engine)
+        return await engine.run()
 
     request_ids = {plan.request_id for plan in plans}
     # Two busy threads (event loop, database writes): a short GIL switch interval keeps the loop from
@@ -380,24 +626,41 @@ def run_executions(
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(min(switch_interval, 0.001))
     try:
-        with request_id_context(request_ids.pop() if len(request_ids) == 1 else ""):
+        with request_id_context(request_ids.pop() if len(request_ids) == 1 and intake is None else ""):
             report = DatabaseBridge().serve(main)
-    except Exception as exc:
+    except BaseException as exc:
         logger.exception("The evaluation engine crashed.")
-        fail_executions(lease=lease, execution_ids=claimed, message=f"Internal error: {type(exc).__name__}: {exc}")
+        _fail_held(engines[0].held.values() if engines else [], own=lease, claimed=claimed, exc=exc)
         raise
     finally:
         sys.setswitchinterval(switch_interval)
-    if report.calls:
-        _refresh_health({pair.model.pk for pair in pairs})
+    engine = engines[0]
+    if engine.models_called:
+        _refresh_health(engine.models_called)
     logger.info(
-        "Finished %d results (%d calls, %d retries, %d cached).",
+        "Finished %d results (%d calls, %d retries, %d cached, %d jobs taken in).",
         report.results,
         report.calls,
         report.retries,
         report.cache_hits,
+        report.overlapped,
     )
     return report
+
+
+def _fail_held(held: Iterable[_Held], *, own: str, claimed: Sequence[str], exc: BaseException) -> None:
+    """After a crash: fail every execution still open under its own lease, and end the jobs taken in."""
+    message = f"Internal error: {type(exc).__name__}: {exc}"
+    fail_executions(lease=own, execution_ids=claimed, message=message)
+    for one in held:
+        if one.ticket.lease == own:
+            continue
+        fail_executions(lease=one.ticket.lease, execution_ids=list(one.open), message=message)
+        if one.ticket.on_done is not None:
+            try:
+                one.ticket.on_done(one.report, message)
+            except Exception:
+                logger.exception("Could not record the end of job %s.", one.ticket.lease)
 
 
 def _refresh_health(model_ids: set[Any]) -> None:

@@ -34,6 +34,8 @@ class Plan:
     timeout: float
     remaining: int
     judge_model: LLMModel | None = None
+    # The job's lease the execution was claimed under (one engine may run the executions of many jobs).
+    lease: str = ""
 
 
 @dataclass
@@ -137,8 +139,10 @@ def build_request(target: ScoringTarget, model: LLMModel, params: dict[str, Any]
     )
 
 
-def plan_executions(execution_ids: Sequence[str], *, use_cache: bool | None = None) -> tuple[list[Plan], list[Pair]]:
-    """Plans and missing pairs of the given (already claimed) executions."""
+def plan_executions(
+    execution_ids: Sequence[str], *, use_cache: bool | None = None, lease: str = ""
+) -> tuple[list[Plan], list[Pair]]:
+    """Plans and missing pairs of the given executions, already claimed under `lease`."""
     use_cache = settings.EVAL_CACHE if use_cache is None else use_cache
     executions: list[Execution] = []
     for chunk in _chunks(list(execution_ids)):
@@ -177,6 +181,7 @@ def plan_executions(execution_ids: Sequence[str], *, use_cache: bool | None = No
             timeout=timeout,
             remaining=len(models),
             judge_model=judge,
+            lease=lease,
         )
         plans.append(plan)
         for model in sorted(models, key=lambda m: m.name):
