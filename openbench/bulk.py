@@ -43,14 +43,27 @@ def clean_text(value: str) -> str:
 def clean_json(value: Any) -> Any:
     """A JSON document jsonb accepts: strings (keys too) cleaned as clean_text does, NaN and ±Infinity as
     the strings "NaN", "Infinity" and "-Infinity" (jsonb has no such numbers; json.loads reads them)."""
+    kind = type(value)
+    # Exact types first, the common ones: this runs on every JSON value of every result the engine writes.
+    if kind is int or kind is bool or value is None:
+        return value
+    if kind is str:
+        return clean_text(value)
+    if kind is dict:
+        return {(clean_text(k) if type(k) is str else k): clean_json(v) for k, v in value.items()}
+    if kind is list:
+        return [clean_json(item) for item in value]
+    # Then floats and subclasses (a tuple, an OrderedDict, a str enum).
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, str):
         return clean_text(value)
     if isinstance(value, dict):
-        return {clean_text(k) if isinstance(k, str) else k: clean_json(v) for k, v in value.items()}
+        return {(clean_text(k) if isinstance(k, str) else k): clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [clean_json(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return value
 
 

@@ -242,6 +242,7 @@ def test_clean_json_cleans_keys_and_values_and_spells_non_finite_numbers() -> No
         f"a{REPLACEMENT}": [{"b": REPLACEMENT}, "NaN", "-Infinity", 1e308, True, None],
         "n": 3,
     }
+    assert clean_json((f"t{NUL}", 2.5)) == [f"t{REPLACEMENT}", 2.5]
 
 
 def test_insert_rows_stores_cleaned_text_for_any_model(owner) -> None:
