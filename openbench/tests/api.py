@@ -64,12 +64,11 @@ TEST_CASE_FIELDS = {
 
 
 @pytest.fixture(autouse=True)
-def reset_throttles(settings: Any) -> Iterator[None]:
+def reset_throttles() -> Iterator[None]:
     """Throttle counters live in the cache (Redis when configured): start and end every test clean.
 
-    Also a fast password hasher: these tests create many users and do not test hashing.
+    (The fast password hasher these tests rely on is set for the whole suite by the root conftest.)
     """
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     yield
     cache.clear()

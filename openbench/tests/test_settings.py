@@ -32,7 +32,7 @@ _PROJECT_VARS = (
     "EVAL_CONCURRENCY",
     "ALLOWED_HOSTS",
     "SQLITE_PATH",
-    "DJANGO_ALLOW_ASYNC_UNSAFE",  # the browser fixture sets it for its own thread; never a production setting
+    "DJANGO_ALLOW_ASYNC_UNSAFE",  # the browser fixture sets it for its own tests; never a production setting
 )
 
 
