@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from catalog.models import LLMModel, TestCase
+from catalog.models import TestCase
 
 
 class ModerationDecisionForm(forms.Form):
@@ -125,17 +125,3 @@ class TestCaseForm(forms.Form):
         """Cleaned data as the services take it: tags apart, everything else by field name."""
         fields = dict(self.cleaned_data)
         return {"tags": fields.pop("tags"), **fields}
-
-
-class RunForm(forms.Form):
-    """Which active models to run a test against; none ticked means all of them."""
-
-    models = forms.ModelMultipleChoiceField(
-        queryset=LLMModel.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
-    )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        field = self.fields["models"]
-        assert isinstance(field, forms.ModelMultipleChoiceField)
-        field.queryset = LLMModel.objects.active().order_by("display_name", "name")

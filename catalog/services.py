@@ -112,24 +112,39 @@ def test_case_update(
     return test_case
 
 
-@transaction.atomic
-def test_case_approve(*, test_case: TestCase, moderator: User, notes: str = "") -> TestCase:
-    """Approve a pending test and record the decision for the audit trail."""
+def _test_case_decide(
+    *, test_case: TestCase, moderator: User, approve: bool, notes: str, require_notes: bool = False
+) -> TestCase:
+    """The one moderation decision path: a moderator moves a pending test to approved or rejected.
+
+    The API, the admin's actions and `import_tests --approve` all come here, through test_case_approve
+    and test_case_reject. Call inside a transaction: the row is locked while the decision is taken.
+    """
+    verb = "approve" if approve else "reject"
     if not moderator.is_moderator:
-        raise ApplicationError("Only moderators can approve tests.", code="permission_denied", status=403)
-    if test_case.status != TestCase.Status.PENDING:
+        raise ApplicationError(f"Only moderators can {verb} tests.", code="permission_denied", status=403)
+    if require_notes and not notes:
         raise ApplicationError(
-            f"Only pending tests can be approved; this one is {test_case.status}.", code="not_pending", status=409
+            "A reason is required to reject a test.",
+            code="reason_required",
+            details={"reason": ["This field is required."]},
         )
-    test_case.status = TestCase.Status.APPROVED
+    # Read the status under a row lock: of two moderators deciding at once, the second gets the 409.
+    stored = TestCase.objects.select_for_update().filter(pk=test_case.pk).values_list("status", flat=True).first()
+    status = stored or test_case.status
+    if status != TestCase.Status.PENDING:
+        raise ApplicationError(
+            f"Only pending tests can be {verb}d; this one is {status}.", code="not_pending", status=409
+        )
+    test_case.status = TestCase.Status.APPROVED if approve else TestCase.Status.REJECTED
     test_case.moderated_by = moderator
     test_case.moderation_notes = notes
-    test_case.approved_at = timezone.now()
+    test_case.approved_at = timezone.now() if approve else None
     test_case.save(update_fields=["status", "moderated_by", "moderation_notes", "approved_at", "updated_at"])
     _record_event(
         test_case,
         actor=moderator,
-        action=ModerationEvent.Action.APPROVE,
+        action=ModerationEvent.Action.APPROVE if approve else ModerationEvent.Action.REJECT,
         from_status=TestCase.Status.PENDING,
         notes=notes,
     )
@@ -137,34 +152,17 @@ def test_case_approve(*, test_case: TestCase, moderator: User, notes: str = "") 
 
 
 @transaction.atomic
+def test_case_approve(*, test_case: TestCase, moderator: User, notes: str = "") -> TestCase:
+    """Approve a pending test and record the decision for the audit trail."""
+    return _test_case_decide(test_case=test_case, moderator=moderator, approve=True, notes=notes)
+
+
+@transaction.atomic
 def test_case_reject(*, test_case: TestCase, moderator: User, reason: str) -> TestCase:
     """Reject a pending test; the reason is required so the author knows what to fix."""
-    if not moderator.is_moderator:
-        raise ApplicationError("Only moderators can reject tests.", code="permission_denied", status=403)
-    reason = (reason or "").strip()
-    if not reason:
-        raise ApplicationError(
-            "A reason is required to reject a test.",
-            code="reason_required",
-            details={"reason": ["This field is required."]},
-        )
-    if test_case.status != TestCase.Status.PENDING:
-        raise ApplicationError(
-            f"Only pending tests can be rejected; this one is {test_case.status}.", code="not_pending", status=409
-        )
-    test_case.status = TestCase.Status.REJECTED
-    test_case.moderated_by = moderator
-    test_case.moderation_notes = reason
-    test_case.approved_at = None
-    test_case.save(update_fields=["status", "moderated_by", "moderation_notes", "approved_at", "updated_at"])
-    _record_event(
-        test_case,
-        actor=moderator,
-        action=ModerationEvent.Action.REJECT,
-        from_status=TestCase.Status.PENDING,
-        notes=reason,
+    return _test_case_decide(
+        test_case=test_case, moderator=moderator, approve=False, notes=(reason or "").strip(), require_notes=True
     )
-    return test_case
 
 
 @transaction.atomic

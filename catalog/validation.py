@@ -1,7 +1,13 @@
-"""Validation of a test's output schema and of its evaluation config, per evaluation type."""
+"""Validation of a test's output schema and of its evaluation config, per evaluation type.
+
+The `custom` evaluation type names a scorer that lives in a higher layer (evaluations). Its config is
+checked through a hook that layer registers at start-up (`register_scorer_config_validator`), so the
+catalog never imports scoring code; without a registered hook a `custom` config is refused.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -44,6 +50,24 @@ EVALUATION_CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+# (scorer name, the config without `scorer`) -> why the named scorer refuses it; [] when it accepts.
+ScorerConfigValidator = Callable[[str, dict[str, Any]], list[str]]
+
+_scorer_config_validator: ScorerConfigValidator | None = None
+
+
+def register_scorer_config_validator(validator: ScorerConfigValidator | None) -> None:
+    """Install the check of `custom` configs (evaluations does, in its AppConfig.ready); None removes it."""
+    global _scorer_config_validator
+    _scorer_config_validator = validator
+
+
+def json_schema_errors(schema: dict[str, Any], instance: Any, *, check_formats: bool = False) -> list[str]:
+    """Why `instance` does not satisfy the JSON Schema `schema`, one message per problem, path first."""
+    checker = Draft202012Validator.FORMAT_CHECKER if check_formats else None
+    return _messages(Draft202012Validator(schema, format_checker=checker), instance)
+
+
 def _messages(validator: Draft202012Validator, instance: Any) -> list[str]:
     messages = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
@@ -73,16 +97,11 @@ def evaluation_config_errors(evaluation_type: str, config: Any) -> list[str]:
     schema = EVALUATION_CONFIG_SCHEMAS.get(evaluation_type)
     if schema is None:
         return [f"Unknown evaluation type {evaluation_type!r}."]
-    errors = _messages(Draft202012Validator(schema), config)
+    errors = json_schema_errors(schema, config)
     if errors or evaluation_type != "custom":
         return errors
-
-    from evaluations.scoring.registry import custom_scorer_names, get_custom_scorer
-
-    scorer = get_custom_scorer(config["scorer"])
-    if scorer is None:
-        return [f"Unknown scorer {config['scorer']!r}; registered scorers: {', '.join(custom_scorer_names())}."]
+    if _scorer_config_validator is None:
+        # Fail closed: a config nobody checked could name a scorer that does not exist.
+        return ["Custom scorers are unavailable: no scorer registry is installed to check this config."]
     options = {key: value for key, value in config.items() if key != "scorer"}
-    return _messages(
-        Draft202012Validator(scorer.config_schema, format_checker=Draft202012Validator.FORMAT_CHECKER), options
-    )
+    return _scorer_config_validator(config["scorer"], options)

@@ -14,19 +14,20 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
-from django.forms import ChoiceField, Form, ModelChoiceField, NullBooleanSelect
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from catalog.api.views import TestCaseViewSet
 from catalog.filters import LLMModelFilter, TestCaseFilter
-from catalog.forms import RunForm, TestCaseForm
+from catalog.forms import TestCaseForm
 from catalog.models import LLMModel, TestCase
 from catalog.services import test_case_archive, test_case_create, test_case_update
+from evaluations.forms import RunForm
 from evaluations.models import Execution, TestResult
 from leaderboard import selectors
 from openbench.exceptions import ApplicationError
+from openbench.forms import add_service_errors, label_empty_choices
 
 PAGE_SIZE = 20
 ORDERINGS = {
@@ -35,38 +36,6 @@ ORDERINGS = {
     "category": "Category",
     "-approved_at": "Recently approved",
 }
-
-
-def add_service_errors(form: Form, exc: ValidationError | ApplicationError) -> None:
-    """Put a service's refusal next to the fields it names, the rest at the top of the form."""
-    if isinstance(exc, ApplicationError):
-        placed = False
-        for field, problems in exc.details.items():
-            if field in form.fields:
-                for problem in problems if isinstance(problems, list) else [problems]:
-                    form.add_error(field, str(problem))
-                placed = True
-        if not placed:
-            form.add_error(None, exc.message)
-        return
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc)
-
-
-def label_empty_choices(form: Form, label: str = "Any") -> None:
-    """Say "Any" instead of django-filter's "---------" for the blank choice of each select."""
-    for field in form.fields.values():
-        if isinstance(field.widget, NullBooleanSelect):
-            field.widget.choices = [("unknown", label), ("true", "Yes"), ("false", "No")]
-        elif isinstance(field, ChoiceField) and not isinstance(field, ModelChoiceField):
-            # django-filter adds its blank choice whenever the choices are listed; set them again without it.
-            choices: list[Any] = list(field.widget.choices)
-            rest = [choice for choice in choices if choice[0] != ""]
-            field.empty_label = label  # type: ignore[attr-defined]
-            field.choices = rest
 
 
 def _search(queryset: QuerySet[TestCase], text: str) -> QuerySet[TestCase]:

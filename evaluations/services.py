@@ -52,11 +52,31 @@ def _models_to_run(models: Sequence[LLMModel] | None) -> list[LLMModel]:
     return chosen
 
 
-def _check_runnable(test_case: TestCase) -> None:
-    if test_case.status == TestCase.Status.ARCHIVED:
-        raise ApplicationError(
-            f"The test {test_case.title!r} is archived and cannot be run.", code="test_archived", status=409
-        )
+# Enough ids for one `IN (...)` on every database, however large a batch is.
+_RUNNABLE_CHUNK = 500
+
+
+def _refuse_what_may_not_run(test_cases: Sequence[TestCase], *, user: User | None) -> None:
+    """The one "may this user run this test" rule, for every interface (API, pages, commands).
+
+    A user runs what `TestCase.objects.runnable_by(user)` holds: approved public tests, their own
+    (non-archived) tests, and any live test for moderators. Without a user (an operator's command)
+    any live test runs. Nobody runs an archived test. Seeing a test is the caller's check: a test the
+    user may not see is a 404 before this is reached.
+    """
+    if user is None:
+        refused = [test_case for test_case in test_cases if test_case.status == TestCase.Status.ARCHIVED]
+    else:
+        ids = [test_case.pk for test_case in test_cases]
+        allowed: set[UUID] = set()
+        for start in range(0, len(ids), _RUNNABLE_CHUNK):
+            chunk = ids[start : start + _RUNNABLE_CHUNK]
+            allowed.update(TestCase.objects.runnable_by(user).filter(pk__in=chunk).values_list("pk", flat=True))
+        refused = [test_case for test_case in test_cases if test_case.pk not in allowed]
+    if refused:
+        first = refused[0]
+        which = f": {first.title!r}." if len(test_cases) > 1 else "."
+        raise ApplicationError(f"A {first.status} test cannot be run{which}", code="not_runnable", status=409)
 
 
 def _new_execution(
@@ -85,9 +105,10 @@ def execution_start(
 ) -> Execution:
     """Create a pending execution of `test_case` over `models` (default: every active model) and dispatch it.
 
+    Refused (409 `not_runnable`) unless `started_by` may run the test (see _refuse_what_may_not_run).
     The models' parameters are snapshotted on the row; the background job is enqueued only after commit.
     """
-    _check_runnable(test_case)
+    _refuse_what_may_not_run([test_case], user=started_by)
     chosen = _models_to_run(models)
     execution = _new_execution(
         test_case=test_case, models=chosen, started_by=started_by, request_id=request_id, batch_id=batch_id
@@ -107,11 +128,13 @@ def executions_start_batch(
     started_by: User | None,
     request_id: str = "",
 ) -> list[Execution]:
-    """One execution per test, all sharing a batch id, dispatched so that one worker overlaps their calls."""
+    """One execution per test, all sharing a batch id, dispatched so that one worker overlaps their calls.
+
+    Refused as a whole (409 `not_runnable`) when `started_by` may not run one of the tests.
+    """
     if not test_cases:
         raise ApplicationError("The batch has no tests to run.", code="no_tests")
-    for test_case in test_cases:
-        _check_runnable(test_case)
+    _refuse_what_may_not_run(test_cases, user=started_by)
     chosen = _models_to_run(models)
     batch_id = uuid.uuid4()
     executions = [

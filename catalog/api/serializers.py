@@ -61,16 +61,6 @@ class LLMModelSerializer(serializers.ModelSerializer[LLMModel]):
         extra_kwargs: dict[str, Any] = {"name": {"validators": []}}
 
 
-class RunSerializer(serializers.Serializer):
-    model_ids = serializers.ListField(
-        child=serializers.UUIDField(),
-        required=False,
-        allow_empty=False,
-        max_length=100,
-        help_text="Models to run against; all active models when omitted.",
-    )
-
-
 class ApproveSerializer(serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
 

@@ -7,8 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status
-from rest_framework.decorators import action
+from rest_framework import mixins, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,14 +24,9 @@ from catalog.services import (
     test_case_reject,
     test_case_update,
 )
-from evaluations.api.serializers import ExecutionSerializer
-from evaluations.models import Execution
-from evaluations.services import execution_start
 from openbench.api.permissions import IsAdminRoleOrReadOnly, IsModerator, IsOwnerOrModeratorForWrites
 from openbench.api.schema import error_response
-from openbench.api.throttles import DEFAULT_THROTTLES, RunThrottle
 from openbench.api.viewsets import BaseViewSet
-from openbench.exceptions import ApplicationError
 
 TEST_CASE_QUERYSET = TestCase.objects.prefetch_related("tags")
 
@@ -103,48 +97,6 @@ class TestCaseViewSet(
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         test_case_archive(test_case=self.get_object(), actor=request.user)  # type: ignore[arg-type]
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(
-        summary="Run a test against models (answers at once; the work runs in the background)",
-        description=(
-            "Starts one execution of this test over `model_ids` (default: every active model) and answers 202 "
-            "at once; poll GET /executions/{id} for progress. Approved tests and the caller's own tests can be "
-            "run; the `run` throttle scope applies."
-        ),
-        request=serializers.RunSerializer,
-        responses={202: ExecutionSerializer, 409: error_response("409")},
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        permission_classes=[permissions.IsAuthenticated],
-        throttle_classes=[RunThrottle, *DEFAULT_THROTTLES],
-    )
-    def run(self, request: Request, pk: str | None = None) -> Response:
-        test_case = self.get_object()
-        if not TestCase.objects.runnable_by(request.user).filter(pk=test_case.pk).exists():
-            raise ApplicationError(f"A {test_case.status} test cannot be run.", code="not_runnable", status=409)
-        data = serializers.RunSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        models = None
-        model_ids = data.validated_data.get("model_ids")
-        if model_ids is not None:
-            models = list(LLMModel.objects.active().filter(pk__in=model_ids))
-            missing = sorted({str(pk) for pk in model_ids} - {str(model.pk) for model in models})
-            if missing:
-                raise ApplicationError(
-                    "Unknown or inactive models.",
-                    code="invalid",
-                    details={"model_ids": [f"No active model with id {pk}." for pk in missing]},
-                )
-        execution = execution_start(
-            test_case=test_case,
-            models=models,
-            started_by=request.user,  # type: ignore[arg-type]
-            request_id=getattr(request._request, "request_id", ""),
-        )
-        execution = Execution.objects.prefetch_related("llm_models").get(pk=execution.pk)
-        return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema_view(

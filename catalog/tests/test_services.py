@@ -79,6 +79,22 @@ def test_only_pending_tests_can_be_decided(owner: Any, moderator: Any) -> None:
         test_case_reject(test_case=test_case, moderator=moderator, reason="late")
 
 
+def test_a_decision_on_a_stale_copy_sees_the_stored_status(owner: Any, moderator: Any, admin_user: Any) -> None:
+    # Two moderators open the same pending test; the second decision must not overwrite the first.
+    stale = test_case_create(author=owner, **FIELDS)
+    test_case_approve(test_case=TestCase.objects.get(pk=stale.pk), moderator=moderator)
+    with pytest.raises(ApplicationError) as excinfo:
+        test_case_reject(test_case=stale, moderator=admin_user, reason="Too late.")
+    assert (excinfo.value.status, excinfo.value.code) == (409, "not_pending")
+    assert "this one is approved" in excinfo.value.message
+    stale.refresh_from_db()
+    assert stale.status == TestCase.Status.APPROVED and stale.moderated_by == moderator
+    assert list(stale.moderation_events.values_list("action", flat=True).order_by("created_at")) == [
+        "submit",
+        "approve",
+    ]
+
+
 def test_rejection_needs_a_reason(owner: Any, moderator: Any) -> None:
     test_case = test_case_create(author=owner, **FIELDS)
     with pytest.raises(ApplicationError, match="reason is required"):

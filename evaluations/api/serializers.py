@@ -1,4 +1,4 @@
-"""Shapes of executions and results, field for field as SPEC §7 lists them."""
+"""Shapes of executions and results, field for field as SPEC §7 lists them, and of a run request."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ from typing import Any
 from rest_framework import serializers
 
 from evaluations.models import Execution, TestResult
+
+
+# POST /tests/{id}/run. No docstring: drf-spectacular would publish it as the RunRequest description.
+class RunSerializer(serializers.Serializer):
+    model_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        allow_empty=False,
+        max_length=100,
+        help_text="Models to run against; all active models when omitted.",
+    )
 
 
 class ExecutionSerializer(serializers.ModelSerializer[Execution]):

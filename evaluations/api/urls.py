@@ -1,6 +1,6 @@
-"""/api/v1/executions, and the results lists under tests and executions."""
+"""/api/v1/executions, running a test, and the results lists under tests and executions."""
 
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import BaseRouter
 
 from evaluations.api import views
@@ -11,6 +11,13 @@ def register(router: BaseRouter) -> None:
 
 
 urlpatterns = [
+    # The router's own pattern for a detail action (tests/{pk}/run, UUID ids only), so the URL, its
+    # 404s and the OpenAPI path parameter are what they were when catalog's viewset routed it.
+    re_path(
+        rf"^tests/(?P<pk>{views.TestCaseRunViewSet.lookup_value_regex})/run$",
+        views.TestCaseRunViewSet.as_view({"post": "run"}),
+        name="test-case-run",
+    ),
     path(
         "tests/<uuid:pk>/results",
         views.TestCaseResultViewSet.as_view({"get": "list"}),

@@ -1,4 +1,5 @@
-"""/api/v1/executions: the caller's executions (all of them for moderators), their results, cancel."""
+"""/api/v1: starting a run of a test, the caller's executions (all of them for moderators), their
+results, cancel."""
 
 from __future__ import annotations
 
@@ -7,18 +8,66 @@ from typing import Any
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, permissions
+from rest_framework import mixins, permissions, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from catalog.models import TestCase
-from evaluations.api.serializers import ExecutionSerializer, TestResultSerializer
+from catalog.models import LLMModel, TestCase
+from evaluations.api.serializers import ExecutionSerializer, RunSerializer, TestResultSerializer
 from evaluations.filters import ExecutionFilter, TestResultFilter
 from evaluations.models import Execution, TestResult
-from evaluations.services import execution_cancel
+from evaluations.services import execution_cancel, execution_start
 from openbench.api.schema import error_response
+from openbench.api.throttles import DEFAULT_THROTTLES, RunThrottle
 from openbench.api.viewsets import BaseViewSet
+from openbench.exceptions import ApplicationError
+
+
+@extend_schema(tags=["tests"])
+class TestCaseRunViewSet(BaseViewSet):
+    """POST /tests/{id}/run, next to the tests' own routes: a test the caller may not see is a 404."""
+
+    __test__ = False
+
+    queryset = TestCase.objects.all()
+    permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [RunThrottle, *DEFAULT_THROTTLES]
+
+    @extend_schema(
+        summary="Run a test against models (answers at once; the work runs in the background)",
+        description=(
+            "Starts one execution of this test over `model_ids` (default: every active model) and answers 202 "
+            "at once; poll GET /executions/{id} for progress. Approved tests and the caller's own tests can be "
+            "run; the `run` throttle scope applies."
+        ),
+        request=RunSerializer,
+        responses={202: ExecutionSerializer, 409: error_response("409")},
+    )
+    def run(self, request: Request, pk: str | None = None) -> Response:
+        test_case = self.get_object()
+        data = RunSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        models = None
+        model_ids = data.validated_data.get("model_ids")
+        if model_ids is not None:
+            models = list(LLMModel.objects.active().filter(pk__in=model_ids))
+            missing = sorted({str(pk) for pk in model_ids} - {str(model.pk) for model in models})
+            if missing:
+                raise ApplicationError(
+                    "Unknown or inactive models.",
+                    code="invalid",
+                    details={"model_ids": [f"No active model with id {pk}." for pk in missing]},
+                )
+        # Whether this user may run this test is the service's rule (409 `not_runnable` when not).
+        execution = execution_start(
+            test_case=test_case,
+            models=models,
+            started_by=request.user,  # type: ignore[arg-type]
+            request_id=getattr(request._request, "request_id", ""),
+        )
+        execution = Execution.objects.prefetch_related("llm_models").get(pk=execution.pk)
+        return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema_view(

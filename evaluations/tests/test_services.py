@@ -53,7 +53,7 @@ def test_it_records_the_revision_it_ran_at(owner):
         ("no_active_models", "no_models", 400),
         ("empty_selection", "no_models", 400),
         ("inactive_model", "inactive_model", 400),
-        ("archived_test", "test_archived", 409),
+        ("archived_test", "not_runnable", 409),
     ],
 )
 def test_it_refuses_to_start_what_cannot_run(owner, setup, code, status):
@@ -72,6 +72,50 @@ def test_it_refuses_to_start_what_cannot_run(owner, setup, code, status):
     if setup == "inactive_model":
         assert "retired-model" in caught.value.message
     assert not Execution.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("starter", "author", "status", "is_public", "allowed"),
+    [
+        ("owner", "other", "approved", True, True),
+        ("owner", "other", "approved", False, False),
+        ("owner", "other", "pending", True, False),
+        ("owner", "other", "rejected", True, False),
+        ("owner", "owner", "pending", False, True),
+        ("owner", "owner", "rejected", False, True),
+        ("owner", "owner", "archived", True, False),
+        ("moderator", "other", "pending", False, True),
+        ("moderator", "other", "archived", True, False),
+        ("operator", "other", "pending", False, True),
+        ("operator", "other", "archived", True, False),
+    ],
+)
+def test_execution_start_decides_who_may_run_which_test(
+    owner, other_user, moderator, starter, author, status, is_public, allowed
+):
+    users = {"owner": owner, "other": other_user, "moderator": moderator, "operator": None}
+    test_case = TestCaseFactory(created_by=users[author], status=status, is_public=is_public)
+    models = [LLMModelFactory()]
+    if allowed:
+        execution = execution_start(test_case=test_case, models=models, started_by=users[starter])
+        assert (execution.test_case, execution.created_by) == (test_case, users[starter])
+        return
+    with pytest.raises(ApplicationError) as caught:
+        execution_start(test_case=test_case, models=models, started_by=users[starter])
+    assert (caught.value.code, caught.value.status) == ("not_runnable", 409)
+    assert caught.value.message == f"A {status} test cannot be run."
+    assert not Execution.objects.exists()
+
+
+def test_a_batch_for_a_user_is_refused_whole_when_one_test_is_not_theirs_to_run(owner, other_user):
+    mine = [TestCaseFactory(created_by=owner, status="pending") for _ in range(2)]
+    private = TestCaseFactory(created_by=other_user, is_public=False, title="Private one")
+    with pytest.raises(ApplicationError) as caught:
+        executions_start_batch(test_cases=[*mine, private], models=[LLMModelFactory()], started_by=owner)
+    assert caught.value.code == "not_runnable"
+    assert "Private one" in caught.value.message
+    assert not Execution.objects.exists()
+    assert len(executions_start_batch(test_cases=mine, models=[LLMModelFactory()], started_by=owner)) == 2
 
 
 def test_cancelling_a_finished_execution_is_a_conflict(owner):

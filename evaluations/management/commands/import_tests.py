@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from accounts.models import User
 from catalog.services import EDITABLE_FIELDS, test_case_approve, test_case_create
@@ -126,10 +127,12 @@ class Command(BaseCommand):
                 errors.append(f"line {number}: tags must be a list")
                 continue
             try:
-                # test_case_create is atomic: a line that fails leaves no test, tag or revision behind.
-                test_case = test_case_create(author=author, tags=tags, **fields)
-                if options["approve"]:
-                    test_case_approve(test_case=test_case, moderator=author, notes="Imported.")
+                # One transaction per line: a line that fails (its approval included) leaves no test, tag,
+                # revision or audit event behind. Approval is the moderators' service, as in the API.
+                with transaction.atomic():
+                    test_case = test_case_create(author=author, tags=tags, **fields)
+                    if options["approve"]:
+                        test_case_approve(test_case=test_case, moderator=author, notes="Imported.")
             except (ValidationError, ApplicationError, TypeError, ValueError) as exc:
                 errors.append(f"line {number}: {_explain(exc)}")
                 continue
