@@ -153,10 +153,12 @@ class RqIntake:
             pipeline.execute()
 
 
-def job_result(report: RunReport) -> dict[str, Any]:
+def job_result(report: RunReport, *, own: bool = False) -> dict[str, Any]:
+    """An rq job's return value: what its own executions did (and, for the running job, the jobs it took in)."""
     return {
-        "claimed": len(report.claimed),
-        "results": report.results,
+        "claimed": report.own_claimed if own else len(report.claimed),
+        "results": report.own_results if own else report.results,
+        "results_taken_in": report.results - report.own_results if own else 0,
         "calls": report.calls,
         "retries": report.retries,
         "cache_hits": report.cache_hits,
@@ -182,7 +184,7 @@ def run_executions_job(execution_ids: Sequence[str], takeover_stale_after: float
     # and the one after would change scores again.
     if report.results and not (job is not None and django_rq.get_queue(job.origin).count):
         queue_drained_send()
-    return job_result(report)
+    return job_result(report, own=True)
 
 
 def enqueue_run(*, execution_ids: Sequence[str], takeover_stale_after: float | None = None) -> str:

@@ -85,6 +85,8 @@ class RunReport:
     cache_hits: int = 0
     lost: set[str] = field(default_factory=set)
     overlapped: int = 0  # further jobs this run took in while it ran (see Intake)
+    own_results: int = 0  # of `results`, those of the executions the run was started with
+    own_claimed: int = 0  # of `claimed`, those the run was started with
 
 
 @dataclass
@@ -205,8 +207,10 @@ class Engine:
 
     async def admit(self, ticket: Ticket) -> None:
         """Claim a job's executions and run them alongside those already running (from the loop)."""
+        # Never what this engine already runs under another job's lease (a recovery job may name it).
+        wanted = [execution_id for execution_id in ticket.execution_ids if execution_id not in self.plans]
         claimed = await self.bridge.run(
-            claim_executions, ticket.execution_ids, lease=ticket.lease, takeover_stale_after=ticket.takeover_stale_after
+            claim_executions, wanted, lease=ticket.lease, takeover_stale_after=ticket.takeover_stale_after
         )
         if not claimed:
             logger.info(
@@ -287,6 +291,8 @@ class Engine:
             if isinstance(outcome, Exception):
                 raise outcome
         self.report.calls, self.report.retries = self.caller.calls, self.caller.retries
+        own = self.own.report if self.own is not None else self.report
+        self.report.own_results, self.report.own_claimed = own.results, len(own.claimed)
         return self.report
 
     async def _until_done(self) -> None:

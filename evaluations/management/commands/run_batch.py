@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 from django.conf import settings
@@ -103,20 +102,24 @@ class Command(BaseCommand):
         return found
 
     def _wait(self, ids: list[Any], total: int, *, poll: float) -> None:
+        """Draw the bar until every execution has finished: woken at once when some finish (the engine
+        announces them), re-reading the rows every `poll` seconds for progress (and if a wake-up is lost)."""
         from tqdm import tqdm
 
-        if not settings.USE_RQ:
-            from evaluations import executor
+        from evaluations.runner.notify import FinishWaiter
 
-            executor.wait_idle()
+        waiter = FinishWaiter()  # subscribed before the first read, so no announcement falls in between
         executions = Execution.objects.filter(pk__in=ids)
-        with tqdm(total=total, unit="eval", file=sys.stderr, dynamic_ncols=True) as bar:
-            while True:
-                done = executions.aggregate(n=Sum("progress"))["n"] or 0
-                bar.update(done - bar.n)
-                if not executions.unfinished().exists():
-                    break
-                time.sleep(poll)
+        try:
+            with tqdm(total=total, unit="eval", file=sys.stderr, dynamic_ncols=True) as bar:
+                while True:
+                    done = executions.aggregate(n=Sum("progress"))["n"] or 0
+                    bar.update(done - bar.n)
+                    if not executions.unfinished().exists():
+                        break
+                    waiter.wait(poll)
+        finally:
+            waiter.close()
 
     def _summary(self, ids: list[Any]) -> int:
         rows = Execution.objects.filter(pk__in=ids).select_related("test_case").order_by("test_case__title")
