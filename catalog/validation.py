@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
+import regex as regex_engine
+from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 
 _BOOLEAN = {"type": "boolean"}
@@ -83,11 +85,94 @@ def output_schema_errors(schema: Any) -> list[str]:
     if not isinstance(schema, dict | bool):
         return ["A JSON Schema must be an object or a boolean."]
     try:
-        Draft202012Validator.check_schema(schema)
+        Draft202012Validator.check_schema(schema, format_checker=SCHEMA_FORMAT_CHECKER)
     except SchemaError as exc:
         where = "/".join(str(part) for part in exc.absolute_path)
         return [f"Not a valid JSON Schema: {exc.message}" + (f" (at {where})" if where else "")]
+    return schema_safety_errors(schema)
+
+
+def _is_regex(instance: object) -> bool:
+    if isinstance(instance, str):
+        regex_engine.compile(instance)
+    return True
+
+
+# Draft 2020-12's formats, with `regex` meaning what the `regex` package compiles: scoring matches a
+# schema's patterns with it (under a time limit), so `\p{L}` is fine and a pattern it refuses is not.
+SCHEMA_FORMAT_CHECKER = FormatChecker(formats=())
+SCHEMA_FORMAT_CHECKER.checkers = dict(Draft202012Validator.FORMAT_CHECKER.checkers)
+SCHEMA_FORMAT_CHECKER.checks("regex", raises=(regex_engine.error, RecursionError))(_is_regex)
+
+_REFERENCE_KEYWORDS = ("$ref", "$dynamicRef")
+_MAX_SAFETY_ERRORS = 10
+
+
+def schema_safety_errors(schema: Any) -> list[str]:
+    """Why a user's JSON Schema may not be stored (SPEC §10, "no fetch from user content"); [] when it may.
+
+    A reference must stay inside the schema (`#...`): a URL or a file would be fetched by a careless
+    validator. A `$id` may not name an absolute URI, which would make the schema's own `#...` references
+    relative to a remote document. Every `pattern` and `patternProperties` key must compile with the
+    `regex` package, the one scoring matches them with (under a time limit): check_schema checks those
+    of known keywords, this walk every object in the schema, keywords or not, since a `$ref` can point
+    anywhere in it.
+    """
+    errors: list[str] = []
+    stack: list[tuple[str, Any]] = [("", schema)]
+    while stack and len(errors) < _MAX_SAFETY_ERRORS:
+        pointer, node = stack.pop()
+        if isinstance(node, list):
+            stack.extend((f"{pointer}/{index}", child) for index, child in reversed(list(enumerate(node))))
+            continue
+        if not isinstance(node, dict):
+            continue
+        for keyword in _REFERENCE_KEYWORDS:
+            reference = node.get(keyword)
+            if isinstance(reference, str) and not reference.startswith("#"):
+                errors.append(
+                    f"{keyword} at {pointer or '/'} must start with '#': only references inside the schema "
+                    "are allowed (nothing is fetched)."
+                )
+        identifier = node.get("$id")
+        if isinstance(identifier, str) and _names_another_document(identifier):
+            errors.append(f"$id at {pointer or '/'} must not be an absolute URI; remove it.")
+        if isinstance(node.get("pattern"), str):
+            errors.extend(_pattern_errors(node["pattern"], f"{pointer}/pattern"))
+        if isinstance(node.get("patternProperties"), dict):
+            for pattern in node["patternProperties"]:
+                errors.extend(_pattern_errors(pattern, f"{pointer}/patternProperties"))
+        stack.extend(
+            (f"{pointer}/{_escape(key)}", child)
+            for key, child in reversed(node.items())
+            if isinstance(child, dict | list)
+        )
+    return errors[:_MAX_SAFETY_ERRORS]
+
+
+def _names_another_document(identifier: str) -> bool:
+    try:
+        parts = urlsplit(identifier)
+    except ValueError:  # e.g. an unclosed "[" in the host: not a local name either
+        return True
+    return bool(parts.scheme or parts.netloc or identifier.startswith("//"))
+
+
+def _pattern_errors(pattern: str, pointer: str) -> list[str]:
+    try:
+        regex_engine.compile(pattern)
+    except regex_engine.error as exc:
+        # Where it stumbled; the library's own message is not ours to show.
+        position = getattr(exc, "pos", None)
+        where = f" (at position {position})" if isinstance(position, int) else ""
+        return [f"The pattern at {pointer} is not a valid regular expression{where}."]
+    except RecursionError:
+        return [f"The pattern at {pointer} is nested too deeply."]
     return []
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def evaluation_config_errors(evaluation_type: str, config: Any) -> list[str]:

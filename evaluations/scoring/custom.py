@@ -9,11 +9,11 @@ from collections import Counter
 from typing import Any
 
 import regex as regex_engine
-from django.conf import settings
 from rapidfuzz.distance import Levenshtein
 
 from evaluations.scoring.base import ScoreOutcome, ScoringError
 from evaluations.scoring.extraction import is_number, json_equal
+from evaluations.scoring.patterns import PatternError, PatternTimeout, pattern_error_position, pattern_search
 from evaluations.scoring.registry import register_scorer
 from providers.json_answers import extract_json
 
@@ -66,23 +66,23 @@ def regex(answer: str, expected: Any, config: dict[str, Any]) -> ScoreOutcome:
 
     Matched with the `regex` package, which takes a time limit: a pattern with catastrophic
     backtracking (`(a|aa)+$` on a long answer) fails this result with the reason instead of running
-    for minutes. It matches in a thread with the GIL released (`blocking`, `concurrent`), so the worker's
-    other calls go on meanwhile.
+    for minutes. It matches in a thread with the GIL released (`blocking`; see scoring/patterns.py), so the
+    worker's other calls go on meanwhile.
     """
     flags = regex_engine.IGNORECASE if config.get("ignore_case") else 0
-    limit = settings.EVAL_REGEX_TIMEOUT_SECONDS
     try:
-        match = regex_engine.search(config["pattern"], answer, flags, timeout=limit, concurrent=True)
-    except TimeoutError as exc:
+        match = pattern_search(config["pattern"], answer, flags=flags)
+    except PatternTimeout as exc:
         raise ScoringError(
-            f"The pattern took longer than {limit:g} s on this answer (catastrophic backtracking?); "
+            f"The pattern took longer than {exc.limit:g} s on this answer (catastrophic backtracking?); "
             "simplify it, e.g. avoid nested quantifiers such as (a+)+.",
             details={"pattern": config["pattern"], "answer_length": len(answer)},
         ) from exc
-    except regex_engine.error as exc:
+    except PatternError as exc:
         # The library's message is not stored (SPEC §10: reasons are ours); where it stumbled is enough.
-        where = f" at position {exc.pos}" if isinstance(getattr(exc, "pos", None), int) else ""
-        raise ScoringError(f"The pattern is not valid{where}.", details={"pattern": config["pattern"]}) from exc
+        raise ScoringError(
+            f"The pattern is not valid{pattern_error_position(exc)}.", details={"pattern": config["pattern"]}
+        ) from exc
     return ScoreOutcome(
         score=1.0 if match else 0.0,
         is_correct=bool(match),

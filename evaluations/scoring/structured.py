@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import ValidationError
+from referencing.exceptions import Unresolvable
 
-from evaluations.scoring.base import ScoreOutcome, Scorer, ScoringTarget
+from evaluations.scoring.base import ScoreOutcome, Scorer, ScoringError, ScoringTarget
 from evaluations.scoring.extraction import is_number, json_equal
+from evaluations.scoring.safe_schema import (
+    SchemaCheckTimeout,
+    SchemaPatternInvalid,
+    SchemaPatternTimeout,
+    check_time_limit,
+    safe_validator,
+)
 from providers.json_answers import extract_json
 
 DEFAULT_PASS_THRESHOLD = 0.95
 _MAX_REPORTED = 100  # enough to explain a result without storing megabytes of mismatches
+_MAX_PATH = 80  # of a path quoted in a reason (SPEC §10 caps reasons at 300 characters)
 
 
 @dataclass
@@ -152,20 +162,67 @@ def _type_name(value: Any) -> str:
 
 
 @lru_cache(maxsize=512)
-def _validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json), format_checker=Draft202012Validator.FORMAT_CHECKER)
+def _validator(schema_json: str) -> Any:
+    # SafeValidator: nothing fetched (a registry without retrieval), every pattern under a time limit.
+    return safe_validator(json.loads(schema_json))
 
 
 def schema_errors(schema: Any, instance: Any) -> list[dict[str, str]]:
-    """Every way `instance` violates `schema` (draft 2020-12), as {path, message}."""
+    """Every way `instance` violates `schema` (draft 2020-12), as {path, message}.
+
+    Raises ScoringError, with a reason of ours, when the schema cannot be checked safely: a pattern
+    timed out, the check ran out of time, a pattern does not compile, or a `$ref` leads outside the
+    schema (such a schema is refused at submission; one stored before that rule is never fetched).
+    """
     if schema is None:
         return []
     validator = _validator(json.dumps(schema, sort_keys=True))
+    try:
+        with check_time_limit() as budget:
+            found = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
+    except SchemaPatternTimeout as exc:
+        where = _locate(instance, exc.instance, exc.key)
+        where = where if len(where) <= _MAX_PATH else where[: _MAX_PATH - 1] + "…"  # keys are the model's text
+        raise ScoringError(
+            f"The output schema's pattern timed out at {where} (longer than {exc.limit:g} s; catastrophic "
+            "backtracking?); simplify it, e.g. avoid nested quantifiers such as (a+)+.",
+            details={"path": where},
+        ) from exc
+    except SchemaCheckTimeout as exc:
+        raise ScoringError(
+            f"Checking the answer against the output schema took longer than {budget:g} s; simplify the schema.",
+        ) from exc
+    except SchemaPatternInvalid as exc:
+        raise ScoringError(f"The output schema has a pattern that is not valid{exc.where}.") from exc
+    except Unresolvable as exc:
+        raise ScoringError(
+            "The output schema has a $ref that does not lead inside it; only references inside the schema "
+            "(#...) are followed, nothing is fetched."
+        ) from exc
     errors = []
-    for error in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
+    for error in found:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
         errors.append({"path": "$" + where, "message": _schema_reason(error)})
     return errors
+
+
+def _locate(document: Any, target: Any, key: str | None) -> str:
+    """The path in `document` of the object `target` (then of its `key`), or of the string `target` as a
+    value or a key; "$" when it is not found (it always is: the validator hands us the document's own objects)."""
+    stack: list[tuple[str, Any]] = [("$", document)]
+    key_hit: str | None = None
+    while stack:
+        path, value = stack.pop()
+        if value is target:
+            return f"{path}.{key}" if key is not None else path
+        if isinstance(value, dict):
+            for name, child in reversed(value.items()):
+                if key is None and key_hit is None and name is target:
+                    key_hit = f"{path}.{name}"  # a key checked by propertyNames
+                stack.append((f"{path}.{name}", child))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in reversed(list(enumerate(value))))
+    return key_hit or "$"
 
 
 _JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
@@ -194,6 +251,11 @@ class StructuredMatchScorer(Scorer):
     """Score = fraction of matching leaves; passes at `pass_threshold` (default 0.95) with no schema error."""
 
     evaluation_type: ClassVar[str] = "structured_match"
+
+    async def ascore(self, answer: str, target: ScoringTarget) -> ScoreOutcome:
+        # Always beside the event loop: a schema's patterns may run up to their time limit and the
+        # leaf comparison of a long answer is quadratic with ignore_array_order; the loop's other calls go on.
+        return await asyncio.to_thread(self.score, answer, target)
 
     def score(self, answer: str, target: ScoringTarget) -> ScoreOutcome:
         config = target.evaluation_config
