@@ -22,6 +22,15 @@ def _fresh_cache() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_concurrency_limits() -> None:
+    """Every test starts with the configured concurrency: the process-wide adaptive limiters (one per
+    provider, shared by every run) must not carry what an earlier test's 429s taught them."""
+    from evaluations.runner.adaptive import reset_limiters
+
+    reset_limiters()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hasher(settings: Any) -> None:
     """MD5 instead of PBKDF2 for every test: the suite creates thousands of users and logs many in, and the
     default hasher's deliberate slowness (~0.3 s per hash) would dominate its run time. No test here is

@@ -16,7 +16,7 @@ from providers.base import (
     TransientError,
     Usage,
 )
-from providers.errors import classify_sdk_error
+from providers.errors import classify_sdk_error, rate_limit_info
 from providers.health import require_configured
 from providers.json_answers import parse_structured
 from providers.pooling import PooledProvider, shared_ssl_context
@@ -95,9 +95,11 @@ class AnthropicProvider(PooledProvider[AsyncAnthropic]):
     async def generate(self, request: GenerationRequest) -> GenerationResponse:
         arguments, wrapped = self._arguments(request)
         try:
-            message = await self.with_client(
-                lambda client: client.messages.create(**arguments, timeout=request.timeout)
+            # The raw response, to read the rate-limit headers too; parsing it is the same work as before.
+            response = await self.with_client(
+                lambda client: client.messages.with_raw_response.create(**arguments, timeout=request.timeout)
             )
+            message = response.parse()
         except anthropic.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:  # a 200 whose body is not JSON
@@ -125,10 +127,14 @@ class AnthropicProvider(PooledProvider[AsyncAnthropic]):
             request_id=message._request_id or message.id,
             finish_reason=message.stop_reason or "",
             raw_model=message.model,
+            rate_limit=rate_limit_info(response.headers),
         )
 
     def _classify(self, exc: anthropic.APIError) -> ProviderError:
-        return classify_sdk_error(exc, label=self.label, sdk=anthropic)
+        error = classify_sdk_error(exc, label=self.label, sdk=anthropic)
+        if isinstance(exc, anthropic.APIStatusError):
+            error.rate_limit = rate_limit_info(exc.response.headers)
+        return error
 
     async def count_tokens(self, request: GenerationRequest) -> TokenCount:
         """Anthropic's own counting endpoint (exact, free of charge)."""

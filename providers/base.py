@@ -52,6 +52,33 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class RateLimitInfo:
+    """What a vendor's rate-limit headers said about its budget when it answered (None: not sent).
+
+    `remaining_tokens` is the tightest token budget reported (Anthropic reports input and output apart).
+    """
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+
+    def room(self, *, tokens_used: int | None = None) -> int | None:
+        """How many more calls the server takes now by these numbers, or None when they do not say.
+
+        Token budgets count in calls of `tokens_used` tokens; without that only an empty budget counts.
+        """
+        rooms = []
+        if self.remaining_requests is not None:
+            rooms.append(self.remaining_requests)
+        if self.remaining_tokens is not None:
+            if tokens_used:
+                rooms.append(self.remaining_tokens // tokens_used)
+            elif self.remaining_tokens <= 0:
+                rooms.append(0)
+        return min(rooms) if rooms else None
+
+
+@dataclass(frozen=True)
 class GenerationResponse:
     """A model's answer as the vendor reported it."""
 
@@ -62,6 +89,8 @@ class GenerationResponse:
     request_id: str = ""
     finish_reason: str = ""
     raw_model: str = ""
+    # The vendor's rate-limit headers on this answer, for the engine's adaptive concurrency.
+    rate_limit: RateLimitInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +119,8 @@ class ProviderError(Exception):
 
     kind: ClassVar[str] = "provider_error"
     retryable: ClassVar[bool] = False
+    # The vendor's rate-limit headers on the failed response, where the adapter read them.
+    rate_limit: RateLimitInfo | None = None
 
     def __init__(
         self,

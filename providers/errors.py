@@ -14,6 +14,7 @@ from providers.base import (
     ProviderError,
     ProviderTimeoutError,
     RateLimitedError,
+    RateLimitInfo,
     TransientError,
 )
 
@@ -138,3 +139,41 @@ def error_message(body: Any, fallback: str) -> str:
     elif isinstance(body, str):
         message = body
     return str(message or fallback)[:500]
+
+
+# Rate-limit headers, OpenAI's spelling (also Together's, vLLM gateways', LiteLLM's) and Anthropic's.
+_REMAINING_REQUESTS = ("x-ratelimit-remaining-requests", "anthropic-ratelimit-requests-remaining")
+_LIMIT_REQUESTS = ("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit")
+_REMAINING_TOKENS = (
+    "x-ratelimit-remaining-tokens",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-remaining",
+    "anthropic-ratelimit-output-tokens-remaining",
+)
+
+
+def rate_limit_info(headers: Mapping[str, str] | None) -> RateLimitInfo | None:
+    """What the response's rate-limit headers say (None when it sent none we know)."""
+    if not headers:
+        return None
+    remaining_requests = _smallest(headers, _REMAINING_REQUESTS)
+    limit_requests = _smallest(headers, _LIMIT_REQUESTS)
+    remaining_tokens = _smallest(headers, _REMAINING_TOKENS)
+    if remaining_requests is None and limit_requests is None and remaining_tokens is None:
+        return None
+    return RateLimitInfo(
+        limit_requests=limit_requests, remaining_requests=remaining_requests, remaining_tokens=remaining_tokens
+    )
+
+
+def _smallest(headers: Mapping[str, str], names: tuple[str, ...]) -> int | None:
+    """The smallest of these headers that holds a number (a vendor may send several budgets)."""
+    values = []
+    for name in names:
+        value = headers.get(name)
+        if value:
+            try:
+                values.append(max(0, int(float(value))))
+            except ValueError:
+                continue
+    return min(values) if values else None

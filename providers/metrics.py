@@ -2,13 +2,14 @@
 
 Every adapter's `generate` is measured by `Provider` itself (see providers/base.py), so the engine
 never calls `record_call` for a provider call; it calls `record_retry` when it decides to try again
-and `record_cache_hit` when it answers from its response cache. The metrics live in the default
+and `record_cache_hit` when it answers from its response cache; its adaptive limiter publishes the
+calls it lets in flight per provider with `set_concurrency_limit`. The metrics live in the default
 registry, which `GET /metrics` (django-prometheus) exports.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from providers.base import Usage
 
@@ -44,6 +45,14 @@ CACHE_HITS = Counter(
     ["provider", "model"],
 )
 
+CONCURRENCY_LIMIT = Gauge(
+    "openbench_provider_concurrency_limit",
+    "Calls the engine lets in flight per provider now: adapts to 429s and rate-limit headers, up to "
+    "<PROVIDER>_CONCURRENCY.",
+    ["provider"],
+    multiprocess_mode="livemax",
+)
+
 
 def record_call(provider: str, model: str, latency_s: float, usage: Usage | None, error_kind: str | None) -> None:
     """One finished call: `error_kind` is None on success, else ProviderError.kind (or "cancelled")."""
@@ -65,3 +74,8 @@ def record_retry(provider: str, model: str, error_kind: str) -> None:
 
 def record_cache_hit(provider: str, model: str) -> None:
     CACHE_HITS.labels(provider, model).inc()
+
+
+def set_concurrency_limit(provider: str, limit: int) -> None:
+    """The adaptive limiter's current limit for `provider` (this process)."""
+    CONCURRENCY_LIMIT.labels(provider).set(limit)

@@ -9,10 +9,11 @@ talks to such a server thousands of times.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import openai
 from openai import AsyncOpenAI
+from openai._legacy_response import LegacyAPIResponse
 from openai.types.chat import ChatCompletion
 
 from providers.base import (
@@ -21,10 +22,11 @@ from providers.base import (
     PermanentError,
     Provider,
     ProviderError,
+    RateLimitInfo,
     TransientError,
     Usage,
 )
-from providers.errors import classify_sdk_error
+from providers.errors import classify_sdk_error, rate_limit_info
 from providers.health import require_configured
 from providers.json_answers import parse_structured
 from providers.pooling import PooledProvider, shared_ssl_context
@@ -32,6 +34,8 @@ from providers.rest import JsonHttpProvider
 
 # OpenAI's servers require a key; local servers ignore it, but the SDK refuses to start without one.
 _NO_KEY = "not-needed"
+# The header the SDK's `with_raw_response` sends itself: answer the raw response (headers and all).
+_RAW_RESPONSE = {"X-Stainless-Raw-Response": "true"}
 
 
 class ChatCompletionsMixin(Provider):
@@ -96,6 +100,7 @@ class ChatCompletionsMixin(Provider):
         request_id: str,
         finish_reason: str,
         model: str,
+        rate_limit: RateLimitInfo | None = None,
     ) -> GenerationResponse:
         return GenerationResponse(
             text=text,
@@ -104,6 +109,7 @@ class ChatCompletionsMixin(Provider):
             request_id=request_id,
             finish_reason=finish_reason,
             raw_model=model or request.model_id,
+            rate_limit=rate_limit,
         )
 
 
@@ -135,6 +141,7 @@ class OpenAICompatibleProvider(ChatCompletionsMixin, JsonHttpProvider):
             request_id=_request_id(headers) or str(answer.get("id") or ""),
             finish_reason=str(choice.get("finish_reason") or ""),
             model=str(answer.get("model") or ""),
+            rate_limit=rate_limit_info(headers),
         )
 
     async def list_models(self) -> list[dict[str, Any]]:
@@ -179,11 +186,17 @@ class OpenAIProvider(ChatCompletionsMixin, PooledProvider[AsyncOpenAI]):
             # The SDK's generic `post` (its documented way to send a body as is) rather than
             # `chat.completions.create`: same client, auth, errors and typed ChatCompletion, without
             # the typed-params transform that costs ~2 ms of CPU a call.
-            completion = await self.with_client(
+            raw = await self.with_client(
                 lambda client: client.post(
-                    "/chat/completions", cast_to=ChatCompletion, body=body, options={"timeout": request.timeout}
+                    "/chat/completions",
+                    cast_to=ChatCompletion,
+                    body=body,
+                    options={"timeout": request.timeout, "headers": _RAW_RESPONSE},
                 )
             )
+            # The raw response (what `with_raw_response` returns) to read the rate-limit headers too.
+            response = cast("LegacyAPIResponse[ChatCompletion]", raw)
+            completion = response.parse()
         except openai.APIError as exc:
             raise self._classify(exc) from None
         except ValueError as exc:  # a 200 whose body is not JSON
@@ -207,10 +220,14 @@ class OpenAIProvider(ChatCompletionsMixin, PooledProvider[AsyncOpenAI]):
             request_id=completion._request_id or completion.id or "",
             finish_reason=choice.finish_reason or "",
             model=completion.model or "",
+            rate_limit=rate_limit_info(response.headers),
         )
 
     def _classify(self, exc: openai.APIError) -> ProviderError:
-        return classify_sdk_error(exc, label=self.label, sdk=openai)
+        error = classify_sdk_error(exc, label=self.label, sdk=openai)
+        if isinstance(exc, openai.APIStatusError):
+            error.rate_limit = rate_limit_info(exc.response.headers)
+        return error
 
     async def list_models(self) -> list[dict[str, Any]]:
         require_configured(self)

@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 
 from providers.base import ProviderTimeoutError, TransientError
-from providers.errors import error_for_status, error_message, retry_after_seconds
+from providers.errors import error_for_status, error_message, rate_limit_info, retry_after_seconds
 from providers.pooling import PooledProvider, shared_ssl_context
 
 
@@ -63,9 +63,11 @@ class JsonHttpProvider(PooledProvider[aiohttp.ClientSession]):
             body = None
         if status >= 400:
             text = raw[:200].decode("utf-8", "replace")
-            raise error_for_status(
+            error = error_for_status(
                 status, label=self.label, detail=error_message(body, text), retry_after=retry_after_seconds(headers)
-            ) from None
+            )
+            error.rate_limit = rate_limit_info(headers)
+            raise error from None
         if body is None:
             raise TransientError(f"{self.label} sent a malformed response (not JSON).")
         return body, headers

@@ -1,5 +1,5 @@
-"""One model call under the engine's limits: the provider's circuit breaker, its concurrency and
-requests per minute, the global concurrency, the call's timeout, bounded retries with backoff, and
+"""One model call under the engine's limits: the provider's circuit breaker, its adaptive concurrency
+and requests per minute, the global concurrency, the call's timeout, bounded retries with backoff, and
 no call once its execution is stopped. Errors of every kind come back as a ProviderError.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from catalog.models import LLMModel
+from evaluations.runner.adaptive import AdaptiveLimiter, Outcome, limiter_for
 from evaluations.runner.limits import CircuitBreaker, RateLimiter, backoff_delay
 from providers import metrics
 from providers.base import (
@@ -25,6 +26,7 @@ from providers.base import (
     Provider,
     ProviderError,
     ProviderTimeoutError,
+    RateLimitedError,
     TransientError,
 )
 from providers.registry import provider_for_model
@@ -72,8 +74,9 @@ class CallLimits:
 
 
 class ProviderCaller:
-    """Makes the model calls of one run: one adapter per set of adapter options, one breaker and one
-    concurrency limit per provider, one global limit, and a requests-per-minute limiter shared through Redis.
+    """Makes the model calls of one run: one adapter per set of adapter options, one breaker per provider,
+    a requests-per-minute limiter shared through Redis, and the process's concurrency limits (one adaptive
+    per provider, one global), which every run of the process shares (evaluations/runner/adaptive.py).
 
     `is_stopped(execution_id)` says the engine stopped working on an execution; `is_cancelled` asks the
     cancel flags, and is checked at the last moment before a call starts.
@@ -88,8 +91,8 @@ class ProviderCaller:
         self.calls = 0  # attempts started, retries included
         self.retries = 0
         self.limiter = RateLimiter(limits=limits.provider_rpm, redis_url=limits.redis_url)
-        self.global_slots = asyncio.Semaphore(limits.concurrency)
-        self.provider_slots: dict[str, asyncio.Semaphore] = {}
+        self.global_slots = limiter_for("*", ceiling=limits.concurrency, adaptive=False)
+        self.provider_slots: dict[str, AdaptiveLimiter] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
         self.adapters: dict[Any, Provider] = {}
         self.adapter_of_model: dict[Any, Provider] = {}
@@ -157,11 +160,12 @@ class ProviderCaller:
 
         On success the answer and its latency are in `outcome`; a failed call raises.
         """
-        async with self._slots(provider):
+        provider_slots = self._slots(provider)
+        async with provider_slots.slot() as slot:
             await self.limiter.acquire(provider)
             if execution_id is not None and self.is_stopped(execution_id):
                 return False
-            async with self.global_slots:
+            async with self.global_slots.slot():
                 # Checked again at the last moment: waiting for a slot can take long, and no call may
                 # start once the execution is cancelled.
                 if execution_id is not None and self.is_cancelled(execution_id):
@@ -169,8 +173,16 @@ class ProviderCaller:
                 outcome.attempts += 1
                 self.calls += 1
                 started = time.monotonic()
-                async with asyncio.timeout(request.timeout):
-                    response = await adapter.generate(request)
+                try:
+                    async with asyncio.timeout(request.timeout):
+                        response = await adapter.generate(request)
+                except ProviderError as exc:
+                    provider_slots.record(slot, Outcome(refused=_is_refusal(exc), rate_limit=exc.rate_limit))
+                    raise
+                provider_slots.record(
+                    slot,
+                    Outcome(succeeded=True, rate_limit=response.rate_limit, tokens=response.usage.total_tokens),
+                )
         outcome.response = response
         outcome.latency_ms = response.latency_ms or int((time.monotonic() - started) * 1000)
         return True
@@ -215,11 +227,11 @@ class ProviderCaller:
             self.breakers[provider] = breaker
         return breaker
 
-    def _slots(self, provider: str) -> asyncio.Semaphore:
+    def _slots(self, provider: str) -> AdaptiveLimiter:
         slots = self.provider_slots.get(provider)
         if slots is None:
-            slots = asyncio.Semaphore(self.limits.provider_concurrency.get(provider, self.limits.concurrency))
-            self.provider_slots[provider] = slots
+            ceiling = self.limits.provider_concurrency.get(provider, self.limits.concurrency)
+            slots = self.provider_slots[provider] = limiter_for(provider, ceiling=ceiling)
         return slots
 
     async def aclose(self) -> None:
@@ -230,6 +242,14 @@ class ProviderCaller:
             except Exception:  # closing a client must not hide the run's outcome
                 logger.warning("Closing a provider client failed.", exc_info=True)
         await self.limiter.aclose()
+
+
+def _is_refusal(error: ProviderError) -> bool:
+    """Whether the server refused the call for load (429, Anthropic's 529 "overloaded", a 503 with
+    Retry-After): fewer calls in flight, not a retry alone, is the answer."""
+    if isinstance(error, RateLimitedError):
+        return True
+    return error.status_code == 529 or (error.status_code == 503 and error.retry_after is not None)
 
 
 def _as_provider_error(exc: Exception, *, request: GenerationRequest, provider: str) -> ProviderError:

@@ -26,7 +26,13 @@ As a process (the benchmark, or tests that need a separate server)::
 
 prints ``READY http://127.0.0.1:<port>`` once listening. A running server reports its counters at
 ``GET /_fake/stats``, forgets them at ``POST /_fake/reset`` and takes new settings (latency_ms,
-script, fault_rates, answers, default_answer, retry_after) at ``POST /_fake/config``.
+script, fault_rates, answers, default_answer, retry_after, max_concurrent, rate_limit_headers) at
+``POST /_fake/config``.
+
+``max_concurrent=N`` (``--max-concurrent N``) makes a server that takes N generation requests at once
+and refuses the others at once with 429 and Retry-After; its answers then carry the vendor's rate-limit
+headers (``x-ratelimit-limit-requests`` / ``x-ratelimit-remaining-requests``, Anthropic's
+``anthropic-ratelimit-requests-*``) unless ``rate_limit_headers=False``.
 
 This package deliberately imports nothing from Django, so the process starts fast. The HTTP core and
 the faults live in `server.py`, each vendor's routes and wire format in `vendors.py`, the command line

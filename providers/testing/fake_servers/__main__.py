@@ -29,6 +29,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--script", default="", help="Comma-separated outcomes for the first requests.")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="Comma-separated model ids to list.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-concurrent", type=int, default=None, help="Refuse generation requests beyond this many at once (429)."
+    )
+    parser.add_argument(
+        "--no-rate-limit-headers", action="store_true", help="With --max-concurrent: send no x-ratelimit-* headers."
+    )
     for fault in FAULTS[1:]:
         parser.add_argument(f"--{fault.replace('_', '-')}-rate", type=float, default=0.0)
     return parser.parse_args(argv)
@@ -54,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         api_key=args.api_key,
         models=[item for item in args.models.split(",") if item],
         seed=args.seed,
+        max_concurrent=args.max_concurrent,
+        rate_limit_headers=not args.no_rate_limit_headers,
     )
 
     async def run() -> None:

@@ -53,6 +53,8 @@ class FakeServer(VendorRoutes):
         models: Iterable[str] = DEFAULT_MODELS,
         seed: int = 0,
         hang_seconds: float = 600.0,
+        max_concurrent: int | None = None,
+        rate_limit_headers: bool = True,
     ) -> None:
         if vendor not in VENDORS:
             raise ValueError(f"Unknown vendor {vendor!r}; expected one of {', '.join(VENDORS)}.")
@@ -68,6 +70,11 @@ class FakeServer(VendorRoutes):
         self.api_key = api_key
         self.models = list(models)
         self.hang_seconds = hang_seconds
+        # A server that takes this many generation requests at once and refuses more (429 with
+        # Retry-After at once, no latency), like a vendor's concurrency limit; None: no limit.
+        self.max_concurrent = max_concurrent
+        # Whether answers carry the vendor's rate-limit headers (limit and remaining requests).
+        self.rate_limit_headers = rate_limit_headers
         self._rng = random.Random(seed)
         self._script: deque[str] = deque()
         self._fault_rates: dict[str, float] = {}
@@ -121,6 +128,11 @@ class FakeServer(VendorRoutes):
             self.default_answer = settings["default_answer"]
         if "retry_after" in settings:
             self.retry_after = float(settings["retry_after"])
+        if "max_concurrent" in settings:
+            value = settings["max_concurrent"]
+            self.max_concurrent = None if value is None else int(value)
+        if "rate_limit_headers" in settings:
+            self.rate_limit_headers = bool(settings["rate_limit_headers"])
 
     # --- inspection ----------------------------------------------------------------------
 
@@ -155,6 +167,7 @@ class FakeServer(VendorRoutes):
             "outcomes": dict(self.outcomes),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "max_concurrent": self.max_concurrent,
         }
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -308,6 +321,13 @@ class FakeServer(VendorRoutes):
         if kind != "generate":
             self._record(method, path, headers, body, kind, "ok")
             return await handler(path, body or {})
+        limit = self.max_concurrent
+        if limit is not None and self.in_flight >= limit:
+            # Over the concurrency limit: refused at once, as a vendor's gateway does.
+            self._record(method, path, headers, body, kind, "rate_limit")
+            reply = self._fault("rate_limit")
+            self._add_rate_limit_headers(reply, limit)
+            return reply
         outcome = self._next_outcome()
         self._record(method, path, headers, body, kind, outcome)
         # Generation requests being answered at once: lets tests assert overlap and concurrency limits.
@@ -316,11 +336,24 @@ class FakeServer(VendorRoutes):
         try:
             if self.latency_ms:
                 await asyncio.sleep(self.latency_ms / 1000)
-            if outcome == "ok":
-                return await handler(path, body or {})
-            return self._fault(outcome)
+            reply = await handler(path, body or {}) if outcome == "ok" else self._fault(outcome)
+            if limit is not None:
+                self._add_rate_limit_headers(reply, limit)
+            return reply
         finally:
             self.in_flight -= 1
+
+    def _add_rate_limit_headers(self, reply: _Reply, limit: int) -> None:
+        """The limit and what remains of it now (this request still counted), in the vendor's spelling."""
+        if not self.rate_limit_headers:
+            return
+        remaining = str(max(0, limit - self.in_flight))
+        if self.vendor == "anthropic":
+            reply.headers["anthropic-ratelimit-requests-limit"] = str(limit)
+            reply.headers["anthropic-ratelimit-requests-remaining"] = remaining
+        else:
+            reply.headers["x-ratelimit-limit-requests"] = str(limit)
+            reply.headers["x-ratelimit-remaining-requests"] = remaining
 
     def _authorized(self, headers: dict[str, str], query: dict[str, list[str]]) -> bool:
         if self.api_key is None:
