@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from catalog.demo.seed import DEMO_ACCOUNTS, demo_catalog_seed
+from catalog.models import TestCase
 
 DEFAULT_DEMO_PASSWORD = "openbench-demo-2026"  # noqa: S105 - local demo only; never used when DEBUG is off
 
@@ -46,9 +47,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {role:<10} {email} / {password}")
 
     def _run_demo_batch(self) -> None:
-        from evaluations.models import TestResult
-
-        if TestResult.objects.exists():
+        # Through the reverse relation, so the catalog needs no import of evaluations (SPEC §1 layering).
+        if TestCase.objects.filter(results__isnull=False).exists():
             self.stdout.write("Results exist already; the demo batch is not run again.")
         elif settings.USE_RQ:
             self.stdout.write("With REDIS_URL set, run `manage.py run_batch --all-models --wait` while a worker runs.")
