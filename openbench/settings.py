@@ -120,6 +120,30 @@ if DATABASE_URL:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
     _default_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     _default_db["CONN_HEALTH_CHECKS"] = True
+    if _default_db["ENGINE"].endswith("postgresql") and env.bool("DB_POOL", default=True):
+        # A psycopg connection pool per process (SPEC §15): a request thread, the engine's database
+        # thread or an executor thread borrows a connection and gives it back when Django closes it,
+        # so a process never holds more than DB_POOL_MAX_SIZE connections however many threads it
+        # runs; a thread that finds none free waits up to DB_POOL_TIMEOUT seconds. Without it every
+        # runserver/gunicorn thread kept its own persistent connection, and 32 concurrent requests
+        # exhausted max_connections. Pooled connections are reused, not persistent: CONN_MAX_AGE 0.
+        _pool_min = env.int("DB_POOL_MIN_SIZE", default=2)
+        _pool_max = env.int("DB_POOL_MAX_SIZE", default=10)
+        _pool_timeout = env.float("DB_POOL_TIMEOUT", default=10.0)
+        if not 0 <= _pool_min <= _pool_max or _pool_max < 1 or _pool_timeout <= 0:
+            raise ImproperlyConfigured(
+                "DB_POOL_MIN_SIZE must be between 0 and DB_POOL_MAX_SIZE (at least 1), DB_POOL_TIMEOUT above 0."
+            )
+        _default_db["CONN_MAX_AGE"] = 0
+        _default_db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": _pool_min,
+            "max_size": _pool_max,
+            "timeout": _pool_timeout,
+        }
+        # A forked child (rq's work horse, gunicorn --preload) must not inherit the parent's pool.
+        from openbench.dbpool import install as _install_pool_fork_guard
+
+        _install_pool_fork_guard()
 else:
     _default_db = {
         "ENGINE": "django.db.backends.sqlite3",

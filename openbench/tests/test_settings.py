@@ -59,7 +59,7 @@ def test_no_environment_means_sqlite_local_memory_cache_and_the_in_process_execu
 def test_database_and_redis_urls_switch_to_postgresql_redis_and_rq() -> None:
     values = _settings(DATABASE_URL="postgresql://u:p@db.internal:5432/openbench", REDIS_URL="redis://cache:6379/1")
     assert values["engine"] == "django.db.backends.postgresql"
-    assert values["conn_max_age"] == 60
+    assert values["conn_max_age"] == 0  # pooled connections (DB_POOL, on by default) are not persistent
     assert values["cache"] == "django_redis.cache.RedisCache"
     assert values["use_rq"] is True
 
