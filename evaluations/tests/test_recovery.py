@@ -85,7 +85,7 @@ def test_a_job_whose_engine_crashes_fails_its_executions_naming_the_error_and_re
     model = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 0})
     execution = execution_start(test_case=TestCaseFactory(), models=[model], started_by=owner)
 
-    async def crash(self) -> None:  # type: ignore[no-untyped-def]
+    async def crash(self: object) -> None:
         raise RuntimeError("the loop blew up")
 
     monkeypatch.setattr(engine.Engine, "run", crash)
@@ -101,7 +101,7 @@ def test_a_job_whose_engine_crashes_fails_its_executions_naming_the_error_and_re
 
 
 @pytest.fixture
-def background(tmp_path: Path, clean_queue) -> Iterator[Workers | None]:  # type: ignore[no-untyped-def]
+def background(tmp_path: Path, clean_queue: None) -> Iterator[Workers | None]:
     """Under rq, real worker subprocesses (stopped at the end); None for the in-process executor."""
     if not settings.USE_RQ:
         yield None

@@ -25,10 +25,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def background(tmp_path: Path, clean_queue) -> Iterator[Workers | None]:  # type: ignore[no-untyped-def]
-    """Under rq, a start function for long-lived workers (stopped at the end); None for the executor."""
+def background(tmp_path: Path, clean_queue: None) -> Iterator[Workers | None]:
+    """Under rq, real worker subprocesses (stopped at the end); None for the in-process executor."""
     if not settings.USE_RQ:
         yield None
+        # The command returns once the rows are finished; the executor's thread may still be logging.
+        from evaluations import executor
+
+        executor.wait_idle()
         return
     pool = Workers(tmp_path)
     yield pool
