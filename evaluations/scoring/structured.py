@@ -231,6 +231,8 @@ _JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "nul
 def _schema_reason(error: ValidationError) -> str:
     """What a schema violation is, in our words: jsonschema's own message quotes the instance and the
     schema it reached, and SPEC §10 keeps error texts to reasons we composed."""
+    if error.validator is None:  # the schema here is `false`
+        return "not allowed by the schema (false)"
     keyword, value = str(error.validator), error.validator_value
     if keyword == "required" and isinstance(value, list) and isinstance(error.instance, dict):
         missing = [name for name in value if isinstance(name, str) and name not in error.instance]

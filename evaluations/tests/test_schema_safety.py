@@ -114,6 +114,14 @@ def test_format_regex_means_what_the_regex_package_compiles():
     assert schema_errors(schema, {"p": "[[:foo:]]"}) == [{"path": "$.p", "message": "fails format"}]
 
 
+def test_boolean_schemas_are_judged_in_our_words():
+    assert schema_errors(True, {"x": 1}) == []
+    assert schema_errors(False, 1) == [{"path": "$", "message": "not allowed by the schema (false)"}]
+    assert [e["message"] for e in schema_errors({"properties": {"x": False}}, {"x": 1})] == [
+        "not allowed by the schema (false)"
+    ]
+
+
 # -- patterns under a time limit -------------------------------------------------------------------------
 WHERE_A_PATTERN_RUNS = {
     "pattern": ({"properties": {"x": {"type": "string", "pattern": EVIL}}}, {"x": EVIL_TEXT}, "$.x"),
