@@ -1,0 +1,292 @@
+"""What a run will cost before it starts (SPEC §11 "Estimate before running").
+
+Per (test, model) pair, repeated `repeats` times:
+
+* input tokens: the provider's own token counter where it has one (Anthropic, Gemini: exact, free), else the
+  adapters' approximation (about four characters a token; `tiktoken` is not installed). A counter is called
+  once per test and provider endpoint (the first chosen model of that endpoint stands for the others), at most
+  COUNT_CONCURRENCY at a time, and only for ESTIMATE_COUNT_TIMEOUT seconds in all; a count that fails or is
+  not done by then falls back to the approximation.
+* output tokens: the mean of the model's past completed answers to the test, else the model's `max_tokens`
+  (an upper bound: the model may stop earlier).
+* cost: the model's prices (providers.pricing.cost_for).
+* judge (`llm_judge` tests): the judge model's prices for the judge prompt (the task, the reference, the rubric
+  and an answer of the estimated length; approximated) and a JUDGE_VERDICT_TOKENS verdict.
+
+Cached answers (EVAL_CACHE) are not subtracted: the estimate is what the run costs without them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db.models import Avg
+
+from catalog.models import LLMModel, TestCase
+from evaluations.models import TestResult
+from evaluations.runner.planning import build_request, model_parameters
+from evaluations.scoring import ScoringTarget
+from evaluations.scoring.judge import JUDGE_SYSTEM_PROMPT, build_judge_prompt, resolve_judge_model
+from providers.base import GenerationRequest, Provider, Usage
+from providers.pricing import COST_QUANTUM, cost_for
+from providers.registry import adapter_key, provider_for_model
+
+logger = logging.getLogger(__name__)
+
+# More evaluations than this in one estimate is refused by the API (400).
+MAX_ESTIMATE_EVALUATIONS = 10_000
+# Vendor counting calls in flight at once.
+COUNT_CONCURRENCY = 8
+# A verdict is a short JSON object ({score, pass, reasoning}); the judge may write up to 512 tokens.
+JUDGE_VERDICT_TOKENS = 150
+# Approximate characters per token, the adapters' rule for vendors without a counter.
+CHARS_PER_TOKEN = 4
+
+_CHUNK = 500
+
+T = TypeVar("T")
+
+
+def approximate_tokens(text: str) -> int:
+    """About four characters a token (Provider.count_tokens' fallback), at least one."""
+    return max(1, len(text) // CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True)
+class ModelEstimate:
+    """One model's share of a run: its evaluations, tokens, and cost (the judge not included)."""
+
+    model: LLMModel
+    evaluations: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": str(self.model.pk),
+            "evaluations": self.evaluations,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": money(self.cost_usd),
+        }
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """What a run of some tests over some models will cost; `total_usd` adds the judge's cost."""
+
+    evaluations: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    judge_cost_usd: Decimal
+    by_model: list[ModelEstimate] = field(default_factory=list)
+
+    @property
+    def total_usd(self) -> Decimal:
+        return self.cost_usd + self.judge_cost_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        """The SPEC §11 shape; money as decimal strings with 8 places, as the API renders `total_cost`."""
+        return {
+            "evaluations": self.evaluations,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": money(self.cost_usd),
+            "judge_cost_usd": money(self.judge_cost_usd),
+            "total_usd": money(self.total_usd),
+            "by_model": [model.as_dict() for model in self.by_model],
+        }
+
+
+def money(value: Decimal) -> str:
+    """A cost as the API renders DecimalField(decimal_places=8): '0.00012300'."""
+    return f"{value.quantize(COST_QUANTUM):f}"
+
+
+def run_estimate(*, test_cases: Sequence[TestCase], models: Sequence[LLMModel], repeats: int = 1) -> RunEstimate:
+    """The estimated tokens and cost of running every test in `test_cases` against every model in `models`,
+    `repeats` times each. Reads past results; may call vendors' token counters (bounded in time)."""
+    tests = list({test.pk: test for test in test_cases}.values())
+    chosen = list({model.pk: model for model in models}.values())
+    repeats = max(1, int(repeats))
+    targets = {test.pk: ScoringTarget.from_snapshot(test.scored_snapshot()) for test in tests}
+    requests = {
+        (test.pk, model.pk): build_request(targets[test.pk], model, model_parameters(model), _count_timeout())
+        for test in tests
+        for model in chosen
+    }
+    input_tokens = _input_tokens(tests, chosen, requests)
+    past_output = _past_output_tokens(tests, chosen)
+    judges = _judges(tests, targets)
+
+    by_model: list[ModelEstimate] = []
+    judge_cost = Decimal(0)
+    for model in chosen:
+        model_in = model_out = 0
+        model_cost = Decimal(0)
+        for test in tests:
+            tokens_in = input_tokens[(test.pk, model.pk)]
+            tokens_out = past_output.get((test.pk, model.pk)) or requests[(test.pk, model.pk)].max_tokens
+            model_in += tokens_in * repeats
+            model_out += tokens_out * repeats
+            model_cost += _cost(model, tokens_in, tokens_out) * repeats
+            judge = judges.get(test.pk)
+            if judge is not None:
+                judge_in = (
+                    approximate_tokens(JUDGE_SYSTEM_PROMPT + build_judge_prompt(targets[test.pk], "")) + tokens_out
+                )
+                judge_cost += _cost(judge, judge_in, JUDGE_VERDICT_TOKENS) * repeats
+        by_model.append(
+            ModelEstimate(
+                model=model,
+                evaluations=len(tests) * repeats,
+                input_tokens=model_in,
+                output_tokens=model_out,
+                cost_usd=model_cost,
+            )
+        )
+    return RunEstimate(
+        evaluations=len(tests) * len(chosen) * repeats,
+        input_tokens=sum(item.input_tokens for item in by_model),
+        output_tokens=sum(item.output_tokens for item in by_model),
+        cost_usd=sum((item.cost_usd for item in by_model), Decimal(0)),
+        judge_cost_usd=judge_cost,
+        by_model=by_model,
+    )
+
+
+def _cost(model: LLMModel, input_tokens: int, output_tokens: int) -> Decimal:
+    return cost_for(model, Usage(input_tokens=input_tokens, output_tokens=output_tokens))
+
+
+def _count_timeout() -> float:
+    return float(getattr(settings, "ESTIMATE_COUNT_TIMEOUT", 10.0))
+
+
+def _judges(tests: Sequence[TestCase], targets: dict[Any, ScoringTarget]) -> dict[Any, LLMModel]:
+    """The judge model of each llm_judge test (tests whose judge is not in the registry cost nothing to judge:
+    their scoring fails without a call)."""
+    found: dict[Any, LLMModel] = {}
+    by_name: dict[str, LLMModel | None] = {}
+    for test in tests:
+        target = targets[test.pk]
+        if target.evaluation_type != TestCase.EvaluationType.LLM_JUDGE:
+            continue
+        name = str(target.evaluation_config.get("judge_model") or settings.JUDGE_MODEL or "")
+        if name not in by_name:
+            by_name[name] = resolve_judge_model(target)
+        judge = by_name[name]
+        if judge is not None:
+            found[test.pk] = judge
+    return found
+
+
+def _past_output_tokens(tests: Sequence[TestCase], models: Sequence[LLMModel]) -> dict[tuple[Any, Any], int]:
+    """Mean output tokens of each (test, model)'s past completed answers, rounded up."""
+    means: dict[tuple[Any, Any], int] = {}
+    model_ids = [model.pk for model in models]
+    test_ids = [test.pk for test in tests]
+    for start in range(0, len(test_ids), _CHUNK):
+        rows = (
+            TestResult.objects.filter(
+                test_case_id__in=test_ids[start : start + _CHUNK],
+                model_id__in=model_ids,
+                status=TestResult.Status.COMPLETED,
+                output_tokens__isnull=False,
+            )
+            .order_by()
+            .values("test_case_id", "model_id")
+            .annotate(mean=Avg("output_tokens"))
+        )
+        for row in rows:
+            if row["mean"] is not None:
+                means[(row["test_case_id"], row["model_id"])] = max(1, math.ceil(row["mean"]))
+    return means
+
+
+def _input_tokens(
+    tests: Sequence[TestCase], models: Sequence[LLMModel], requests: dict[tuple[Any, Any], GenerationRequest]
+) -> dict[tuple[Any, Any], int]:
+    """Input tokens of each (test, model): one count per test and provider endpoint, shared by its models."""
+    endpoints: dict[tuple[str, str], list[LLMModel]] = {}
+    for model in models:
+        endpoints.setdefault(adapter_key(model), []).append(model)
+    counted = _run_async(lambda: _count_all(tests, endpoints, requests))
+    result: dict[tuple[Any, Any], int] = {}
+    for key, endpoint_models in endpoints.items():
+        for test in tests:
+            for model in endpoint_models:
+                tokens = counted.get((test.pk, key))
+                if tokens is None:
+                    request = requests[(test.pk, model.pk)]
+                    tokens = approximate_tokens(f"{request.system_prompt}\n{request.prompt}")
+                result[(test.pk, model.pk)] = tokens
+    return result
+
+
+def _run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine from sync code, also when this thread already runs an event loop (an async caller)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def _has_counter(adapter: Provider) -> bool:
+    return type(adapter).count_tokens is not Provider.count_tokens
+
+
+async def _count_all(
+    tests: Sequence[TestCase],
+    endpoints: dict[tuple[str, str], list[LLMModel]],
+    requests: dict[tuple[Any, Any], GenerationRequest],
+) -> dict[tuple[Any, tuple[str, str]], int]:
+    """Vendor counts by (test, endpoint), for endpoints whose adapter has a counter and is configured; what
+    fails or is not done within the time limit is left out (the caller approximates it)."""
+    adapters: dict[tuple[str, str], Provider] = {}
+    for key, endpoint_models in endpoints.items():
+        try:
+            adapter = provider_for_model(endpoint_models[0])
+        except Exception:  # no adapter for this provider: approximated
+            logger.info("estimate: no adapter for provider %s; input tokens approximated", key[0])
+            continue
+        if _has_counter(adapter) and adapter.is_configured:
+            adapters[key] = adapter
+    counts: dict[tuple[Any, tuple[str, str]], int] = {}
+    if not adapters:
+        return counts
+    limit = asyncio.Semaphore(COUNT_CONCURRENCY)
+    timeout = _count_timeout()
+
+    async def count(test_id: Any, key: tuple[str, str]) -> None:
+        request = requests[(test_id, endpoints[key][0].pk)]
+        async with limit:
+            try:
+                counted = await asyncio.wait_for(adapters[key].count_tokens(request), timeout=timeout)
+            except Exception as exc:  # a vendor error or a slow counter: approximated
+                logger.info("estimate: %s could not count tokens (%s); approximated", key[0], type(exc).__name__)
+                return
+        counts[(test_id, key)] = counted.tokens
+
+    tasks = [asyncio.ensure_future(count(test.pk, key)) for test in tests for key in adapters]
+    try:
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    finally:
+        for adapter in adapters.values():
+            await adapter.aclose()
+    return counts

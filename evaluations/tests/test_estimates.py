@@ -1,0 +1,221 @@
+"""The estimate before a run (SPEC §11): tokens from vendors' counters (the fake servers), past answers, judge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from catalog.models import LLMModel, TestCase
+from catalog.tests.factories import LLMModelFactory, TestCaseFactory
+from evaluations.estimates import (
+    JUDGE_VERDICT_TOKENS,
+    RunEstimate,
+    approximate_tokens,
+    run_estimate,
+)
+from evaluations.models import TestResult
+from evaluations.scoring import ScoringTarget
+from evaluations.scoring.judge import JUDGE_SYSTEM_PROMPT, build_judge_prompt
+from evaluations.tests.factories import ExecutionFactory, TestResultFactory
+from providers.testing.fake_servers import FakeServer
+
+pytestmark = pytest.mark.django_db
+
+KEY = "sk-test-not-a-real-key-1234567890"
+PROMPT = "What is the capital of France? Answer with one word."
+SYSTEM = "You are a terse geography expert."
+
+
+@pytest.fixture
+def anthropic_server(settings: Any) -> Iterator[FakeServer]:
+    with FakeServer("anthropic") as server:
+        settings.ANTHROPIC_API_KEY = KEY
+        settings.ANTHROPIC_BASE_URL = server.base_url
+        yield server
+
+
+@pytest.fixture
+def google_server(settings: Any) -> Iterator[FakeServer]:
+    with FakeServer("google") as server:
+        settings.GOOGLE_API_KEY = KEY
+        settings.GOOGLE_BASE_URL = server.base_url
+        yield server
+
+
+def _model(name: str, provider: str, *, max_tokens: int = 300, price_in: str = "3", price_out: str = "15") -> LLMModel:
+    return LLMModelFactory(
+        name=name,
+        provider=provider,
+        provider_model_id=name,
+        config={},
+        default_max_tokens=max_tokens,
+        input_price_per_million=Decimal(price_in),
+        output_price_per_million=Decimal(price_out),
+    )
+
+
+def _count_calls(server: FakeServer) -> int:
+    return sum(1 for call in server.received if call.kind == "count_tokens")
+
+
+def test_anthropic_input_tokens_are_what_the_vendor_counts(anthropic_server: FakeServer) -> None:
+    model = _model("claude-test", "anthropic")
+    test = TestCaseFactory(prompt=PROMPT, system_prompt=SYSTEM)
+
+    estimate = run_estimate(test_cases=[test], models=[model])
+
+    # The fake server counts the words of the system prompt and the messages.
+    assert estimate.input_tokens == len(f"{SYSTEM} {PROMPT}".split()) == 16
+    assert _count_calls(anthropic_server) == 1
+    assert estimate.evaluations == 1
+    assert estimate.output_tokens == 300  # no past answers: the model's max_tokens
+    expected = (Decimal(16) * 3 + Decimal(300) * 15) / Decimal(1_000_000)
+    assert estimate.cost_usd == expected
+    assert estimate.judge_cost_usd == 0
+    assert estimate.total_usd == expected
+
+
+def test_gemini_input_tokens_are_what_the_vendor_counts(google_server: FakeServer) -> None:
+    model = _model("gemini-test", "google")
+    test = TestCaseFactory(prompt=PROMPT)
+
+    estimate = run_estimate(test_cases=[test], models=[model], repeats=3)
+
+    assert estimate.by_model[0].input_tokens == 3 * len(PROMPT.split())
+    assert estimate.evaluations == 3
+    assert _count_calls(google_server) == 1
+
+
+def test_one_count_per_test_and_provider_whatever_the_number_of_models(anthropic_server: FakeServer) -> None:
+    models = [_model(f"claude-{n}", "anthropic") for n in range(3)]
+    tests = TestCaseFactory.create_batch(2, prompt=PROMPT)
+
+    estimate = run_estimate(test_cases=tests, models=models)
+
+    assert _count_calls(anthropic_server) == 2
+    assert estimate.evaluations == 6
+    assert [item.input_tokens for item in estimate.by_model] == [2 * len(PROMPT.split())] * 3
+
+
+def test_a_provider_without_a_counter_is_approximated_at_four_characters_a_token() -> None:
+    model = _model("mock-estimate", LLMModel.Provider.MOCK)
+    test = TestCaseFactory(prompt=PROMPT, system_prompt=SYSTEM)
+
+    estimate = run_estimate(test_cases=[test], models=[model])
+
+    assert estimate.input_tokens == approximate_tokens(f"{SYSTEM}\n{PROMPT}") == len(f"{SYSTEM}\n{PROMPT}") // 4
+
+
+def test_a_counter_that_fails_falls_back_to_the_approximation(settings: Any) -> None:
+    # The server wants another key: its counter answers 401.
+    with FakeServer("anthropic", api_key="sk-another-key-entirely-0987654321") as server:
+        settings.ANTHROPIC_API_KEY = KEY
+        settings.ANTHROPIC_BASE_URL = server.base_url
+        model = _model("claude-failing", "anthropic")
+        test = TestCaseFactory(prompt=PROMPT)
+        estimate = run_estimate(test_cases=[test], models=[model])
+    assert estimate.input_tokens == approximate_tokens(f"\n{PROMPT}")
+
+
+def test_an_unconfigured_provider_is_approximated_without_a_call(settings: Any) -> None:
+    settings.ANTHROPIC_API_KEY = ""
+    model = _model("claude-unconfigured", "anthropic")
+    test = TestCaseFactory(prompt=PROMPT)
+
+    assert run_estimate(test_cases=[test], models=[model]).input_tokens == approximate_tokens(f"\n{PROMPT}")
+
+
+def test_output_tokens_are_the_mean_of_the_tests_past_answers_for_that_model() -> None:
+    model = _model("mock-history", LLMModel.Provider.MOCK, max_tokens=1000)
+    other = _model("mock-no-history", LLMModel.Provider.MOCK, max_tokens=1000)
+    test = TestCaseFactory(prompt=PROMPT)
+    for tokens in (10, 21):
+        TestResultFactory(execution=ExecutionFactory(test_case=test), model=model, output_tokens=tokens)
+    # Failed answers and answers to other tests do not count.
+    TestResultFactory(
+        execution=ExecutionFactory(test_case=test), model=model, output_tokens=900, status=TestResult.Status.FAILED
+    )
+    TestResultFactory(model=model, output_tokens=700)
+
+    estimate = run_estimate(test_cases=[test], models=[model, other], repeats=2)
+
+    by_name = {item.model.name: item for item in estimate.by_model}
+    assert by_name["mock-history"].output_tokens == 2 * 16  # mean 15.5, rounded up
+    assert by_name["mock-no-history"].output_tokens == 2 * 1000
+    assert estimate.output_tokens == 32 + 2000
+
+
+def test_llm_judge_tests_add_the_judges_cost(settings: Any) -> None:
+    judge = _model("judge-model", LLMModel.Provider.MOCK, price_in="10", price_out="30")
+    settings.JUDGE_MODEL = judge.name
+    model = _model("mock-judged", LLMModel.Provider.MOCK, max_tokens=200, price_in="1", price_out="2")
+    test = TestCaseFactory(
+        prompt=PROMPT,
+        evaluation_type=TestCase.EvaluationType.LLM_JUDGE,
+        evaluation_config={"rubric": "One word, the capital city."},
+    )
+    plain = TestCaseFactory(prompt=PROMPT)
+
+    estimate = run_estimate(test_cases=[test, plain], models=[model])
+
+    target = ScoringTarget.from_snapshot(test.scored_snapshot())
+    judge_in = approximate_tokens(JUDGE_SYSTEM_PROMPT + build_judge_prompt(target, "")) + 200
+    expected = (Decimal(judge_in) * 10 + Decimal(JUDGE_VERDICT_TOKENS) * 30) / Decimal(1_000_000)
+    assert estimate.judge_cost_usd == expected.quantize(Decimal("0.00000001"))
+    assert estimate.total_usd == estimate.cost_usd + estimate.judge_cost_usd
+    # The judge is not one of the models.
+    assert [item.model.name for item in estimate.by_model] == ["mock-judged"]
+
+
+def test_a_judge_named_per_test_wins_over_the_setting(settings: Any) -> None:
+    settings.JUDGE_MODEL = ""
+    _model("test-judge", LLMModel.Provider.MOCK, price_in="100", price_out="100")
+    model = _model("mock-judged-2", LLMModel.Provider.MOCK)
+    judged = TestCaseFactory(
+        evaluation_type=TestCase.EvaluationType.LLM_JUDGE, evaluation_config={"judge_model": "test-judge"}
+    )
+    unjudged = TestCaseFactory(evaluation_type=TestCase.EvaluationType.LLM_JUDGE, evaluation_config={})
+
+    assert run_estimate(test_cases=[judged], models=[model]).judge_cost_usd > 0
+    # No judge at all: scoring fails without a call, so judging costs nothing.
+    assert run_estimate(test_cases=[unjudged], models=[model]).judge_cost_usd == 0
+
+
+def test_as_dict_has_the_spec_shape_with_money_as_decimal_strings() -> None:
+    model = _model("mock-shape", LLMModel.Provider.MOCK, max_tokens=100)
+    test = TestCaseFactory(prompt=PROMPT)
+
+    data = run_estimate(test_cases=[test], models=[model]).as_dict()
+
+    assert set(data) == {
+        "evaluations",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "judge_cost_usd",
+        "total_usd",
+        "by_model",
+    }
+    assert data["by_model"] == [
+        {
+            "model": str(model.pk),
+            "evaluations": 1,
+            "input_tokens": data["input_tokens"],
+            "output_tokens": 100,
+            "cost_usd": data["cost_usd"],
+        }
+    ]
+    assert isinstance(data["cost_usd"], str)
+    assert Decimal(data["cost_usd"]) == Decimal(data["input_tokens"] * 3 + 100 * 15) / Decimal(1_000_000)
+    assert data["judge_cost_usd"] == "0.00000000"
+
+
+def test_an_estimate_is_frozen() -> None:
+    estimate = RunEstimate(
+        evaluations=0, input_tokens=0, output_tokens=0, cost_usd=Decimal(0), judge_cost_usd=Decimal(0)
+    )
+    with pytest.raises(AttributeError):
+        estimate.evaluations = 1  # type: ignore[misc]
