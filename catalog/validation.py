@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import regex as regex_engine
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
+from referencing import Registry
 
 _BOOLEAN = {"type": "boolean"}
 _FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
@@ -66,8 +67,9 @@ def register_scorer_config_validator(validator: ScorerConfigValidator | None) ->
 
 def json_schema_errors(schema: dict[str, Any], instance: Any, *, check_formats: bool = False) -> list[str]:
     """Why `instance` does not satisfy the JSON Schema `schema`, one message per problem, path first."""
-    checker = Draft202012Validator.FORMAT_CHECKER if check_formats else None
-    return _messages(Draft202012Validator(schema, format_checker=checker), instance)
+    # `format: regex` is checked with the `regex` package, as scoring uses it; the registry retrieves nothing.
+    checker = SCHEMA_FORMAT_CHECKER if check_formats else None
+    return _messages(Draft202012Validator(schema, format_checker=checker, registry=Registry()), instance)
 
 
 def _messages(validator: Draft202012Validator, instance: Any) -> list[str]:

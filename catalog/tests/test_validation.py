@@ -70,3 +70,10 @@ def test_the_catalog_imports_no_higher_app_outside_its_pages() -> None:
         if name.split(".")[0] in ("evaluations", "leaderboard")
     }
     assert upward == set()
+
+
+def test_a_regex_scorer_pattern_is_checked_with_the_regex_package_that_will_run_it() -> None:
+    # \p{L} is valid for the `regex` package the scorer matches with, unknown to the stdlib `re`.
+    assert evaluation_config_errors("custom", {"scorer": "regex", "pattern": r"^\p{L}+$"}) == []
+    errors = evaluation_config_errors("custom", {"scorer": "regex", "pattern": "(unclosed"})
+    assert errors and "pattern" in errors[0]
