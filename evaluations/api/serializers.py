@@ -88,3 +88,49 @@ class TestResultSerializer(serializers.ModelSerializer[TestResult]):
             "executed_at",
         ]
         read_only_fields = fields
+
+
+# POST /executions/estimate (SPEC §11). No docstrings: drf-spectacular would publish them as descriptions.
+class EstimateRequestSerializer(serializers.Serializer):
+    test_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        allow_empty=False,
+        max_length=10_000,
+        help_text="Tests to estimate; each must be visible to the caller.",
+    )
+    model_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        allow_empty=False,
+        max_length=100,
+        help_text="Active models to estimate; all active models when omitted (what a run takes by default).",
+    )
+    repeats = serializers.IntegerField(
+        required=False, default=1, min_value=1, max_value=20, help_text="Samples per (test, model)."
+    )
+
+
+class ModelEstimateSerializer(serializers.Serializer):
+    model = serializers.UUIDField(help_text="The model's id.")
+    evaluations = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(
+        max_digits=20, decimal_places=8, help_text="This model's calls, in USD (the judge not included)."
+    )
+
+
+class EstimateSerializer(serializers.Serializer):
+    evaluations = serializers.IntegerField(help_text="(test, model, sample) calls the run would make.")
+    input_tokens = serializers.IntegerField(
+        help_text="Prompt tokens: the vendor's count where it has a counter, else about four characters a token."
+    )
+    output_tokens = serializers.IntegerField(
+        help_text="Answer tokens: the mean of past answers to the test by that model, else its max_tokens."
+    )
+    cost_usd = serializers.DecimalField(max_digits=20, decimal_places=8, help_text="The models' calls, in USD.")
+    judge_cost_usd = serializers.DecimalField(
+        max_digits=20, decimal_places=8, help_text="The judge's calls for llm_judge tests, in USD."
+    )
+    total_usd = serializers.DecimalField(max_digits=20, decimal_places=8, help_text="cost_usd + judge_cost_usd.")
+    by_model = ModelEstimateSerializer(many=True)

@@ -23,6 +23,8 @@ urlpatterns = [
         views.TestCaseResultViewSet.as_view({"get": "list"}),
         name="test-case-results",
     ),
+    # Before the router's executions/{id} routes (which take UUIDs only, so they could not match it anyway).
+    path("executions/estimate", views.EstimateView.as_view(), name="execution-estimate"),
     path(
         "executions/<uuid:pk>/results",
         views.ExecutionResultViewSet.as_view({"get": "list"}),

@@ -14,13 +14,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog.models import LLMModel, TestCase
-from evaluations.api.serializers import ExecutionSerializer, RunSerializer, TestResultSerializer
+from evaluations.api.serializers import (
+    EstimateRequestSerializer,
+    EstimateSerializer,
+    ExecutionSerializer,
+    RunSerializer,
+    TestResultSerializer,
+)
+from evaluations.estimates import estimate_for_ids
 from evaluations.filters import ExecutionFilter, TestResultFilter
 from evaluations.models import Execution, TestResult
 from evaluations.services import execution_cancel, execution_start
 from openbench.api.schema import error_response
 from openbench.api.throttles import DEFAULT_THROTTLES, RunThrottle
-from openbench.api.viewsets import BaseViewSet
+from openbench.api.viewsets import BaseAPIView, BaseViewSet
 from openbench.exceptions import ApplicationError
 
 
@@ -96,6 +103,36 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseVie
         execution = execution_cancel(execution=self.get_object(), actor=request.user)  # type: ignore[arg-type]
         fresh = Execution.objects.prefetch_related("llm_models").get(pk=execution.pk)
         return Response(ExecutionSerializer(fresh).data)
+
+
+@extend_schema(tags=["executions"])
+class EstimateView(BaseAPIView):
+    """POST /executions/estimate: what a run would cost, before it starts (SPEC §11)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        summary="Estimate a run's tokens and cost before starting it",
+        description=(
+            "Tokens and USD cost of running `test_ids` against `model_ids` (default: every active model), "
+            "`repeats` times each, per model and in total, with the judge's cost for `llm_judge` tests. "
+            "Nothing runs. Unknown tests and tests the caller may not see are refused alike (400 naming "
+            "`test_ids`); unknown or inactive models → 400 naming `model_ids`; more than 10,000 evaluations "
+            "→ 400 `too_many_evaluations`."
+        ),
+        request=EstimateRequestSerializer,
+        responses={200: EstimateSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        data = EstimateRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        estimate = estimate_for_ids(
+            user=request.user,
+            test_ids=data.validated_data["test_ids"],
+            model_ids=data.validated_data.get("model_ids"),
+            repeats=data.validated_data["repeats"],
+        )
+        return Response(estimate.as_dict())
 
 
 class _ResultListViewSet(mixins.ListModelMixin, BaseViewSet):

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from rest_framework.test import APIClient
 
+from accounts.models import User
 from catalog.models import LLMModel, TestCase
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.estimates import (
     JUDGE_VERDICT_TOKENS,
+    MAX_ESTIMATE_EVALUATIONS,
     RunEstimate,
     approximate_tokens,
     run_estimate,
 )
-from evaluations.models import TestResult
+from evaluations.models import Execution, TestResult
 from evaluations.scoring import ScoringTarget
 from evaluations.scoring.judge import JUDGE_SYSTEM_PROMPT, build_judge_prompt
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory
+from openbench.tests.api import (
+    V1,
+    assert_error,
+    client_for,
+    reset_throttles,  # noqa: F401 - autouse fixture
+)
 from providers.testing.fake_servers import FakeServer
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +229,135 @@ def test_an_estimate_is_frozen() -> None:
     )
     with pytest.raises(AttributeError):
         estimate.evaluations = 1  # type: ignore[misc]
+
+
+# --- POST /api/v1/executions/estimate --------------------------------------------------------------------
+
+ESTIMATE_URL = f"{V1}/executions/estimate"
+
+
+def _post(client: APIClient, **payload: object) -> Any:
+    return client.post(ESTIMATE_URL, payload, format="json")
+
+
+def test_the_api_answers_the_estimate_of_every_active_model_by_default(owner: User) -> None:
+    active = [_model(f"mock-active-{n}", LLMModel.Provider.MOCK, max_tokens=50) for n in range(2)]
+    LLMModelFactory(name="mock-inactive", is_active=False)
+    tests = TestCaseFactory.create_batch(3, prompt=PROMPT)
+
+    response = _post(client_for(owner), test_ids=[str(test.pk) for test in tests], repeats=2)
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body == run_estimate(test_cases=tests, models=active, repeats=2).as_dict()
+    assert body["evaluations"] == 12
+    assert sorted(item["model"] for item in body["by_model"]) == sorted(str(model.pk) for model in active)
+    assert all(item["evaluations"] == 6 for item in body["by_model"])
+
+
+def test_the_api_estimates_only_the_models_asked_for(owner: User, anthropic_server: FakeServer) -> None:
+    claude = _model("claude-api", "anthropic")
+    _model("mock-not-asked", LLMModel.Provider.MOCK)
+    test = TestCaseFactory(prompt=PROMPT, system_prompt=SYSTEM)
+
+    response = _post(client_for(owner), test_ids=[str(test.pk)], model_ids=[str(claude.pk)])
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert [item["model"] for item in body["by_model"]] == [str(claude.pk)]
+    assert body["input_tokens"] == len(f"{SYSTEM} {PROMPT}".split())
+
+
+def test_the_api_counts_the_callers_own_pending_test(owner: User) -> None:
+    _model("mock-own", LLMModel.Provider.MOCK)
+    mine = TestCaseFactory(created_by=owner, status=TestCase.Status.PENDING, is_public=False)
+
+    assert _post(client_for(owner), test_ids=[str(mine.pk)]).status_code == 200
+
+
+def test_another_users_private_test_is_refused_like_an_unknown_one(owner: User, other_user: User) -> None:
+    _model("mock-private", LLMModel.Provider.MOCK)
+    private = TestCaseFactory(created_by=other_user, status=TestCase.Status.PENDING, is_public=False)
+    unknown = uuid.uuid4()
+
+    hidden = assert_error(_post(client_for(owner), test_ids=[str(private.pk)]), 400, "invalid")
+    missing = assert_error(_post(client_for(owner), test_ids=[str(unknown)]), 400, "invalid")
+
+    assert hidden["message"] == missing["message"]
+    assert hidden["details"] == {"test_ids": [f"No test with id {private.pk} is visible to you."]}
+    assert missing["details"] == {"test_ids": [f"No test with id {unknown} is visible to you."]}
+
+
+def test_unknown_and_inactive_models_are_refused_naming_model_ids(owner: User) -> None:
+    inactive = LLMModelFactory(name="mock-off", is_active=False)
+    test = TestCaseFactory()
+    unknown = uuid.uuid4()
+
+    error = assert_error(
+        _post(client_for(owner), test_ids=[str(test.pk)], model_ids=[str(inactive.pk), str(unknown)]), 400, "invalid"
+    )
+
+    assert set(error["details"]) == {"model_ids"}
+    assert len(error["details"]["model_ids"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"test_ids": []}, "test_ids"),
+        ({}, "test_ids"),
+        ({"test_ids": ["not-a-uuid"]}, "test_ids"),
+        ({"test_ids": "TEST", "model_ids": []}, "model_ids"),
+        ({"test_ids": "TEST", "repeats": 0}, "repeats"),
+        ({"test_ids": "TEST", "repeats": 21}, "repeats"),
+    ],
+)
+def test_malformed_requests_are_400_naming_the_field(owner: User, payload: dict[str, Any], field: str) -> None:
+    _model("mock-malformed", LLMModel.Provider.MOCK)
+    test = TestCaseFactory()
+    if payload.get("test_ids") == "TEST":
+        payload = {**payload, "test_ids": [str(test.pk)]}
+
+    error = assert_error(_post(client_for(owner), **payload), 400, "validation_error")
+
+    assert field in error["details"]
+
+
+def test_no_active_model_is_a_400_naming_model_ids(owner: User) -> None:
+    test = TestCaseFactory()
+
+    error = assert_error(_post(client_for(owner), test_ids=[str(test.pk)]), 400, "no_models")
+
+    assert "model_ids" in error["details"]
+
+
+def test_more_than_ten_thousand_evaluations_are_refused_before_counting(owner: User) -> None:
+    models = [_model(f"mock-many-{n}", LLMModel.Provider.MOCK) for n in range(10)]
+    tests = TestCaseFactory.create_batch(51)
+
+    error = assert_error(
+        _post(client_for(owner), test_ids=[str(test.pk) for test in tests], repeats=20), 400, "too_many_evaluations"
+    )
+
+    assert error["details"] == {"evaluations": 51 * 10 * 20, "max_evaluations": MAX_ESTIMATE_EVALUATIONS}
+    # Exactly at the limit is fine.
+    ok = _post(client_for(owner), test_ids=[str(test.pk) for test in tests[:50]], repeats=20)
+    assert ok.status_code == 200, ok.content
+    assert ok.json()["evaluations"] == MAX_ESTIMATE_EVALUATIONS
+    assert len(models) == 10
+
+
+def test_anonymous_callers_get_401(anonymous: APIClient) -> None:
+    test = TestCaseFactory()
+
+    assert_error(_post(anonymous, test_ids=[str(test.pk)]), 401)
+
+
+def test_estimating_runs_nothing(owner: User) -> None:
+    _model("mock-nothing", LLMModel.Provider.MOCK)
+    test = TestCaseFactory()
+
+    assert _post(client_for(owner), test_ids=[str(test.pk)]).status_code == 200
+
+    assert not Execution.objects.exists()
+    assert not TestResult.objects.exists()
