@@ -19,6 +19,8 @@ Cached answers (EVAL_CACHE) are not subtracted: the estimate is what the run cos
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import math
 from collections.abc import Callable, Coroutine, Sequence
@@ -28,6 +30,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Avg
 
 from catalog.models import LLMModel, TestCase
@@ -48,6 +51,8 @@ MAX_ESTIMATE_EVALUATIONS = 10_000
 COUNT_CONCURRENCY = 8
 # A verdict is a short JSON object ({score, pass, reasoning}); the judge may write up to 512 tokens.
 JUDGE_VERDICT_TOKENS = 150
+# How long a vendor's count of a prompt is reused (a prompt's count does not change).
+COUNT_CACHE_SECONDS = 24 * 3600
 # Approximate characters per token, the adapters' rule for vendors without a counter.
 CHARS_PER_TOKEN = 4
 
@@ -171,7 +176,7 @@ def _cost(model: LLMModel, input_tokens: int, output_tokens: int) -> Decimal:
 
 
 def _count_timeout() -> float:
-    return float(getattr(settings, "ESTIMATE_COUNT_TIMEOUT", 10.0))
+    return float(getattr(settings, "ESTIMATE_COUNT_TIMEOUT", 5.0))
 
 
 def _judges(tests: Sequence[TestCase], targets: dict[Any, ScoringTarget]) -> dict[Any, LLMModel]:
@@ -218,11 +223,22 @@ def _past_output_tokens(tests: Sequence[TestCase], models: Sequence[LLMModel]) -
 def _input_tokens(
     tests: Sequence[TestCase], models: Sequence[LLMModel], requests: dict[tuple[Any, Any], GenerationRequest]
 ) -> dict[tuple[Any, Any], int]:
-    """Input tokens of each (test, model): one count per test and provider endpoint, shared by its models."""
+    """Input tokens of each (test, model): one count per test and provider endpoint, shared by its models.
+    Vendor counts are cached (COUNT_CACHE_SECONDS), so showing the run form again calls no vendor."""
     endpoints: dict[tuple[str, str], list[LLMModel]] = {}
     for model in models:
         endpoints.setdefault(adapter_key(model), []).append(model)
-    counted = _run_async(lambda: _count_all(tests, endpoints, requests))
+    cache_keys = {
+        (test.pk, key): _count_cache_key(key, requests[(test.pk, endpoint_models[0].pk)])
+        for key, endpoint_models in endpoints.items()
+        for test in tests
+    }
+    cached = _cache_get_many(list(cache_keys.values()))
+    counted = {pair: cached[cache_key] for pair, cache_key in cache_keys.items() if cache_key in cached}
+    wanted = [pair for pair in cache_keys if pair not in counted]
+    fresh = _run_async(lambda: _count_all(wanted, endpoints, requests)) if wanted else {}
+    _cache_set_many({cache_keys[pair]: tokens for pair, tokens in fresh.items()})
+    counted.update(fresh)
     result: dict[tuple[Any, Any], int] = {}
     for key, endpoint_models in endpoints.items():
         for test in tests:
@@ -233,6 +249,31 @@ def _input_tokens(
                     tokens = approximate_tokens(f"{request.system_prompt}\n{request.prompt}")
                 result[(test.pk, model.pk)] = tokens
     return result
+
+
+def _count_cache_key(endpoint: tuple[str, str], request: GenerationRequest) -> str:
+    payload = [endpoint, request.model_id, request.system_prompt, request.prompt, request.json_schema]
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return f"estimate:tokens:{digest}"
+
+
+def _cache_get_many(keys: list[str]) -> dict[str, int]:
+    # The cache only saves vendor calls: when it is unreachable, count again rather than fail the estimate.
+    try:
+        found: dict[str, int] = cache.get_many(keys)
+    except Exception:
+        logger.warning("estimate: the token-count cache could not be read", exc_info=True)
+        return {}
+    return found
+
+
+def _cache_set_many(values: dict[str, int]) -> None:
+    if not values:
+        return
+    try:
+        cache.set_many(values, timeout=COUNT_CACHE_SECONDS)
+    except Exception:
+        logger.warning("estimate: the token-count cache could not be written", exc_info=True)
 
 
 def _run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -250,16 +291,16 @@ def _has_counter(adapter: Provider) -> bool:
 
 
 async def _count_all(
-    tests: Sequence[TestCase],
+    wanted: Sequence[tuple[Any, tuple[str, str]]],
     endpoints: dict[tuple[str, str], list[LLMModel]],
     requests: dict[tuple[Any, Any], GenerationRequest],
 ) -> dict[tuple[Any, tuple[str, str]], int]:
-    """Vendor counts by (test, endpoint), for endpoints whose adapter has a counter and is configured; what
+    """Vendor counts of the wanted (test, endpoint) pairs whose adapter has a counter and is configured; what
     fails or is not done within the time limit is left out (the caller approximates it)."""
     adapters: dict[tuple[str, str], Provider] = {}
-    for key, endpoint_models in endpoints.items():
+    for key in {key for _, key in wanted}:
         try:
-            adapter = provider_for_model(endpoint_models[0])
+            adapter = provider_for_model(endpoints[key][0])
         except Exception:  # no adapter for this provider: approximated
             logger.info("estimate: no adapter for provider %s; input tokens approximated", key[0])
             continue
@@ -281,8 +322,9 @@ async def _count_all(
                 return
         counts[(test_id, key)] = counted.tokens
 
-    tasks = [asyncio.ensure_future(count(test.pk, key)) for test in tests for key in adapters]
+    tasks = [asyncio.ensure_future(count(test_id, key)) for test_id, key in wanted if key in adapters]
     try:
+        # One limit for all the counting, however many tests: what is not counted by then is approximated.
         _, pending = await asyncio.wait(tasks, timeout=timeout)
         for task in pending:
             task.cancel()

@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -361,3 +363,43 @@ def test_estimating_runs_nothing(owner: User) -> None:
 
     assert not Execution.objects.exists()
     assert not TestResult.objects.exists()
+
+
+def test_a_second_estimate_of_the_same_prompt_calls_no_vendor(anthropic_server: FakeServer) -> None:
+    model = _model("claude-cached", "anthropic")
+    test = TestCaseFactory(prompt=PROMPT)
+
+    first = run_estimate(test_cases=[test], models=[model])
+    second = run_estimate(test_cases=[test], models=[model])
+
+    assert first == second
+    assert _count_calls(anthropic_server) == 1
+
+
+# --- the run form ------------------------------------------------------------------------------------------
+
+
+def test_the_run_form_shows_the_default_selections_estimate_before_the_button(client: Client, owner: User) -> None:
+    models = [_model(f"mock-form-{n}", LLMModel.Provider.MOCK, max_tokens=100) for n in range(2)]
+    test = TestCaseFactory(prompt=PROMPT)
+    client.force_login(owner)
+
+    html = client.get(reverse("catalog:test-detail", args=[test.pk])).content.decode()
+
+    estimate = run_estimate(test_cases=[test], models=models)
+    assert 'id="run-estimate"' in html
+    assert html.index('id="run-estimate"') < html.index('id="run-button"')
+    assert f"${estimate.total_usd:.5f}" in html
+    assert 'data-estimate="evaluations">2<' in html
+    assert f'data-url="{ESTIMATE_URL}"' in html
+    assert "js/run-estimate" in html
+
+
+def test_no_estimate_is_computed_for_visitors_who_cannot_run(client: Client, anthropic_server: FakeServer) -> None:
+    _model("claude-anon", "anthropic")
+    test = TestCaseFactory(prompt=PROMPT)
+
+    html = client.get(reverse("catalog:test-detail", args=[test.pk])).content.decode()
+
+    assert 'id="run-estimate"' not in html
+    assert _count_calls(anthropic_server) == 0

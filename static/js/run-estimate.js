@@ -1,0 +1,65 @@
+// The run form's cost estimate (SPEC §11): the page renders the estimate for every active model; when
+// models are ticked, this asks POST /api/v1/executions/estimate for the ticked ones and updates the text.
+// Plain JavaScript, no framework; without JavaScript the default selection's estimate stays shown.
+(function () {
+  "use strict";
+  var box = document.getElementById("run-estimate");
+  if (!box) return;
+  var form = box.closest("form");
+  if (!form) return;
+  var token = form.querySelector('input[name="csrfmiddlewaretoken"]');
+  var sequence = 0;
+
+  function money(value) {
+    return "$" + Number(value).toFixed(5);
+  }
+
+  function show(name, text) {
+    var el = box.querySelector('[data-estimate="' + name + '"]');
+    if (el) el.textContent = text;
+  }
+
+  function update() {
+    var ticked = Array.prototype.map.call(
+      form.querySelectorAll('input[name="models"]:checked'),
+      function (input) { return input.value; }
+    );
+    var body = { test_ids: [box.dataset.test] };
+    if (ticked.length) body.model_ids = ticked;
+    var mine = ++sequence;
+    box.classList.add("muted");
+    fetch(box.dataset.url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "application/json",
+        "X-CSRFToken": token ? token.value : "",
+      },
+      body: JSON.stringify(body),
+    })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        if (mine !== sequence) return; // a later change is already on its way
+        show("scope", ticked.length ? ticked.length + " ticked model" + (ticked.length === 1 ? "" : "s") : "every active model");
+        show("total_usd", money(data.total_usd));
+        show("judge_cost_usd", money(data.judge_cost_usd));
+        show("evaluations", data.evaluations.toLocaleString());
+        show("input_tokens", data.input_tokens.toLocaleString());
+        show("output_tokens", data.output_tokens.toLocaleString());
+      })
+      .catch(function () {
+        if (mine === sequence) show("scope", "the last selection (could not update)");
+      })
+      .finally(function () {
+        if (mine === sequence) box.classList.remove("muted");
+      });
+  }
+
+  form.addEventListener("change", function (event) {
+    if (event.target && event.target.name === "models") update();
+  });
+})();
