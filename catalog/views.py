@@ -117,7 +117,7 @@ def test_detail(request: HttpRequest, pk: Any) -> HttpResponse:
         "executions": Execution.objects.visible_to(user).filter(test_case=test_case).order_by("-created_at")[:10],
         "can_edit": can_edit(user, test_case),
         "can_run": TestCase.objects.runnable_by(user).filter(pk=test_case.pk).exists(),
-        "run_form": RunForm(),
+        "run_form": RunForm(test_case=test_case),
         "show_moderation": is_author_or_moderator,
         "pretty": {name: _pretty(getattr(test_case, name)) for name in ("expected_output", "output_schema")},
         "config": _pretty(test_case.evaluation_config) if test_case.evaluation_config else "",
