@@ -12,6 +12,7 @@ from django.db import transaction
 from catalog.models import LLMModel, TestCase
 from evaluations.models import Execution, TestResult
 from leaderboard import services
+from leaderboard.caching import analytics_cache_invalidate
 
 
 def test_case_saved(sender: type[TestCase], instance: TestCase, created: bool, **kwargs: Any) -> None:
@@ -22,7 +23,7 @@ def test_case_saved(sender: type[TestCase], instance: TestCase, created: bool, *
 
 def llm_model_saved(sender: type[LLMModel], instance: LLMModel, **kwargs: Any) -> None:
     """Names and providers are part of every cached answer."""
-    transaction.on_commit(lambda: services.analytics_cache_invalidate(model_ids=[instance.pk]))
+    transaction.on_commit(lambda: analytics_cache_invalidate(model_ids=[instance.pk]))
 
 
 def results_saved(sender: type[TestResult], results: Sequence[TestResult], **kwargs: Any) -> None:
