@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -25,6 +28,7 @@ from evaluations.estimates import (
 from evaluations.models import Execution, TestResult
 from evaluations.scoring import ScoringTarget
 from evaluations.scoring.judge import JUDGE_SYSTEM_PROMPT, build_judge_prompt
+from evaluations.tests.conftest import drain_background_work
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory
 from openbench.tests.api import (
     V1,
@@ -403,3 +407,114 @@ def test_no_estimate_is_computed_for_visitors_who_cannot_run(client: Client, ant
 
     assert 'id="run-estimate"' not in html
     assert _count_calls(anthropic_server) == 0
+
+
+# --- run_batch --estimate, and the confirmation above RUN_BATCH_CONFIRM_USD ----------------------------------
+
+
+class _Terminal(io.StringIO):
+    """A stdin that says it is a terminal, with the user's answer typed in."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _run_batch(**options: Any) -> str:
+    out = io.StringIO()
+    call_command("run_batch", stdout=out, stderr=io.StringIO(), **options)
+    return out.getvalue()
+
+
+def test_run_batch_estimate_prints_per_model_and_total_and_runs_nothing(anthropic_server: FakeServer) -> None:
+    claude = _model("claude-batch", "anthropic", max_tokens=100)
+    mock = _model("mock-batch", LLMModel.Provider.MOCK, max_tokens=100)
+    tests = TestCaseFactory.create_batch(2, prompt=PROMPT, category="geo")
+
+    out = _run_batch(category="geo", models=[claude.name, mock.name], estimate=True)
+
+    estimate = run_estimate(test_cases=tests, models=[claude, mock])
+    assert "claude-batch" in out and "mock-batch" in out
+    assert f"{estimate.total_usd:.6f}" in out
+    assert f"{estimate.by_model[0].cost_usd:.6f}" in out
+    assert "nothing was started" in out
+    assert not Execution.objects.exists()
+    assert anthropic_server.generation_requests == []
+
+
+def test_run_batch_refuses_above_the_threshold_without_a_terminal(settings: Any, monkeypatch: Any) -> None:
+    settings.RUN_BATCH_CONFIRM_USD = Decimal("0.0001")
+    model = _model("mock-expensive", LLMModel.Provider.MOCK, max_tokens=1000)
+    TestCaseFactory(category="geo")
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # piped input is not a confirmation
+
+    with pytest.raises(CommandError, match="no terminal to confirm on") as refused:
+        _run_batch(category="geo", models=[model.name])
+
+    assert refused.value.returncode == 1
+    assert not Execution.objects.exists()
+
+
+def test_run_batch_asks_above_the_threshold_and_a_no_starts_nothing(settings: Any, monkeypatch: Any) -> None:
+    settings.RUN_BATCH_CONFIRM_USD = Decimal("0.0001")
+    model = _model("mock-asked", LLMModel.Provider.MOCK, max_tokens=1000)
+    TestCaseFactory(category="geo")
+    monkeypatch.setattr("sys.stdin", _Terminal("n\n"))
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match="Not confirmed"):
+        call_command("run_batch", category="geo", models=[model.name], stdout=out)
+
+    assert "Proceed? [y/N]" in out.getvalue()
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("clean_queue")
+def test_run_batch_starts_after_a_yes(settings: Any, monkeypatch: Any) -> None:
+    settings.RUN_BATCH_CONFIRM_USD = Decimal("0.0001")
+    model = _model("mock-yes", LLMModel.Provider.MOCK, max_tokens=1000)
+    model.config = {"accuracy": 1.0, "latency_ms": 0}
+    model.save()
+    TestCaseFactory(category="geo")
+    monkeypatch.setattr("sys.stdin", _Terminal("y\n"))
+
+    out = _run_batch(category="geo", models=[model.name])
+    drain_background_work()
+
+    assert "Proceed? [y/N]" in out
+    assert Execution.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("clean_queue")
+def test_run_batch_yes_starts_above_the_threshold_without_asking(settings: Any, monkeypatch: Any) -> None:
+    settings.RUN_BATCH_CONFIRM_USD = Decimal("0")
+    model = _model("mock-scripted", LLMModel.Provider.MOCK, max_tokens=1000)
+    model.config = {"accuracy": 1.0, "latency_ms": 0}
+    model.save()
+    TestCaseFactory(category="geo")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+
+    out = _run_batch(category="geo", models=[model.name], yes=True)
+    drain_background_work()
+
+    assert "Proceed?" not in out
+    assert Execution.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("clean_queue")
+def test_run_batch_below_the_threshold_says_the_estimate_and_starts(settings: Any, monkeypatch: Any) -> None:
+    settings.RUN_BATCH_CONFIRM_USD = Decimal("100")
+    model = _model("mock-cheap", LLMModel.Provider.MOCK, max_tokens=10)
+    model.config = {"accuracy": 1.0, "latency_ms": 0}
+    model.save()
+    TestCaseFactory(category="geo")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+
+    out = _run_batch(category="geo", models=[model.name])
+    drain_background_work()
+
+    assert "Estimated cost: $" in out
+    assert "Proceed?" not in out
+    assert Execution.objects.count() == 1

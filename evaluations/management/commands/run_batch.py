@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.db.models import Sum
 
 from accounts.models import User
 from catalog.models import LLMModel, TestCase
+from evaluations.estimates import RunEstimate, run_estimate
 from evaluations.models import Execution
 from evaluations.services import executions_start_batch
 from openbench.exceptions import ApplicationError
@@ -33,6 +35,16 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="Wait with a progress bar and print a summary.")
         parser.add_argument("--user", help="Email of the user the executions are recorded as started by.")
         parser.add_argument("--poll", type=float, default=0.5, help="Seconds between progress checks while waiting.")
+        parser.add_argument(
+            "--estimate",
+            action="store_true",
+            help="Print the estimated tokens and cost (per model, total); run nothing.",
+        )
+        parser.add_argument(
+            "--yes",
+            action="store_true",
+            help="Start without asking, whatever the estimate (else above RUN_BATCH_CONFIRM_USD it asks).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tests = self._tests(options)
@@ -42,6 +54,8 @@ class Command(BaseCommand):
             user = User.objects.filter(email__iexact=options["user"]).first()
             if user is None:
                 raise CommandError(f"No user with email {options['user']!r}.")
+        if not self._cost_approved(tests, models, options):
+            return
         try:
             executions = executions_start_batch(test_cases=tests, models=models, started_by=user)
         except ApplicationError as exc:
@@ -61,6 +75,51 @@ class Command(BaseCommand):
         if failed:
             self.stderr.write(self.style.ERROR(f"{failed} execution(s) failed."))
             sys.exit(1)
+
+    def _cost_approved(self, tests: list[TestCase], models: list[LLMModel] | None, options: dict[str, Any]) -> bool:
+        """Before anything starts (SPEC §11): with --estimate print the estimate and say no; above
+        RUN_BATCH_CONFIRM_USD ask `Proceed? [y/N]` (refused without a terminal to ask on) unless --yes."""
+        if options["yes"] and not options["estimate"]:
+            return True
+        chosen = models if models is not None else list(LLMModel.objects.active().order_by("name"))
+        estimate = run_estimate(test_cases=tests, models=chosen)
+        threshold = Decimal(settings.RUN_BATCH_CONFIRM_USD)
+        if options["estimate"]:
+            self._print_estimate(estimate)
+            self.stdout.write("Estimate only: nothing was started.")
+            return False
+        if estimate.total_usd <= threshold:
+            self.stdout.write(f"Estimated cost: ${estimate.total_usd:.4f} ({estimate.evaluations} evaluations).")
+            return True
+        self._print_estimate(estimate)
+        above = f"The estimated cost ${estimate.total_usd:.4f} is above RUN_BATCH_CONFIRM_USD (${threshold:.2f})"
+        if not sys.stdin or not sys.stdin.isatty():
+            raise CommandError(
+                f"{above} and there is no terminal to confirm on; nothing was started. Add --yes to run it."
+            )
+        self.stdout.write(f"{above}. Proceed? [y/N] ", ending="")
+        self.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise CommandError("Not confirmed; nothing was started.")
+        return True
+
+    def _print_estimate(self, estimate: RunEstimate) -> None:
+        header = f"{'model':40} {'evals':>7} {'tokens in':>11} {'tokens out':>11} {'cost (USD)':>12}"
+        self.stdout.write(header)
+        self.stdout.write("-" * len(header))
+        for item in estimate.by_model:
+            self.stdout.write(
+                f"{item.model.name[:40]:40} {item.evaluations:>7} {item.input_tokens:>11,} {item.output_tokens:>11,} "
+                f"{item.cost_usd:>12.6f}"
+            )
+        if estimate.judge_cost_usd:
+            self.stdout.write(
+                f"{'judge (llm_judge tests)':40} {'':>7} {'':>11} {'':>11} {estimate.judge_cost_usd:>12.6f}"
+            )
+        self.stdout.write(
+            f"{'total':40} {estimate.evaluations:>7} {estimate.input_tokens:>11,} {estimate.output_tokens:>11,} "
+            f"{estimate.total_usd:>12.6f}"
+        )
 
     def _tests(self, options: dict[str, Any]) -> list[TestCase]:
         tests = TestCase.objects.approved()
