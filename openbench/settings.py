@@ -435,6 +435,23 @@ PROVIDER_CONCURRENCY = {
 }
 PROVIDER_RPM = {name: env.int(f"{name.upper()}_RPM", default=0) for name in PROVIDER_NAMES}
 
+# --- Estimate before running (SPEC §11; owned by the estimate work) ----------------------------------
+import decimal as _decimal  # noqa: E402 - kept inside this block on purpose
+
+# How long the estimate waits for vendors' token counters (Anthropic, Gemini) in all, in seconds; what is
+# not counted by then is approximated (about four characters a token).
+ESTIMATE_COUNT_TIMEOUT = env.float("ESTIMATE_COUNT_TIMEOUT", default=5.0)
+# `run_batch` asks `Proceed? [y/N]` when a batch's estimated cost (models and judge) is above this many
+# USD, and refuses without a terminal, unless --yes.
+_run_batch_confirm = env.str("RUN_BATCH_CONFIRM_USD", default="1.00").strip()
+try:
+    RUN_BATCH_CONFIRM_USD = _decimal.Decimal(_run_batch_confirm)
+except _decimal.InvalidOperation:
+    raise ImproperlyConfigured(f"RUN_BATCH_CONFIRM_USD must be an amount (got {_run_batch_confirm!r}).") from None
+if not RUN_BATCH_CONFIRM_USD.is_finite() or RUN_BATCH_CONFIRM_USD < 0 or ESTIMATE_COUNT_TIMEOUT <= 0:
+    raise ImproperlyConfigured("RUN_BATCH_CONFIRM_USD must be an amount >= 0; ESTIMATE_COUNT_TIMEOUT above 0.")
+# --- end of estimate block ------------------------------------------------------------------------------
+
 ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=300)
 
 # --- Logging: JSON lines with the request id ---------------------------------------------
