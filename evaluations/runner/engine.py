@@ -50,6 +50,7 @@ POLL_INTERVAL = 0.5  # seconds between checks for cancels and lost leases (the c
 ANALYTICS_INTERVAL = 5.0
 # While busy, how long the engine waits at most for another job to take in (or for room to take one).
 TAKE_WAIT = 0.05
+TAKE_BATCH = 50  # jobs claimed and planned together at most
 
 
 @dataclass(frozen=True)
@@ -205,36 +206,31 @@ class Engine:
                 self._spawn(provider)
         return held
 
-    async def admit(self, ticket: Ticket) -> None:
-        """Claim a job's executions and run them alongside those already running (from the loop)."""
+    async def admit(self, tickets: Sequence[Ticket]) -> None:
+        """Claim jobs' executions and run them alongside those already running (from the loop).
+
+        Jobs taken together are claimed and planned together, in a few queries (a burst of small runs
+        would otherwise cost a dozen round trips each on the one database thread)."""
         # Never what this engine already runs under another job's lease (a recovery job may name it).
-        wanted = [execution_id for execution_id in ticket.execution_ids if execution_id not in self.plans]
-        claimed = await self.bridge.run(
-            claim_executions, wanted, lease=ticket.lease, takeover_stale_after=ticket.takeover_stale_after
-        )
-        if not claimed:
-            logger.info(
-                "Nothing to run: executions already taken or finished.", extra={"executions": len(ticket.execution_ids)}
-            )
-            if ticket.on_done is not None:
-                await self.bridge.run(ticket.on_done, RunReport(), None)
-            return
-        try:
-            plans, pairs = await self.bridge.run(plan_executions, claimed, lease=ticket.lease)
-        except Exception as exc:
-            logger.exception("Could not plan %d executions.", len(claimed))
-            reason = f"Could not start: {exc}"
-            await self.bridge.run(fail_executions, lease=ticket.lease, execution_ids=claimed, message=reason)
-            if ticket.on_done is not None:
-                await self.bridge.run(ticket.on_done, RunReport(claimed=claimed), reason)
-            return
-        await self.cancels.check(claimed)
-        self.report.overlapped += 1
-        self._hold(ticket, plans, pairs)
-        for plan in plans:
-            if self.cancels.is_cancelled(plan.id):
-                self._stop(plan.id)
-        logger.info("Took in %d evaluations of %d executions while running.", len(pairs), len(plans))
+        running = set(self.plans)
+        admitted = await self.bridge.run(_claim_and_plan, tickets, running=running)
+        for ticket, claimed, plans, pairs, reason in admitted:
+            if reason is not None or not claimed:
+                if not claimed:
+                    logger.info(
+                        "Nothing to run: executions already taken or finished.",
+                        extra={"executions": len(ticket.execution_ids)},
+                    )
+                if ticket.on_done is not None:
+                    await self.bridge.run(ticket.on_done, RunReport(claimed=claimed), reason)
+                continue
+            await self.cancels.check(claimed)
+            self.report.overlapped += 1
+            self._hold(ticket, plans, pairs)
+            for plan in plans:
+                if self.cancels.is_cancelled(plan.id):
+                    self._stop(plan.id)
+            logger.info("Took in %d evaluations of %d executions while running.", len(pairs), len(plans))
 
     async def _take_more(self) -> None:
         """Keep taking jobs from the intake while there is room, until it has none left for us."""
@@ -250,10 +246,21 @@ class Engine:
                 continue
             # Busy: wait a moment for a job posted meanwhile. Idle with nothing queued: we are done.
             ticket = await intake.take(wait=TAKE_WAIT if self.outstanding else 0)
-            if ticket is not None:
-                await self.admit(ticket)
-            elif not self.outstanding:
-                return
+            if ticket is None:
+                if not self.outstanding:
+                    return
+                await asyncio.sleep(0)  # an intake that did not wait must not starve the loop
+                continue
+            # Whatever else waits right now comes along, within the room left (counted in executions).
+            tickets = [ticket]
+            room = self.max_executions - len(self.plans) - len(ticket.execution_ids)
+            while room > 0 and len(tickets) < TAKE_BATCH:
+                more = await intake.take(wait=0)
+                if more is None:
+                    break
+                tickets.append(more)
+                room -= len(more.execution_ids)
+            await self.admit(tickets)
 
     # -- the run ---------------------------------------------------------------------------------
     async def run(self) -> RunReport:
@@ -573,6 +580,58 @@ def _write_by_lease(batches: dict[str, tuple[list[TestResult], set[str]]]) -> tu
         closed += [execution_id for execution_id in finished if execution_id not in lost_here]
     notify.executions_finished(closed)
     return lost, saved
+
+
+def _claim_and_plan(
+    tickets: Sequence[Ticket], *, running: set[str]
+) -> list[tuple[Ticket, list[str], list[Plan], list[Pair], str | None]]:
+    """Claim each ticket's executions under its lease and plan them all at once (on the database thread).
+
+    Returns, per ticket: the executions claimed, their plans and pairs, and why it could not start."""
+    claimed = {ticket.lease: _claim_quickly(ticket, running) for ticket in tickets}
+    everything = [execution_id for ids in claimed.values() for execution_id in ids]
+    by_ticket: dict[str, tuple[list[Plan], list[Pair]]] = {ticket.lease: ([], []) for ticket in tickets}
+    failed: dict[str, str] = {}
+    try:
+        plans, pairs = plan_executions(everything) if everything else ([], [])
+    except Exception:  # plan each ticket alone, so one that cannot start fails alone
+        plans, pairs = [], []
+        for ticket in tickets:
+            try:
+                found, found_pairs = plan_executions(claimed[ticket.lease]) if claimed[ticket.lease] else ([], [])
+            except Exception as exc:
+                logger.exception("Could not plan %d executions.", len(claimed[ticket.lease]))
+                failed[ticket.lease] = f"Could not start: {exc}"
+                fail_executions(lease=ticket.lease, execution_ids=claimed[ticket.lease], message=failed[ticket.lease])
+                continue
+            plans += found
+            pairs += found_pairs
+    lease_of = {execution_id: lease for lease, ids in claimed.items() for execution_id in ids}
+    for plan in plans:
+        plan.lease = lease_of[plan.id]
+        by_ticket[plan.lease][0].append(plan)
+    for pair in pairs:
+        by_ticket[pair.plan.lease][1].append(pair)
+    return [(t, claimed[t.lease], *by_ticket[t.lease], failed.get(t.lease)) for t in tickets]
+
+
+def _claim_quickly(ticket: Ticket, running: set[str]) -> list[str]:
+    """claim_executions for one ticket, but in one statement for the common case (pending executions of a
+    first delivery); a retry or a takeover goes through claim_executions itself."""
+    from evaluations.models import Execution
+
+    wanted = [execution_id for execution_id in ticket.execution_ids if execution_id not in running]
+    if not wanted:
+        return []
+    if ticket.takeover_stale_after is None and len(wanted) <= 1000:
+        now = timezone.now()
+        taken = Execution.objects.filter(pk__in=wanted, status=Execution.Status.PENDING).update(
+            status=Execution.Status.RUNNING, started_at=now, heartbeat_at=now, lease_token=ticket.lease
+        )
+        if taken == len(wanted):
+            return wanted
+    # Some were not pending: a retry of the same job, a takeover, a duplicate; the full rule decides.
+    return claim_executions(wanted, lease=ticket.lease, takeover_stale_after=ticket.takeover_stale_after)
 
 
 def _poll_by_lease(active: dict[str, list[str]], *, heartbeat: bool) -> set[str]:
