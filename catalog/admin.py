@@ -10,6 +10,8 @@ from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from accounts.models import User
 from catalog.forms import ModerationDecisionForm
@@ -60,22 +62,48 @@ def _acting_user(request: HttpRequest) -> User:
     return request.user
 
 
+REVISION_FIELD = "revision_{pk}"
+
+
+def _posted_revision(request: HttpRequest, test_case: TestCase) -> int | None:
+    """The revision the moderator's page showed for this test (a hidden field per test), if any."""
+    try:
+        return int(request.POST.get(REVISION_FIELD.format(pk=test_case.pk), ""))
+    except ValueError:
+        return None
+
+
 def _decide(
     modeladmin: TestCaseAdminBase, request: HttpRequest, queryset: QuerySet[TestCase], *, approve: bool
 ) -> HttpResponse | None:
-    """Approve or reject the selected tests after asking for notes (required for a rejection)."""
+    """Approve or reject the selected tests after asking for notes (required for a rejection).
+
+    Each decision is tied to the revision the moderator saw: the list sends the revision of every row
+    it displayed, the confirmation page carries it on, and the service refuses a test that has changed
+    since (SPEC §10 "Moderation is tied to what was read").
+    """
     form = ModerationDecisionForm(request.POST if "confirm" in request.POST else None, require_notes=not approve)
     if "confirm" in request.POST and form.is_valid():
         done, refused = 0, []
         for test_case in queryset:
+            revision = _posted_revision(request, test_case)
+            if revision is None:
+                refused.append(f"{test_case.title}: the page sent no revision; reload the list and try again.")
+                continue
             try:
                 if approve:
                     test_case_approve(
-                        test_case=test_case, moderator=_acting_user(request), notes=form.cleaned_data["notes"]
+                        test_case=test_case,
+                        moderator=_acting_user(request),
+                        notes=form.cleaned_data["notes"],
+                        revision=revision,
                     )
                 else:
                     test_case_reject(
-                        test_case=test_case, moderator=_acting_user(request), reason=form.cleaned_data["notes"]
+                        test_case=test_case,
+                        moderator=_acting_user(request),
+                        reason=form.cleaned_data["notes"],
+                        revision=revision,
                     )
                 done += 1
             except ApplicationError as exc:
@@ -86,11 +114,24 @@ def _decide(
         for line in refused:
             modeladmin.message_user(request, line, messages.ERROR)
         return None
+    rows = []
+    for test_case in queryset:
+        shown = _posted_revision(request, test_case)
+        # Reached without the list's hidden fields (another page's action), the revision shown is this page's.
+        rows.append(
+            {
+                "test": test_case,
+                "field": REVISION_FIELD.format(pk=test_case.pk),
+                "revision": shown or test_case.revision,
+                "changed": shown is not None and shown != test_case.revision,
+            }
+        )
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": "Approve tests" if approve else "Reject tests",
         "verb": "Approve" if approve else "Reject",
         "queryset": queryset,
+        "rows": rows,
         "form": form,
         "action": "approve_selected" if approve else "reject_selected",
         "opts": modeladmin.model._meta,
@@ -153,6 +194,13 @@ class TestCaseAdminBase(admin.ModelAdmin[TestCase]):
             },
         ),
     )
+
+    def action_checkbox(self, obj: TestCase) -> SafeString:
+        """The row's checkbox, plus the revision this row shows: the moderation actions decide on it."""
+        box = super().action_checkbox(obj)
+        return format_html(
+            '{}<input type="hidden" name="{}" value="{}">', box, REVISION_FIELD.format(pk=obj.pk), obj.revision
+        )
 
     @admin.action(description="Approve selected tests", permissions=["change"])
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[TestCase]) -> HttpResponse | None:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from catalog.validation import evaluation_config_errors, output_schema_errors
 from providers import registry
@@ -92,6 +92,10 @@ class LLMModel(models.Model):
     def clean(self) -> None:
         if not isinstance(self.config, dict):
             raise ValidationError({"config": "Must be a JSON object."})
+        # A provider's key follows the base URL (SPEC §10 "Models"): only hosts the operator named.
+        problem = registry.base_url_problem(self.config.get("base_url"))
+        if problem:
+            raise ValidationError({"config": f"base_url: {problem}"})
 
     @property
     def generation_parameters(self) -> dict[str, Any]:
@@ -116,7 +120,32 @@ class Tag(models.Model):
         return self.name
 
 
+# A search is at most this many words and characters (SPEC §10 "Search"); longer ones are a 400 naming
+# `search` (catalog.filters), so every search is one bounded WHERE clause.
+SEARCH_MAX_WORDS = 32
+SEARCH_MAX_LENGTH = 256
+# The text fields a search looks at, besides the tags' names.
+SEARCH_FIELDS = ("title", "description", "category", "prompt")
+
+
 class TestCaseQuerySet(models.QuerySet["TestCase"]):
+    def search(self, text: str) -> TestCaseQuerySet:
+        """Tests where every word appears in a searched field or a tag name (case-insensitive).
+
+        One filter for all the words: per word an OR over the text fields and an EXISTS on the tags,
+        never a join on tags, so rows are not multiplied (no DISTINCT needed) and the plan does not grow
+        with the number of tags. The caller bounds the words (SEARCH_MAX_WORDS, SEARCH_MAX_LENGTH).
+        """
+        condition = Q()
+        for word in text.split():
+            tag_ids = Tag.objects.filter(name__icontains=word).values("pk")
+            tagged = TestCase.tags.through.objects.filter(testcase_id=OuterRef("pk"), tag_id__in=tag_ids)
+            match = Q(Exists(tagged))
+            for field in SEARCH_FIELDS:
+                match |= Q(**{f"{field}__icontains": word})
+            condition &= match
+        return self.filter(condition) if condition else self
+
     def live(self) -> TestCaseQuerySet:
         """Not archived."""
         return self.exclude(status=TestCase.Status.ARCHIVED)
@@ -167,7 +196,7 @@ class TestCase(models.Model):
         REJECTED = "rejected", "Rejected"
         ARCHIVED = "archived", "Archived"
 
-    # Editing any of these on an approved test makes a new revision that goes back to review.
+    # What a result is scored against; the runner snapshots these per revision.
     SCORED_FIELDS = (
         "prompt",
         "system_prompt",
@@ -176,6 +205,12 @@ class TestCase(models.Model):
         "evaluation_type",
         "evaluation_config",
     )
+    # Everything that moves a score or a leaderboard slice (SPEC §10): changing any of these makes a new
+    # revision, and an approved or rejected test goes back to review. The timeout decides which answers
+    # arrive at all, category and difficulty which slice they count in. Title, description, tags,
+    # language and visibility are not reviewed again (tags and language slice nothing on the leaderboard;
+    # visibility only removes a test from it).
+    REVIEWED_FIELDS = (*SCORED_FIELDS, "timeout_seconds", "category", "difficulty")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     title = models.CharField(max_length=200)
@@ -259,6 +294,10 @@ class TestCase(models.Model):
         """What a result is scored against; stored per revision."""
         return {field: getattr(self, field) for field in self.SCORED_FIELDS}
 
+    def reviewed_snapshot(self) -> dict[str, Any]:
+        """What a moderator approves; stored per revision, so a decision names exactly what was read."""
+        return {field: getattr(self, field) for field in self.REVIEWED_FIELDS}
+
 
 class TestCaseRevision(models.Model):
     """What a test looked like at one revision, so old results stay explainable."""
@@ -274,6 +313,10 @@ class TestCaseRevision(models.Model):
     output_schema = models.JSONField(null=True, blank=True)
     evaluation_type = models.CharField(max_length=32, choices=TestCase.EvaluationType.choices)
     evaluation_config = models.JSONField(default=dict, blank=True)
+    # Recorded since these fields are reviewed too (SPEC §10); empty on revisions made before that.
+    timeout_seconds = models.PositiveSmallIntegerField(null=True, blank=True)
+    category = models.SlugField(max_length=64, blank=True)
+    difficulty = models.CharField(max_length=8, choices=TestCase.Difficulty.choices, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

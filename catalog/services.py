@@ -14,6 +14,7 @@ from django.utils.text import slugify
 from accounts.models import User
 from catalog.models import LLMModel, ModerationEvent, Tag, TestCase, TestCaseRevision
 from openbench.exceptions import ApplicationError
+from providers import registry
 
 # Fields a caller may set on a test; status, revision and moderation fields are the services' own.
 EDITABLE_FIELDS = (
@@ -49,7 +50,7 @@ def _tags_from_names(names: Iterable[str]) -> list[Tag]:
 
 def _record_revision(test_case: TestCase, *, author: User | None) -> None:
     TestCaseRevision.objects.create(
-        test_case=test_case, revision=test_case.revision, created_by=author, **test_case.scored_snapshot()
+        test_case=test_case, revision=test_case.revision, created_by=author, **test_case.reviewed_snapshot()
     )
 
 
@@ -86,16 +87,21 @@ def test_case_create(*, author: User, tags: Iterable[str] = (), **fields: Any) -
 def test_case_update(
     *, test_case: TestCase, editor: User, tags: Iterable[str] | None = None, **fields: Any
 ) -> TestCase:
-    """Apply an edit. Changing what is scored makes a new revision, and an approved test goes back to review."""
+    """Apply an edit. Changing what moves a score or a leaderboard slice (TestCase.REVIEWED_FIELDS) makes a
+    new revision, and an approved or rejected test goes back to review; other fields keep the decision."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.", code="unknown_fields")
+    # Lock the row and edit what is stored now, not what the caller read: a moderator's decision taken
+    # meanwhile is neither overwritten by a stale status nor approves a revision it did not read.
+    TestCase.objects.select_for_update().filter(pk=test_case.pk).values_list("pk").first()
+    test_case.refresh_from_db()
     if test_case.status == TestCase.Status.ARCHIVED:
         raise ApplicationError("An archived test cannot be edited.", code="archived", status=409)
-    before = test_case.scored_snapshot()
+    before = test_case.reviewed_snapshot()
     for name, value in fields.items():
         setattr(test_case, name, value)
-    scored_changed = test_case.scored_snapshot() != before
+    scored_changed = test_case.reviewed_snapshot() != before
     from_status = test_case.status
     if scored_changed:
         test_case.revision += 1
@@ -113,12 +119,20 @@ def test_case_update(
 
 
 def _test_case_decide(
-    *, test_case: TestCase, moderator: User, approve: bool, notes: str, require_notes: bool = False
+    *,
+    test_case: TestCase,
+    moderator: User,
+    approve: bool,
+    notes: str,
+    revision: int | None,
+    require_notes: bool = False,
 ) -> TestCase:
     """The one moderation decision path: a moderator moves a pending test to approved or rejected.
 
     The API, the admin's actions and `import_tests --approve` all come here, through test_case_approve
     and test_case_reject. Call inside a transaction: the row is locked while the decision is taken.
+    `revision` is the revision the moderator read: when the test has changed since, nothing is decided
+    (409 stale_revision), so an author cannot swap the prompt between the reading and the approval.
     """
     verb = "approve" if approve else "reject"
     if not moderator.is_moderator:
@@ -129,9 +143,17 @@ def _test_case_decide(
             code="reason_required",
             details={"reason": ["This field is required."]},
         )
-    # Read the status under a row lock: of two moderators deciding at once, the second gets the 409.
-    stored = TestCase.objects.select_for_update().filter(pk=test_case.pk).values_list("status", flat=True).first()
-    status = stored or test_case.status
+    # Read the status and revision under a row lock: of two moderators deciding at once, the second gets
+    # the 409, and an author's edit (which locks the row too) lands either before the check or after it.
+    stored = TestCase.objects.select_for_update().filter(pk=test_case.pk).values_list("status", "revision").first()
+    status, current = stored or (test_case.status, test_case.revision)
+    if revision is not None and revision != current:
+        raise ApplicationError(
+            f"The test changed since you read it: you read revision {revision}, it is now at revision {current}.",
+            code="stale_revision",
+            status=409,
+            details={"revision": revision, "current_revision": current},
+        )
     if status != TestCase.Status.PENDING:
         raise ApplicationError(
             f"Only pending tests can be {verb}d; this one is {status}.", code="not_pending", status=409
@@ -152,16 +174,25 @@ def _test_case_decide(
 
 
 @transaction.atomic
-def test_case_approve(*, test_case: TestCase, moderator: User, notes: str = "") -> TestCase:
-    """Approve a pending test and record the decision for the audit trail."""
-    return _test_case_decide(test_case=test_case, moderator=moderator, approve=True, notes=notes)
+def test_case_approve(
+    *, test_case: TestCase, moderator: User, notes: str = "", revision: int | None = None
+) -> TestCase:
+    """Approve a pending test at the revision the moderator read (None: whatever it is now) and record the
+    decision for the audit trail."""
+    return _test_case_decide(test_case=test_case, moderator=moderator, approve=True, notes=notes, revision=revision)
 
 
 @transaction.atomic
-def test_case_reject(*, test_case: TestCase, moderator: User, reason: str) -> TestCase:
-    """Reject a pending test; the reason is required so the author knows what to fix."""
+def test_case_reject(*, test_case: TestCase, moderator: User, reason: str, revision: int | None = None) -> TestCase:
+    """Reject a pending test at the revision the moderator read; the reason is required so the author
+    knows what to fix."""
     return _test_case_decide(
-        test_case=test_case, moderator=moderator, approve=False, notes=(reason or "").strip(), require_notes=True
+        test_case=test_case,
+        moderator=moderator,
+        approve=False,
+        notes=(reason or "").strip(),
+        revision=revision,
+        require_notes=True,
     )
 
 
@@ -280,6 +311,9 @@ def llm_models_sync(
             f"Models can be synced only from {', '.join(SYNCABLE_PROVIDERS)}, not {provider!r}.",
             code="provider_not_syncable",
         )
+    problem = registry.base_url_problem(base_url)
+    if problem:
+        raise ApplicationError(f"base_url: {problem}", code="base_url_not_allowed", details={"base_url": [problem]})
     report = ModelSyncReport()
     existing = [model for model in LLMModel.objects.filter(provider=provider) if _model_on_server(model, base_url)]
     by_id = {model.provider_model_id: model for model in existing}

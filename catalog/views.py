@@ -13,12 +13,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from catalog.api.views import TestCaseViewSet
 from catalog.filters import LLMModelFilter, TestCaseFilter
 from catalog.forms import TestCaseForm
 from catalog.models import LLMModel, TestCase
@@ -38,26 +37,16 @@ ORDERINGS = {
 }
 
 
-def _search(queryset: QuerySet[TestCase], text: str) -> QuerySet[TestCase]:
-    """Every word must appear in one of the fields the API's `search` looks at."""
-    for word in text.split():
-        match = Q()
-        for field in TestCaseViewSet.search_fields:
-            match |= Q(**{f"{field}__icontains": word})
-        queryset = queryset.filter(match)
-    return queryset.distinct() if text.split() else queryset
-
-
 @require_http_methods(["GET"])
 def test_list(request: HttpRequest) -> HttpResponse:
     visible = TestCase.objects.visible_to(request.user)
     filterset = TestCaseFilter(request.GET, queryset=visible, request=request)
     label_empty_choices(filterset.form)
-    search = request.GET.get("search", "").strip()[:200]
+    search = request.GET.get("search", "").strip()
     ordering = request.GET.get("ordering", "-created_at")
     if ordering not in ORDERINGS:
         ordering = "-created_at"
-    tests = _search(filterset.qs, search).select_related("created_by").prefetch_related("tags")
+    tests = filterset.qs.select_related("created_by").prefetch_related("tags")
     # Tests not approved yet have no approval date: they go last, on every database.
     order = F(ordering.lstrip("-")).desc(nulls_last=True) if ordering.startswith("-") else F(ordering).asc()
     page = Paginator(tests.order_by(order, "id"), PAGE_SIZE).get_page(request.GET.get("page"))

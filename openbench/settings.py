@@ -408,6 +408,29 @@ OLLAMA_BASE_URL = env.str("OLLAMA_BASE_URL", default="")
 OPENAI_COMPATIBLE_BASE_URL = env.str("OPENAI_COMPATIBLE_BASE_URL", default="")
 OPENAI_COMPATIBLE_API_KEY = env.str("OPENAI_COMPATIBLE_API_KEY", default="")
 
+# --- Safe for open sign-up: statement timeout, model hosts (SPEC §10 "Search", "Models") -----
+# Every web request on PostgreSQL runs its queries under this limit (openbench.middleware.
+# StatementTimeoutMiddleware sets it on the request's connection and resets it before the connection is
+# returned); workers and management commands are not limited. 0 turns it off.
+DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=5000)
+if DB_STATEMENT_TIMEOUT_MS < 0:
+    raise ImproperlyConfigured("DB_STATEMENT_TIMEOUT_MS must be 0 (off) or a number of milliseconds.")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("openbench.middleware.RequestIdMiddleware") + 1, "openbench.middleware.StatementTimeoutMiddleware"
+)
+# Hosts a model's config.base_url may name, besides the hosts of the provider base URLs above (always
+# allowed): "host" (any port) or "host:port", comma-separated. A provider's key goes only to its own
+# base URL's host or to a host listed here (providers/registry.py).
+MODEL_HOSTS_ALLOWED = env.list("MODEL_HOSTS_ALLOWED", default=[])
+from providers.registry import parse_allowed_host  # noqa: E402 - imports no app models
+
+for _allowed_host in MODEL_HOSTS_ALLOWED:
+    try:
+        parse_allowed_host(_allowed_host)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"MODEL_HOSTS_ALLOWED: {_exc}") from None
+# --- end of open sign-up block ---------------------------------------------------------------
+
 # --- Evaluation engine ---------------------------------------------------------------------
 EVAL_CONCURRENCY = env.int("EVAL_CONCURRENCY", default=50)
 EVAL_MAX_ATTEMPTS = env.int("EVAL_MAX_ATTEMPTS", default=4)

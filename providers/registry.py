@@ -13,14 +13,18 @@ knows no tables.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
+from urllib.parse import urlsplit
 
 import environ
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from providers.base import Provider, ProviderUnavailableError
+
+logger = logging.getLogger(__name__)
 
 
 class ProviderEntry(NamedTuple):
@@ -106,12 +110,115 @@ def _setting(name: str) -> str:
 
 
 def build_provider(provider: str, *, options: Mapping[str, Any] | None = None) -> Provider:
-    """An adapter for `provider`; `options` (a model's config) may override `base_url`, never the key."""
+    """An adapter for `provider`; `options` (a model's config) may override `base_url`, never the key.
+
+    The key goes only where `key_may_go_to` says: a base URL override on another host (a row written
+    around the catalog's validation, a `--base-url` on the command line) gets an adapter without the key,
+    so the call fails with the provider's refusal instead of handing the platform's key to that host.
+    """
     adapter_class = provider_class(provider)
     api_key, base_url = provider_settings(provider)
     options = dict(options or {})
-    base_url = options.pop("base_url", "") or base_url
+    override = str(options.pop("base_url", "") or "")
+    if override and api_key and not key_may_go_to(provider, override):
+        logger.warning(
+            "The %s key is withheld from a base URL on host %r, which is not the provider's configured host "
+            "nor in MODEL_HOSTS_ALLOWED.",
+            provider,
+            _host_of(override),
+        )
+        api_key = ""
+    base_url = override or base_url
     return adapter_class(api_key=api_key, base_url=base_url, options=options)
+
+
+# --- Which hosts a model may name, and where a key may go (SPEC §10 "Models") ---
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_allowed_host(entry: str) -> tuple[str, int | None]:
+    """("host", port or None) from a MODEL_HOSTS_ALLOWED entry: "host", "host:port" or "[v6]:port".
+    ValueError names what is wrong (a scheme, a path, a bad port)."""
+    text = entry.strip()
+    if not text or "/" in text or "@" in text or "?" in text or "#" in text:
+        raise ValueError(f"{entry!r} is not a host name or host:port (no scheme, no path).")
+    parts = urlsplit(f"//{text}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{entry!r} has an invalid port.") from None
+    if not parts.hostname:
+        raise ValueError(f"{entry!r} is not a host name or host:port (no scheme, no path).")
+    return parts.hostname.lower(), port
+
+
+def _origin(url: str) -> tuple[str, int] | None:
+    """(host, port) of an http(s) URL, the port made explicit; None when it is not one."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.hostname.lower(), port or _DEFAULT_PORTS[parts.scheme.lower()]
+
+
+def _host_of(url: str) -> str:
+    origin = _origin(url)
+    return origin[0] if origin else "?"
+
+
+def _listed_hosts() -> list[tuple[str, int | None]]:
+    entries = getattr(settings, "MODEL_HOSTS_ALLOWED", None) or []
+    return [parse_allowed_host(entry) for entry in entries if str(entry).strip()]
+
+
+def _configured_hosts(providers: list[str]) -> list[tuple[str, int | None]]:
+    # A configured base URL trusts its whole host: ports on one machine are not a trust boundary, and the
+    # test suite's fake vendors listen on random ports of 127.0.0.1.
+    hosts: list[tuple[str, int | None]] = []
+    for name in providers:
+        origin = _origin(provider_settings(name)[1])
+        if origin:
+            hosts.append((origin[0], None))
+    return hosts
+
+
+def _matches(origin: tuple[str, int], allowed: list[tuple[str, int | None]]) -> bool:
+    host, port = origin
+    return any(host == allowed_host and allowed_port in (None, port) for allowed_host, allowed_port in allowed)
+
+
+def allowed_model_hosts() -> list[tuple[str, int | None]]:
+    """(host, port or None = any) a model's base URL may name: the hosts of every provider's configured
+    base URL, and MODEL_HOSTS_ALLOWED."""
+    return [*_configured_hosts(list(PROVIDER_CLASSES)), *_listed_hosts()]
+
+
+def base_url_problem(value: Any) -> str | None:
+    """Why a model's `config.base_url` is refused, or None when it may be stored ('' or absent is fine:
+    the provider's configured base URL is used)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        return "Must be a URL string."
+    origin = _origin(value)
+    if origin is None:
+        return "Must be an http:// or https:// URL with a host."
+    if not _matches(origin, allowed_model_hosts()):
+        return f"Host {origin[0]!r} is not allowed: add it to MODEL_HOSTS_ALLOWED or use a configured provider's host."
+    return None
+
+
+def key_may_go_to(provider: str, url: str) -> bool:
+    """Whether `provider`'s key may be sent to `url`: its own configured base URL's host, or a host in
+    MODEL_HOSTS_ALLOWED. Other providers' hosts are allowed for models, not for this key."""
+    origin = _origin(url)
+    if origin is None:
+        return False
+    return _matches(origin, [*_configured_hosts([provider]), *_listed_hosts()])
 
 
 def model_options(model: ModelSpec) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from catalog.models import LLMModel, TestCase
 from catalog.services import EDITABLE_FIELDS, LLM_MODEL_EDITABLE_FIELDS
 from openbench.api.fields import JSONField
+from providers import registry
 
 # What the services own on a test: moderation state and revision.
 MODERATION_FIELDS = ["status", "moderated_by", "moderation_notes", "approved_at", "revision"]
@@ -60,10 +61,26 @@ class LLMModelSerializer(serializers.ModelSerializer[LLMModel]):
         # Uniqueness is the service's full_clean() to decide, with a field error on `name`.
         extra_kwargs: dict[str, Any] = {"name": {"validators": []}}
 
+    def validate_config(self, value: Any) -> Any:
+        # The model's clean() refuses it too; here the error names the key: details {"config": {"base_url": [...]}}.
+        problem = registry.base_url_problem(value.get("base_url")) if isinstance(value, dict) else None
+        if problem:
+            raise serializers.ValidationError({"base_url": [problem]})
+        return value
+
+
+REVISION_HELP = (
+    "The revision the moderator read (the test's `revision`). When the test has changed since, the answer "
+    "is 409 stale_revision and nothing is decided. Optional for older clients: without it the decision "
+    "applies to the current revision."
+)
+
 
 class ApproveSerializer(serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    revision = serializers.IntegerField(required=False, min_value=1, default=None, help_text=REVISION_HELP)
 
 
 class RejectSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=5000, help_text="Why, so the author knows what to fix.")
+    revision = serializers.IntegerField(required=False, min_value=1, default=None, help_text=REVISION_HELP)

@@ -54,8 +54,9 @@ class TestCaseViewSet(
 
     queryset = TEST_CASE_QUERYSET
     permission_classes = [IsOwnerOrModeratorForWrites]
+    # `search` is TestCaseFilter's (one bounded filter with an EXISTS on tags), not DRF's SearchFilter,
+    # which joins the tags once per word.
     filterset_class = TestCaseFilter
-    search_fields = ["title", "description", "category", "prompt", "tags__name"]
     ordering_fields = ["created_at", "updated_at", "approved_at", "title", "category", "difficulty"]
     ordering = ["-created_at", "id"]
 
@@ -170,7 +171,7 @@ class ModerationViewSet(mixins.ListModelMixin, BaseViewSet):
         return super().list(request, *args, **kwargs)
 
     @extend_schema(
-        summary="Approve a pending test (moderators)",
+        summary="Approve a pending test at the revision read (moderators)",
         request=serializers.ApproveSerializer,
         responses={200: serializers.TestCaseSerializer, 409: error_response("409")},
     )
@@ -178,11 +179,16 @@ class ModerationViewSet(mixins.ListModelMixin, BaseViewSet):
         test_case = self._test_case(test_id)
         data = serializers.ApproveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        test_case_approve(test_case=test_case, moderator=request.user, notes=data.validated_data["notes"])  # type: ignore[arg-type]
+        test_case_approve(
+            test_case=test_case,
+            moderator=request.user,  # type: ignore[arg-type]
+            notes=data.validated_data["notes"],
+            revision=data.validated_data["revision"],
+        )
         return Response(serializers.TestCaseSerializer(TEST_CASE_QUERYSET.get(pk=test_case.pk)).data)
 
     @extend_schema(
-        summary="Reject a pending test with a reason (moderators)",
+        summary="Reject a pending test at the revision read, with a reason (moderators)",
         request=serializers.RejectSerializer,
         responses={200: serializers.TestCaseSerializer, 409: error_response("409")},
     )
@@ -190,5 +196,10 @@ class ModerationViewSet(mixins.ListModelMixin, BaseViewSet):
         test_case = self._test_case(test_id)
         data = serializers.RejectSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        test_case_reject(test_case=test_case, moderator=request.user, reason=data.validated_data["reason"])  # type: ignore[arg-type]
+        test_case_reject(
+            test_case=test_case,
+            moderator=request.user,  # type: ignore[arg-type]
+            reason=data.validated_data["reason"],
+            revision=data.validated_data["revision"],
+        )
         return Response(serializers.TestCaseSerializer(TEST_CASE_QUERYSET.get(pk=test_case.pk)).data)

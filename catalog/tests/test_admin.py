@@ -46,7 +46,7 @@ def test_approving_from_the_admin_records_the_moderator_and_notes(
 ) -> None:
     test_case = _pending("To approve", 1, owner)
     url = reverse("admin:catalog_pendingtestcase_changelist")
-    data = {"action": "approve_selected", "_selected_action": [str(test_case.pk)]}
+    data = {"action": "approve_selected", "_selected_action": [str(test_case.pk)], f"revision_{test_case.pk}": "1"}
     ask = moderator_client.post(url, data)
     assert ask.status_code == 200 and b"Notes (optional)" in ask.content
     done = moderator_client.post(url, {**data, "confirm": "yes", "notes": "Looks right."})
@@ -62,7 +62,12 @@ def test_rejecting_from_the_admin_asks_for_a_reason_and_keeps_the_test_pending_w
 ) -> None:
     test_case = _pending("To reject", 1, owner)
     url = reverse("admin:catalog_testcase_changelist")
-    data = {"action": "reject_selected", "_selected_action": [str(test_case.pk)], "confirm": "yes"}
+    data = {
+        "action": "reject_selected",
+        "_selected_action": [str(test_case.pk)],
+        f"revision_{test_case.pk}": str(test_case.revision),
+        "confirm": "yes",
+    }
     refused = moderator_client.post(url, {**data, "notes": ""})
     assert refused.status_code == 200 and b"This field is required" in refused.content
     test_case.refresh_from_db()
@@ -78,7 +83,13 @@ def test_deciding_an_already_decided_test_says_why(moderator_client: Client, own
     url = reverse("admin:catalog_testcase_changelist")
     response = moderator_client.post(
         url,
-        {"action": "approve_selected", "_selected_action": [str(test_case.pk)], "confirm": "yes", "notes": ""},
+        {
+            "action": "approve_selected",
+            "_selected_action": [str(test_case.pk)],
+            f"revision_{test_case.pk}": str(test_case.revision),
+            "confirm": "yes",
+            "notes": "",
+        },
         follow=True,
     )
     assert b"Only pending tests can be approved" in response.content

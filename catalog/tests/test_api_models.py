@@ -20,6 +20,13 @@ from openbench.tests.api import (
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def local_server_allowed(settings):  # type: ignore[no-untyped-def]
+    """new_model_payload names a server on 127.0.0.1:9, which no provider's settings name (SPEC §10)."""
+    settings.MODEL_HOSTS_ALLOWED = ["127.0.0.1:9"]
+
+
 MODEL_FIELDS = {
     "id",
     "name",

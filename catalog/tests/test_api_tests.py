@@ -148,7 +148,7 @@ def test_bad_filter_values_are_400(anonymous: APIClient, params: dict[str, str])
 
 def test_a_null_character_in_a_search_is_400_on_postgresql_too(anonymous: APIClient) -> None:
     error = assert_error(anonymous.get(f"{V1}/tests", {"search": "\x00"}), 400, "validation_error")
-    assert error["details"] == {"non_field_errors": ["Null characters are not allowed."]}
+    assert error["details"] == {"search": ["Null characters are not allowed."]}
 
 
 def test_a_page_past_the_end_is_404(anonymous: APIClient) -> None:

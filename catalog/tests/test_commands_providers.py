@@ -74,6 +74,7 @@ def test_sync_models_registers_what_the_server_lists_and_is_idempotent(no_provid
 
 
 def test_sync_models_keeps_a_second_server_apart_by_its_base_url(no_providers):
+    no_providers.MODEL_HOSTS_ALLOWED = ["127.0.0.1"]
     with FakeServer("openai", models=["same-model"]) as first, FakeServer("openai", models=["same-model"]) as second:
         call_command("sync_models", "--provider", "openai_compatible", "--base-url", first.base_url, stdout=StringIO())
         call_command(

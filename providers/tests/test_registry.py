@@ -14,8 +14,11 @@ from providers.registry import (
     PROVIDER_CLASSES,
     PROVIDER_NAMES,
     adapter_key,
+    base_url_problem,
     configured_providers,
     is_configured,
+    key_may_go_to,
+    parse_allowed_host,
     provider_choices,
     provider_for_model,
 )
@@ -81,3 +84,52 @@ def test_a_provider_added_without_a_label_is_shown_by_its_name(monkeypatch):
     monkeypatch.setitem(PROVIDER_CLASSES, "acme_cloud", ("providers.mock.MockProvider", "", ""))
 
     assert ("acme_cloud", "Acme Cloud") in provider_choices()
+
+
+# --- where a provider's key may go (SPEC §10 "Models") ---
+
+
+@pytest.mark.parametrize(
+    ("entry", "parsed"),
+    [
+        ("vllm.internal", ("vllm.internal", None)),
+        ("VLLM.internal:8000", ("vllm.internal", 8000)),
+        ("[::1]:80", ("::1", 80)),
+    ],
+)
+def test_model_hosts_allowed_entries_are_a_host_and_an_optional_port(entry, parsed):
+    assert parse_allowed_host(entry) == parsed
+
+
+@pytest.mark.parametrize("entry", ["https://vllm.internal", "vllm.internal/v1", "user@vllm.internal", "host:99999", ""])
+def test_a_model_hosts_allowed_entry_with_a_scheme_path_or_bad_port_is_refused(entry):
+    with pytest.raises(ValueError, match=r"not a host name|invalid port"):
+        parse_allowed_host(entry)
+
+
+def test_a_key_goes_to_its_own_providers_host_or_a_listed_one_only(no_providers):
+    no_providers.OPENAI_API_KEY = "sk-openai"
+    no_providers.OPENAI_BASE_URL = "https://api.openai.com/v1"
+    no_providers.ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+    no_providers.MODEL_HOSTS_ALLOWED = ["vllm.internal:8000"]
+
+    assert key_may_go_to("openai", "https://api.openai.com/v2")
+    assert key_may_go_to("openai", "http://vllm.internal:8000/v1")
+    assert not key_may_go_to("openai", "http://vllm.internal:8001/v1")
+    # Another provider's host is fine for a model, not for this key.
+    assert base_url_problem("https://api.anthropic.com/v1") is None
+    assert not key_may_go_to("openai", "https://api.anthropic.com/v1")
+    assert not key_may_go_to("openai", "https://api.openai.com.evil.example/v1")
+    assert not key_may_go_to("openai", "https://api.openai.com@evil.example/v1")
+
+
+def test_an_adapter_for_a_base_url_elsewhere_is_built_without_the_key(no_providers):
+    no_providers.OPENAI_API_KEY = "sk-openai"
+    no_providers.OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+    kept = provider_for_model(Model("openai", {"base_url": "https://api.openai.com/v1"}))
+    withheld = provider_for_model(Model("openai", {"base_url": "https://evil.example/v1"}))
+
+    assert kept.api_key == "sk-openai"
+    assert (withheld.api_key, withheld.base_url) == ("", "https://evil.example/v1")
+    assert not withheld.is_configured  # OpenAI needs a key: the call fails as "not configured", keyless

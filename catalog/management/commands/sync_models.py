@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from catalog.services import SYNCABLE_PROVIDERS, llm_models_sync
 from openbench.exceptions import ApplicationError
+from providers import registry
 from providers.base import Provider, ProviderError
 from providers.registry import build_provider
 
@@ -36,6 +37,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         provider: str = options["provider"]
         base_url: str = options["base_url"]
+        # Refused before any request: the listing call would carry the provider's key to that host.
+        problem = registry.base_url_problem(base_url)
+        if problem:
+            raise CommandError(f"--base-url: {problem}")
         adapter = build_provider(provider, options={"base_url": base_url} if base_url else None)
         try:
             listed = asyncio.run(_listed(adapter))
