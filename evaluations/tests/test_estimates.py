@@ -13,9 +13,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
+from playwright.sync_api import expect
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from accounts.tests.factories import PASSWORD, UserFactory
 from catalog.models import LLMModel, TestCase
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.estimates import (
@@ -518,3 +520,34 @@ def test_run_batch_below_the_threshold_says_the_estimate_and_starts(settings: An
     assert "Estimated cost: $" in out
     assert "Proceed?" not in out
     assert Execution.objects.count() == 1
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_ticking_models_updates_the_estimate_in_the_browser(live_server: Any, page: Any) -> None:
+    user = UserFactory(email="estimator@example.com")
+    cheap = _model("mock-cheap-browser", LLMModel.Provider.MOCK, max_tokens=100, price_in="1", price_out="1")
+    dear = _model("mock-dear-browser", LLMModel.Provider.MOCK, max_tokens=100, price_in="50", price_out="50")
+    test = TestCaseFactory(title="Estimate me", prompt=PROMPT)
+    both = run_estimate(test_cases=[test], models=[cheap, dear])
+    only_cheap = run_estimate(test_cases=[test], models=[cheap])
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text) if "Refused" in message.text else None)
+    answers: list[int] = []
+    page.on("response", lambda response: answers.append(response.status) if ESTIMATE_URL in response.url else None)
+
+    page.goto(f"{live_server.url}/login/?next=/tests/{test.pk}/")
+    page.fill("#id_username", user.email)
+    page.fill("#id_password", PASSWORD)
+    page.locator("main").get_by_role("button", name="Log in").click()
+    total = page.locator('#run-estimate [data-estimate="total_usd"]')
+    expect(total).to_have_text(f"${both.total_usd:.5f}")
+
+    page.get_by_label(cheap.display_name).check()
+
+    expect(total).to_have_text(f"${only_cheap.total_usd:.5f}")
+    expect(page.locator('#run-estimate [data-estimate="scope"]')).to_have_text("1 ticked model")
+    expect(page.locator('#run-estimate [data-estimate="evaluations"]')).to_have_text("1")
+    assert refused == []  # the script is allowed by the CSP
+    assert answers == [200]
+    assert not Execution.objects.exists()
