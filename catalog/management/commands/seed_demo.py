@@ -53,4 +53,5 @@ class Command(BaseCommand):
         elif settings.USE_RQ:
             self.stdout.write("With REDIS_URL set, run `manage.py run_batch --all-models --wait` while a worker runs.")
         else:
-            call_command("run_batch", "--all-models", "--wait", stdout=self.stdout, stderr=self.stderr)
+            # --yes: the demo models are offline mocks; their prices are for show and nobody is asked.
+            call_command("run_batch", "--all-models", "--wait", "--yes", stdout=self.stdout, stderr=self.stderr)
