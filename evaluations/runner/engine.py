@@ -163,6 +163,7 @@ class Engine:
         self.alive: dict[str, int] = defaultdict(int)  # worker tasks, by provider
         self.tasks: set[asyncio.Task[None]] = set()
         self.outstanding = 0  # pairs admitted and not settled
+        self.admitted_pairs = self.admitted_executions = 0  # for the size of a job yet to be planned
         self.models_called: set[Any] = set()
         self.buffer: list[TestResult] = []  # results waiting to be saved
         self.finished: set[str] = set()  # executions waiting to be closed
@@ -201,6 +202,8 @@ class Engine:
         for pair in pairs:
             self.queues[pair.model.provider].append(pair)
         self.outstanding += len(pairs)
+        self.admitted_pairs += len(pairs)
+        self.admitted_executions += len(plans)
         if self.running:
             for provider in {pair.model.provider for pair in pairs}:
                 self._spawn(provider)
@@ -251,15 +254,20 @@ class Engine:
                     return
                 await asyncio.sleep(0)  # an intake that did not wait must not starve the loop
                 continue
-            # Whatever else waits right now comes along, within the room left (counted in executions).
+            # What else waits right now comes along, within the room left: in executions, and in pairs
+            # as estimated from those admitted so far (a burst is left to other workers too).
             tickets = [ticket]
-            room = self.max_executions - len(self.plans) - len(ticket.execution_ids)
-            while room > 0 and len(tickets) < TAKE_BATCH:
+            executions = self.max_executions - len(self.plans) - len(ticket.execution_ids)
+            per_execution = max(1.0, self.admitted_pairs / max(1, self.admitted_executions))
+            waiting = sum(len(queue) for queue in self.queues.values())
+            pairs = self.config.concurrency - waiting - len(ticket.execution_ids) * per_execution
+            while executions > 0 and pairs > 0 and len(tickets) < TAKE_BATCH:
                 more = await intake.take(wait=0)
                 if more is None:
                     break
                 tickets.append(more)
-                room -= len(more.execution_ids)
+                executions -= len(more.execution_ids)
+                pairs -= len(more.execution_ids) * per_execution
             await self.admit(tickets)
 
     # -- the run ---------------------------------------------------------------------------------

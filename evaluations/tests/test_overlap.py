@@ -71,26 +71,27 @@ def test_the_executor_overlaps_many_small_runs_in_one_thread_each_under_its_own_
 
 
 def test_cancelling_one_of_two_overlapped_runs_stops_only_that_one(owner, in_process, settings):
-    settings.EVAL_CONCURRENCY = 4
-    settings.PROVIDER_CONCURRENCY = {**settings.PROVIDER_CONCURRENCY, "openai_compatible": 4}
-    with FakeServer("openai", default_answer="Paris", latency_ms=60) as server:
+    # Twenty calls at once: the first run's twenty are all in flight, so the engine takes the second in,
+    # whose calls wait behind them.
+    settings.EVAL_CONCURRENCY = 20
+    settings.PROVIDER_CONCURRENCY = {**settings.PROVIDER_CONCURRENCY, "openai_compatible": 20}
+    with FakeServer("openai", default_answer="Paris", latency_ms=300) as server:
         models = fake_models(server, 20)
         first, second = start_runs(owner, models, 2)
 
         def both_running() -> bool:
             rows = Execution.objects.filter(pk__in=[first.pk, second.pk], status=Execution.Status.RUNNING)
-            return rows.count() == 2 and Execution.objects.get(pk=first.pk).progress >= 2
+            return rows.values("lease_token").distinct().count() == 2
 
         wait_until(both_running, timeout=60, interval=0.01)
-        execution_cancel(execution=Execution.objects.get(pk=first.pk), actor=owner)
+        execution_cancel(execution=Execution.objects.get(pk=second.pk), actor=owner)
         executor.wait_idle()
-    first.refresh_from_db()
     second.refresh_from_db()
-    assert first.status == Execution.Status.CANCELLED
-    assert first.progress < 20
-    assert TestResult.objects.filter(execution=first).count() == first.progress
-    assert_counters_agree(first)
-    assert_all_completed([second], 20)
+    assert second.status == Execution.Status.CANCELLED
+    assert second.progress < 20
+    assert TestResult.objects.filter(execution=second).count() == second.progress
+    assert_counters_agree(second)
+    assert_all_completed([first], 20)
 
 
 # -- real rq workers ---------------------------------------------------------------------------------
