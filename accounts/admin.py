@@ -43,6 +43,8 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Profile", {"fields": ("display_name", "role", "tier", "is_active")}),
+        # Empty: the role's default (BUDGET_DAILY_USD_USER / _MODERATOR; admins unlimited). SPEC §11.
+        ("Budget", {"fields": ("daily_budget_usd",)}),
         ("Dates", {"fields": ("last_login", "created_at", "updated_at")}),
     )
     add_fieldsets = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -50,6 +51,14 @@ class User(AbstractBaseUser, PermissionsMixin):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.USER)
     tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.FREE)
     is_active = models.BooleanField(default=True)
+    # Empty: the role's default (BUDGET_DAILY_USD_USER / _MODERATOR; admins unlimited). SPEC §11.
+    daily_budget_usd = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="USD this user may spend on runs per day. Empty: the default for the role.",
+    )
     is_staff = models.BooleanField(default=False, help_text="Derived from the role: moderators and admins.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -84,6 +93,19 @@ class User(AbstractBaseUser, PermissionsMixin):
         """Keep Django's admin flags in line with the role (group membership is a service's job)."""
         self.is_staff = self.role in (self.Role.MODERATOR, self.Role.ADMIN)
         self.is_superuser = self.role == self.Role.ADMIN
+
+    @property
+    def daily_budget_limit(self) -> Decimal | None:
+        """USD per day this user may reserve for runs; None is unlimited (SPEC §11)."""
+        from django.conf import settings
+
+        if self.daily_budget_usd is not None:
+            return self.daily_budget_usd
+        if self.role == self.Role.ADMIN:
+            return None
+        if self.role == self.Role.MODERATOR:
+            return Decimal(str(settings.BUDGET_DAILY_USD_MODERATOR))
+        return Decimal(str(settings.BUDGET_DAILY_USD_USER))
 
     def get_full_name(self) -> str:
         return self.display_name or self.email

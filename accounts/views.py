@@ -25,6 +25,7 @@ from accounts.forms import ApiKeyForm, EmailAuthenticationForm, RegisterForm
 from accounts.models import ApiKey, User
 from accounts.services import api_key_create, api_key_revoke, login_lock_clear, password_reset_send, user_create
 from catalog.models import TestCase
+from evaluations.budgets import budget_of
 from evaluations.models import Execution
 from openbench.exceptions import ApplicationError
 
@@ -154,6 +155,7 @@ def _user(request: HttpRequest) -> User:
 def _profile_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     user = _user(request)
     return {
+        "budget": budget_of(user),
         "api_keys": ApiKey.objects.filter(user=user),
         "key_form": ApiKeyForm(),
         "my_tests": TestCase.objects.filter(created_by=user).live().order_by("-updated_at")[:20],

@@ -294,8 +294,17 @@ class ModerationEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin[ModerationEvent]
 
 @admin.register(LLMModel)
 class LLMModelAdmin(admin.ModelAdmin[LLMModel]):
-    list_display = ("display_name", "name", "provider", "provider_model_id", "is_active", "health_status", "updated_at")
-    list_filter = ("provider", "is_active", "health_status")
+    list_display = (
+        "display_name",
+        "name",
+        "provider",
+        "provider_model_id",
+        "is_active",
+        "sandbox",
+        "health_status",
+        "updated_at",
+    )
+    list_filter = ("provider", "is_active", "sandbox", "health_status")
     search_fields = ("name", "display_name", "provider_model_id")
     readonly_fields = ("health_status", "health_checked_at", "created_at", "updated_at")
 

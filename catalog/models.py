@@ -20,6 +20,11 @@ class LLMModelQuerySet(models.QuerySet["LLMModel"]):
     def active(self) -> LLMModelQuerySet:
         return self.filter(is_active=True)
 
+    def sandbox(self) -> LLMModelQuerySet:
+        """Models an admin chose for tests not yet approved (SPEC §11): cheap, so a pending test cannot drain
+        an expensive model."""
+        return self.filter(sandbox=True)
+
 
 def provider_choices() -> list[tuple[str, str]]:
     """Every provider with a registered adapter, read when the choices are used, so adding a provider
@@ -65,6 +70,9 @@ class LLMModel(models.Model):
         default=dict, blank=True, help_text="Adapter options, e.g. base_url for one of several compatible servers."
     )
     is_active = models.BooleanField(default=True)
+    sandbox = models.BooleanField(
+        default=False, help_text="Tests that are not approved yet may run on this model (choose cheap ones)."
+    )
     health_status = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
     health_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

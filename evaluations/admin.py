@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from evaluations.models import Execution, TestResult
+from evaluations.models import BudgetAccount, Execution, SpendReservation, TestResult
 
 
 class ReadOnlyAdmin(admin.ModelAdmin[Any]):
@@ -65,3 +65,25 @@ class TestResultAdmin(ReadOnlyAdmin):
     search_fields = ("test_case__title", "model__name", "error_message")
     list_select_related = ("test_case", "model")
     date_hierarchy = "executed_at"
+
+
+@admin.register(BudgetAccount)
+class BudgetAccountAdmin(ReadOnlyAdmin):
+    """Spend per user and day, and per provider and month (SPEC §11); moved by runs only."""
+
+    list_display = ("period", "kind", "user", "provider", "spent_usd", "reserved_usd", "updated_at")
+    list_filter = ("kind", "provider", "period")
+    search_fields = ("user__email", "provider")
+    list_select_related = ("user",)
+    date_hierarchy = "period"
+
+
+@admin.register(SpendReservation)
+class SpendReservationAdmin(ReadOnlyAdmin):
+    """Each run's reserve and actual cost by provider, and who was charged (empty: the platform)."""
+
+    list_display = ("created_at", "user", "provider", "execution", "status", "reserved_usd", "actual_usd", "day")
+    list_filter = ("status", "provider", "day", ("user", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("user__email", "execution__id", "provider")
+    list_select_related = ("user", "execution")
+    date_hierarchy = "day"

@@ -191,3 +191,79 @@ class TestResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id} on {self.test_case_id}: {self.status}"
+
+
+class BudgetAccount(models.Model):
+    """What one budget holder spent and holds reserved in one period (SPEC §11): a user's day, or a
+    provider's month across the platform. Reservations move these sums with one conditional UPDATE each,
+    so concurrent runs never reserve more than the limit leaves."""
+
+    class Kind(models.TextChoices):
+        USER_DAY = "user_day", "User, per day"
+        PROVIDER_MONTH = "provider_month", "Provider, per month"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="budget_accounts"
+    )
+    provider = models.CharField(max_length=32, blank=True)
+    period = models.DateField(help_text="The day (user) or the first day of the month (provider).")
+    spent_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    reserved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "budget_accounts"
+        ordering = ["-period", "kind", "provider"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "period"], condition=Q(kind="user_day"), name="budget_account_one_per_user_day"
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "period"],
+                condition=Q(kind="provider_month"),
+                name="budget_account_one_per_provider_month",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["user_day", "provider_month"]), name="budget_account_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        holder = self.user_id if self.kind == self.Kind.USER_DAY else self.provider
+        return f"{holder} {self.period}: spent {self.spent_usd}, reserved {self.reserved_usd}"
+
+
+class SpendReservation(models.Model):
+    """One execution's hold on the budgets for one provider: its estimate while it runs, then its actual
+    cost (models and judge) once it finishes. `user` is who is charged; empty for operators' and
+    scheduled runs, which count against the provider caps only."""
+
+    class Status(models.TextChoices):
+        HELD = "held", "Held"
+        SETTLED = "settled", "Settled"
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="spend_reservations")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="spend_reservations"
+    )
+    provider = models.CharField(max_length=32)
+    day = models.DateField(help_text="The user's budget day the run was charged to.")
+    month = models.DateField(help_text="The first day of the provider month the run was charged to.")
+    reserved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    actual_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.HELD)
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "spend_reservations"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "execution"], name="spend_status_execution")]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "provider"], name="spend_one_per_execution_provider"),
+            models.CheckConstraint(condition=Q(status__in=["held", "settled"]), name="spend_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} for {self.execution_id}: {self.status}"

@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import LLMModel, TestCase
+from evaluations.budgets import budget_reserve, budget_settle, provider_shares
+from evaluations.estimates import run_estimate
 from evaluations.models import Execution, TestResult
 from evaluations.runner.cancellation import flag_cancelled
 from evaluations.runner.planning import model_parameters
@@ -33,8 +35,18 @@ logger = logging.getLogger(__name__)
 JOB_MAX_EVALUATIONS = 2000
 
 
-def _models_to_run(models: Sequence[LLMModel] | None) -> list[LLMModel]:
+def _models_to_run(models: Sequence[LLMModel] | None, *, sandbox_only: bool = False) -> list[LLMModel]:
     if models is None:
+        if sandbox_only:
+            # A test not yet approved runs by default on the sandbox models only (SPEC §11).
+            chosen = list(LLMModel.objects.active().sandbox().order_by("name"))
+            if not chosen:
+                raise ApplicationError(
+                    "Tests that are not approved yet run only on sandbox models, and there are none.",
+                    code="sandbox_only",
+                    status=403,
+                )
+            return chosen
         chosen = list(LLMModel.objects.active().order_by("name"))
         if not chosen:
             raise ApplicationError("There are no active models to run the test against.", code="no_models")
@@ -79,6 +91,25 @@ def _refuse_what_may_not_run(test_cases: Sequence[TestCase], *, user: User | Non
         raise ApplicationError(f"A {first.status} test cannot be run{which}", code="not_runnable", status=409)
 
 
+def _needs_sandbox(test_cases: Sequence[TestCase]) -> bool:
+    return any(test_case.status != TestCase.Status.APPROVED for test_case in test_cases)
+
+
+def _refuse_models_outside_sandbox(test_cases: Sequence[TestCase], models: Sequence[LLMModel]) -> None:
+    """Tests that are not approved run only on models an admin marked `sandbox` (SPEC §11), whoever starts
+    them, so a pending test cannot drain an expensive model. 403 `sandbox_only`, nothing created."""
+    if not _needs_sandbox(test_cases):
+        return
+    outside = sorted(model.name for model in models if not model.sandbox)
+    if outside:
+        raise ApplicationError(
+            "Tests that are not approved yet run only on sandbox models; these are not: " + ", ".join(outside) + ".",
+            code="sandbox_only",
+            status=403,
+            details={"model_ids": [f"Model {name} is not a sandbox model." for name in outside]},
+        )
+
+
 def _new_execution(
     *, test_case: TestCase, models: Sequence[LLMModel], started_by: User | None, request_id: str, batch_id: UUID | None
 ) -> Execution:
@@ -94,6 +125,18 @@ def _new_execution(
     )
 
 
+def _reserve_budget(
+    *, test_cases: Sequence[TestCase], models: Sequence[LLMModel], started_by: User | None, executions: list[Execution]
+) -> None:
+    """Reserve the run's estimate (SPEC §11) inside the starting transaction: 402 rolls the whole start back.
+
+    A run without a user (an operator's `run_batch`, a schedule) is charged to the provider caps only.
+    """
+    estimate = run_estimate(test_cases=test_cases, models=models)
+    shares = provider_shares(((item.model, item.cost_usd) for item in estimate.by_model), estimate.judge_cost_usd)
+    budget_reserve(user=started_by, shares=shares, executions=executions)
+
+
 @transaction.atomic
 def execution_start(
     *,
@@ -106,15 +149,20 @@ def execution_start(
     """Create a pending execution of `test_case` over `models` (default: every active model) and dispatch it.
 
     Refused (409 `not_runnable`) unless `started_by` may run the test (see _refuse_what_may_not_run).
+    A test that is not approved runs only on sandbox models (403 `sandbox_only`; by default on the active
+    sandbox models). The run's estimate is reserved from the starter's daily budget and the providers'
+    monthly caps (402 `budget_exceeded` / `provider_budget_exceeded`, nothing created).
     The models' parameters are snapshotted on the row; the background job is enqueued only after commit.
     """
     _refuse_what_may_not_run([test_case], user=started_by)
-    chosen = _models_to_run(models)
+    chosen = _models_to_run(models, sandbox_only=_needs_sandbox([test_case]))
+    _refuse_models_outside_sandbox([test_case], chosen)
     execution = _new_execution(
         test_case=test_case, models=chosen, started_by=started_by, request_id=request_id, batch_id=batch_id
     )
     execution.save()
     execution.llm_models.set(chosen)
+    _reserve_budget(test_cases=[test_case], models=chosen, started_by=started_by, executions=[execution])
     execution_ids = [execution.pk]
     transaction.on_commit(lambda: executions_dispatch(execution_ids=execution_ids))
     return execution
@@ -135,7 +183,8 @@ def executions_start_batch(
     if not test_cases:
         raise ApplicationError("The batch has no tests to run.", code="no_tests")
     _refuse_what_may_not_run(test_cases, user=started_by)
-    chosen = _models_to_run(models)
+    chosen = _models_to_run(models, sandbox_only=_needs_sandbox(test_cases))
+    _refuse_models_outside_sandbox(test_cases, chosen)
     batch_id = uuid.uuid4()
     executions = [
         _new_execution(
@@ -150,6 +199,7 @@ def executions_start_batch(
         ("execution_id", "llmmodel_id"),
         [(execution.pk, model.pk) for execution in executions for model in chosen],
     )
+    _reserve_budget(test_cases=test_cases, models=chosen, started_by=started_by, executions=executions)
     execution_ids = [execution.pk for execution in executions]
     transaction.on_commit(lambda: executions_dispatch(execution_ids=execution_ids))
     return executions
@@ -181,6 +231,8 @@ def execution_cancel(*, execution: Execution, actor: User | None) -> Execution:
             extra={"execution_id": str(execution.pk), "actor_id": actor.pk if actor else None, "reason": reason},
         )
     execution.refresh_from_db()
+    if updated:
+        budget_settle(execution_ids=[execution.pk])
     if not updated:
         raise ApplicationError(
             f"This execution has already finished ({execution.status}).", code="already_finished", status=409

@@ -475,6 +475,33 @@ if not RUN_BATCH_CONFIRM_USD.is_finite() or RUN_BATCH_CONFIRM_USD < 0 or ESTIMAT
     raise ImproperlyConfigured("RUN_BATCH_CONFIRM_USD must be an amount >= 0; ESTIMATE_COUNT_TIMEOUT above 0.")
 # --- end of estimate block ------------------------------------------------------------------------------
 
+# --- Budgets (SPEC §11): daily per user, monthly per provider across the platform ------------------
+from decimal import Decimal, InvalidOperation  # noqa: E402 - kept inside this block on purpose
+
+
+def _usd(name: str, default: str | None) -> Decimal | None:
+    raw = env.str(name, default=default or "").strip()
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be an amount in USD, e.g. 1.00 (got {raw!r}).") from None
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name} must be a non-negative amount in USD.")
+    return value
+
+
+BUDGET_DAILY_USD_USER = _usd("BUDGET_DAILY_USD_USER", "1.00")
+BUDGET_DAILY_USD_MODERATOR = _usd("BUDGET_DAILY_USD_MODERATOR", "20")
+# Empty (the default) = no cap for that provider.
+BUDGET_MONTHLY_USD = {name: _usd(f"BUDGET_MONTHLY_USD_{name.upper()}", None) for name in PROVIDER_NAMES}
+# A running execution whose actual cost passes its reserve times this is stopped.
+BUDGET_OVERRUN_FACTOR = env.float("BUDGET_OVERRUN_FACTOR", default=1.5)
+if BUDGET_DAILY_USD_USER is None or BUDGET_DAILY_USD_MODERATOR is None or BUDGET_OVERRUN_FACTOR < 1:
+    raise ImproperlyConfigured("BUDGET_DAILY_USD_* must be set and BUDGET_OVERRUN_FACTOR must be at least 1.")
+# --- end of budgets ------------------------------------------------------------------------------------
+
 ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=300)
 
 # --- Logging: JSON lines with the request id ---------------------------------------------

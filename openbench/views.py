@@ -53,7 +53,16 @@ def metrics(request: HttpRequest) -> HttpResponse:
             )
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
+    _export_provider_spend()
     return ExportToDjangoView(request)
+
+
+def _export_provider_spend() -> None:
+    from evaluations.budgets import provider_spend_this_month
+    from providers.metrics import set_provider_spend
+
+    for provider, (spent, reserved) in provider_spend_this_month().items():
+        set_provider_spend(provider, spent=float(spent), reserved=float(reserved))
 
 
 @require_GET

@@ -79,3 +79,18 @@ def record_cache_hit(provider: str, model: str) -> None:
 def set_concurrency_limit(provider: str, limit: int) -> None:
     """The adaptive limiter's current limit for `provider` (this process)."""
     CONCURRENCY_LIMIT.labels(provider).set(limit)
+
+
+SPEND = Gauge(
+    "openbench_provider_spend_usd",
+    "USD spent (state=spent) and held by unfinished runs (state=reserved) per provider this month, across "
+    "the platform (SPEC §11); read from the budget ledger when scraped.",
+    ["provider", "state"],
+    multiprocess_mode="mostrecent",
+)
+
+
+def set_provider_spend(provider: str, *, spent: float, reserved: float) -> None:
+    """The provider's month so far, from the database (the one record), set just before a scrape."""
+    SPEND.labels(provider, "spent").set(spent)
+    SPEND.labels(provider, "reserved").set(reserved)

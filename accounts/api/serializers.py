@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import ApiKey, User
@@ -12,6 +15,35 @@ class UserSerializer(serializers.ModelSerializer[User]):
         model = User
         fields = ["id", "email", "display_name", "role", "created_at"]
         read_only_fields = fields
+
+
+class BudgetSerializer(serializers.Serializer):
+    """Today's budget (SPEC §11); money as decimal strings with 8 places, like `total_cost`."""
+
+    daily_usd = serializers.DecimalField(
+        max_digits=14, decimal_places=8, allow_null=True, help_text="USD per day; null is unlimited."
+    )
+    spent_today_usd = serializers.DecimalField(max_digits=14, decimal_places=8)
+    reserved_usd = serializers.DecimalField(
+        max_digits=14, decimal_places=8, help_text="Held by runs that have not finished yet."
+    )
+    remaining_usd = serializers.DecimalField(
+        max_digits=14, decimal_places=8, allow_null=True, help_text="null when the budget is unlimited."
+    )
+
+
+class MeSerializer(UserSerializer):
+    """The caller, with what they may still spend on runs today (`budget`, given in the context)."""
+
+    budget = serializers.SerializerMethodField()
+
+    class Meta(UserSerializer.Meta):
+        fields = [*UserSerializer.Meta.fields, "budget"]
+        read_only_fields = fields
+
+    @extend_schema_field(BudgetSerializer)
+    def get_budget(self, user: User) -> dict[str, Any]:
+        return dict(BudgetSerializer(self.context["budget"]).data)
 
 
 class RegisterSerializer(serializers.Serializer):

@@ -209,9 +209,13 @@ class MeView(BaseAPIView):
 
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(tags=["auth"], responses=serializers.UserSerializer, summary="The current user")
+    @extend_schema(tags=["auth"], responses=serializers.MeSerializer, summary="The current user and their budget")
     def get(self, request: Request) -> Response:
-        return Response(serializers.UserSerializer(request.user).data)  # type: ignore[arg-type]
+        from evaluations.budgets import budget_of  # an interface may compose apps; accounts' models may not
+
+        assert isinstance(request.user, User)
+        context = {"budget": budget_of(request.user)}
+        return Response(serializers.MeSerializer(request.user, context=context).data)
 
 
 @extend_schema(tags=["auth"])

@@ -190,7 +190,9 @@ def test_me_returns_the_caller(request: pytest.FixtureRequest, persona: str) -> 
         "display_name": user.display_name,
         "role": user.role,
         "created_at": body["created_at"],
+        "budget": body["budget"],
     }
+    assert set(body["budget"]) == {"daily_usd", "spent_today_usd", "reserved_usd", "remaining_usd"}
 
 
 def test_me_is_read_only(owner: User) -> None:

@@ -10,6 +10,8 @@ JUDGE_MODEL_NAME = "mock-sage-judge"
 DEMO_MODELS: list[dict[str, Any]] = [
     {
         "name": "mock-atlas-large",
+        # Offline and free: contributors may try their pending tests on it (SPEC §11 sandbox).
+        "sandbox": True,
         "display_name": "Atlas Large (mock)",
         "description": "Offline mock that answers about 90% of tests correctly. Not a real model.",
         "config": {"accuracy": 0.9, "latency_ms": 60},
@@ -21,6 +23,7 @@ DEMO_MODELS: list[dict[str, Any]] = [
     },
     {
         "name": "mock-atlas-small",
+        "sandbox": True,
         "display_name": "Atlas Small (mock)",
         "description": "Offline mock, about 70% correct, fast and cheap. Not a real model.",
         "config": {"accuracy": 0.7, "latency_ms": 20},
@@ -31,6 +34,7 @@ DEMO_MODELS: list[dict[str, Any]] = [
     },
     {
         "name": "mock-borealis",
+        "sandbox": True,
         "display_name": "Borealis (mock)",
         "description": "Offline mock, about 80% correct. Not a real model.",
         "config": {"accuracy": 0.8, "latency_ms": 40},
@@ -41,6 +45,7 @@ DEMO_MODELS: list[dict[str, Any]] = [
     },
     {
         "name": "mock-cirrus-mini",
+        "sandbox": True,
         "display_name": "Cirrus Mini (mock)",
         "description": "Offline mock, about 55% correct, occasionally fails. Not a real model.",
         "config": {"accuracy": 0.55, "latency_ms": 15, "error_rate": 0.05},
@@ -50,6 +55,7 @@ DEMO_MODELS: list[dict[str, Any]] = [
     },
     {
         "name": "mock-delta-coder",
+        "sandbox": True,
         "display_name": "Delta Coder (mock)",
         "description": "Offline mock, about 75% correct. Not a real model.",
         "config": {"accuracy": 0.75, "latency_ms": 30},

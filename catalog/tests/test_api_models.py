@@ -44,6 +44,7 @@ MODEL_FIELDS = {
     "default_max_tokens",
     "default_seed",
     "is_active",
+    "sandbox",
     "health_status",
     "health_checked_at",
     "created_at",

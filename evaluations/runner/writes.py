@@ -18,6 +18,7 @@ from django.db import DatabaseError, DataError, IntegrityError, connection, tran
 from django.db.models import Case, CharField, F, Q, TextField, Value, When
 from django.utils import timezone
 
+from evaluations.budgets import budget_after_write, budget_settle
 from evaluations.models import Execution, TestResult
 from openbench.bulk import insert_rows
 
@@ -258,7 +259,10 @@ def write_results(
                 "A batch of %d results was refused (%s); writing it row by row.", len(results), type(exc).__name__
             )
             saved, lost = _write_one_by_one(results, lease=lease)
+    finished = list(finished)
     finish_executions(lease=lease, execution_ids=[e for e in finished if e not in lost])
+    # Budgets (SPEC §11): a run past its reserve stops here, and a finished run's reserve becomes its cost.
+    lost |= budget_after_write(execution_ids={str(result.execution_id) for result in saved} | set(finished))
     return lost, saved
 
 
@@ -288,6 +292,7 @@ def fail_executions(*, lease: str, execution_ids: Sequence[str], message: str) -
     Execution.objects.filter(pk__in=list(execution_ids), lease_token=lease, status=Execution.Status.RUNNING).update(
         status=Execution.Status.FAILED, error_message=message[:2000], completed_at=timezone.now()
     )
+    budget_settle(execution_ids=execution_ids)
 
 
 def poll_executions(*, lease: str, execution_ids: Sequence[str], heartbeat: bool) -> set[str]:

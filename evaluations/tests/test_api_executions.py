@@ -26,7 +26,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def models() -> list:
-    return [LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 0}) for _ in range(2)]
+    # Sandbox models, so the pending tests below may run on them too (SPEC §11).
+    return [LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 0}, sandbox=True) for _ in range(2)]
 
 
 def run(client: APIClient, test_case: TestCase, **payload: object):  # type: ignore[no-untyped-def]

@@ -124,7 +124,8 @@ def test_refused_characters_in_every_text_and_json_column_are_replaced_on_write(
     assert result.raw_output == stored.raw_output and result.parsed_output == stored.parsed_output
 
 
-def test_a_row_the_database_refuses_fails_alone_with_our_reason_and_the_counters_agree(owner) -> None:
+def test_a_row_the_database_refuses_fails_alone_with_our_reason_and_the_counters_agree(owner, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.BUDGET_OVERRUN_FACTOR = 10_000  # the made-up costs below are far above the run's estimate
     models = LLMModelFactory.create_batch(3)
     first, second = _claimed(owner, models), _claimed(owner, models)
     good = [TestResultFactory.build(execution=first, model=model, cost=Decimal("0.01")) for model in models]

@@ -6,6 +6,7 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
+from catalog.models import LLMModel
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory
@@ -50,6 +51,8 @@ def test_it_runs_only_the_ticked_models(client, owner, models):
 
 
 def test_an_owner_may_run_their_own_pending_test(client, owner, models):
+    # On the sandbox models: a test not yet approved runs on those only (SPEC §11).
+    LLMModel.objects.filter(pk__in=[model.pk for model in models]).update(sandbox=True)
     test_case = TestCaseFactory(created_by=owner, status="pending", is_public=False)
     client.force_login(owner)
     assert run(client, test_case).status_code == 302

@@ -95,7 +95,7 @@ def test_execution_start_decides_who_may_run_which_test(
 ):
     users = {"owner": owner, "other": other_user, "moderator": moderator, "operator": None}
     test_case = TestCaseFactory(created_by=users[author], status=status, is_public=is_public)
-    models = [LLMModelFactory()]
+    models = [LLMModelFactory(sandbox=True)]  # a test not yet approved runs on sandbox models only
     if allowed:
         execution = execution_start(test_case=test_case, models=models, started_by=users[starter])
         assert (execution.test_case, execution.created_by) == (test_case, users[starter])
@@ -115,7 +115,8 @@ def test_a_batch_for_a_user_is_refused_whole_when_one_test_is_not_theirs_to_run(
     assert caught.value.code == "not_runnable"
     assert "Private one" in caught.value.message
     assert not Execution.objects.exists()
-    assert len(executions_start_batch(test_cases=mine, models=[LLMModelFactory()], started_by=owner)) == 2
+    sandboxed = [LLMModelFactory(sandbox=True)]
+    assert len(executions_start_batch(test_cases=mine, models=sandboxed, started_by=owner)) == 2
 
 
 def test_cancelling_a_finished_execution_is_a_conflict(owner):

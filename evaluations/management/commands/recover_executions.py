@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from evaluations.budgets import budget_release_finished
 from evaluations.runner.engine import run_executions
 from evaluations.services import executions_dispatch, executions_find_stale
 
@@ -30,6 +31,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         stale_after = options["stale_after"]
         seconds = settings.EVAL_STALE_AFTER_SECONDS if stale_after is None else stale_after
+        if not options["dry_run"]:
+            # Runs that crashed after closing their execution but before settling it hold a reserve still.
+            released = budget_release_finished()
+            if released:
+                self.stdout.write(f"Released {released} budget reservation(s) of finished executions.")
         stale = executions_find_stale(stale_after=seconds)
         if not stale:
             self.stdout.write("No stale executions.")

@@ -1,0 +1,110 @@
+"""Sandbox models (SPEC §11): tests not yet approved run only on models an admin marked `sandbox`."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import User
+from catalog.models import LLMModel, TestCase
+from catalog.tests.factories import LLMModelFactory, TestCaseFactory
+from evaluations.models import Execution
+from evaluations.services import executions_start_batch
+from openbench.exceptions import ApplicationError
+from openbench.tests.api import V1, assert_error, client_for, reset_throttles  # noqa: F401 - autouse fixture
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cheap() -> LLMModel:
+    return LLMModelFactory(name="cheap", sandbox=True, config={"accuracy": 1.0, "latency_ms": 0})
+
+
+@pytest.fixture
+def expensive() -> LLMModel:
+    return LLMModelFactory(name="expensive", config={"accuracy": 1.0, "latency_ms": 0})
+
+
+def _run(user: User, test_case: TestCase, **payload: object):  # type: ignore[no-untyped-def]
+    return client_for(user).post(f"{V1}/tests/{test_case.pk}/run", payload, format="json")
+
+
+def test_a_pending_test_on_a_model_outside_the_sandbox_is_403_and_creates_nothing(
+    owner: User, cheap: LLMModel, expensive: LLMModel
+) -> None:
+    test_case = TestCaseFactory(created_by=owner, status=TestCase.Status.PENDING)
+    error = assert_error(_run(owner, test_case, model_ids=[str(cheap.pk), str(expensive.pk)]), 403, "sandbox_only")
+    assert "expensive" in error["message"]
+    assert not Execution.objects.exists()
+
+
+def test_a_moderator_is_held_to_the_sandbox_for_a_pending_test_too(
+    moderator: User, owner: User, expensive: LLMModel
+) -> None:
+    test_case = TestCaseFactory(created_by=owner, status=TestCase.Status.PENDING)
+    assert_error(_run(moderator, test_case, model_ids=[str(expensive.pk)]), 403, "sandbox_only")
+    assert not Execution.objects.exists()
+
+
+def test_a_pending_test_runs_on_sandbox_models(owner: User, cheap: LLMModel, expensive: LLMModel) -> None:
+    test_case = TestCaseFactory(created_by=owner, status=TestCase.Status.PENDING)
+    response = _run(owner, test_case, model_ids=[str(cheap.pk)])
+    assert response.status_code == 202, response.content
+    assert list(Execution.objects.get().llm_models.all()) == [cheap]
+
+
+def test_a_pending_test_without_model_ids_runs_on_the_active_sandbox_models(
+    owner: User, cheap: LLMModel, expensive: LLMModel
+) -> None:
+    LLMModelFactory(name="retired-sandbox", sandbox=True, is_active=False)
+    test_case = TestCaseFactory(created_by=owner, status=TestCase.Status.PENDING)
+    response = _run(owner, test_case)
+    assert response.status_code == 202, response.content
+    assert list(Execution.objects.get().llm_models.all()) == [cheap]
+
+
+def test_a_pending_test_without_any_sandbox_model_is_403(owner: User, expensive: LLMModel) -> None:
+    test_case = TestCaseFactory(created_by=owner, status=TestCase.Status.PENDING)
+    assert_error(_run(owner, test_case), 403, "sandbox_only")
+    assert not Execution.objects.exists()
+
+
+def test_an_approved_test_runs_on_any_active_model(owner: User, cheap: LLMModel, expensive: LLMModel) -> None:
+    test_case = TestCaseFactory(status=TestCase.Status.APPROVED)
+    response = _run(owner, test_case)
+    assert response.status_code == 202, response.content
+    assert set(Execution.objects.get().llm_models.all()) == {cheap, expensive}
+
+
+def test_a_batch_with_one_pending_test_is_refused_as_a_whole(moderator: User, expensive: LLMModel) -> None:
+    tests = [TestCaseFactory(), TestCaseFactory(status=TestCase.Status.PENDING)]
+    with pytest.raises(ApplicationError) as refused:
+        executions_start_batch(test_cases=tests, models=[expensive], started_by=moderator)
+    assert (refused.value.code, refused.value.status) == ("sandbox_only", 403)
+    assert not Execution.objects.exists()
+
+
+def test_the_api_shows_the_flag_but_only_the_admin_site_sets_it(admin_user: User, expensive: LLMModel) -> None:
+    client = client_for(admin_user)
+    assert client.get(f"{V1}/models/{expensive.pk}").json()["sandbox"] is False
+    response = client.patch(f"{V1}/models/{expensive.pk}", {"sandbox": True}, format="json")
+    assert response.status_code == 200
+    expensive.refresh_from_db()
+    assert expensive.sandbox is False
+
+
+def test_an_admin_marks_a_model_sandbox_in_the_django_admin(admin_user: User, expensive: LLMModel, client) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(admin_user)
+    listing = client.get("/admin/catalog/llmmodel/?sandbox__exact=0")
+    assert listing.status_code == 200
+    assert "expensive" in listing.content.decode()
+    page = client.get(f"/admin/catalog/llmmodel/{expensive.pk}/change/")
+    assert 'name="sandbox"' in page.content.decode()
+
+
+def test_the_demo_catalog_lets_contributors_try_pending_tests() -> None:
+    from catalog.demo.data import DEMO_MODELS, JUDGE_MODEL_NAME
+
+    runnable = [spec for spec in DEMO_MODELS if spec.get("is_active", True) and spec["name"] != JUDGE_MODEL_NAME]
+    assert runnable
+    assert all(spec.get("sandbox") for spec in runnable)

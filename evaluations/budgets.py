@@ -1,0 +1,331 @@
+"""Budgets (SPEC §11): a run reserves its estimate, the reserve becomes the actual cost when it finishes.
+
+Two kinds of account hold the sums (evaluations.models.BudgetAccount): a user's day and a provider's
+month. A reservation moves each account with one conditional UPDATE
+(`reserved = reserved + X WHERE spent + reserved + X <= limit`): on PostgreSQL a concurrent UPDATE of the
+same row waits for the first to commit and then re-checks its WHERE against the new row, and SQLite
+runs one writer at a time, so ten concurrent runs never reserve more than is left. Accounts are always
+taken in the same order (the user's, then providers by name) so two runs cannot deadlock.
+
+Each execution keeps one SpendReservation per provider. Costs are charged to the provider of the model
+that answered, the judge's cost included (a judge call is part of scoring that answer).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum, Value
+from django.utils import timezone
+
+from accounts.models import User
+from catalog.models import LLMModel
+from evaluations.models import BudgetAccount, Execution, SpendReservation, TestResult
+from evaluations.runner.cancellation import flag_cancelled
+from openbench.exceptions import ApplicationError
+from providers.pricing import COST_QUANTUM
+
+logger = logging.getLogger(__name__)
+
+ZERO = Decimal("0")
+
+
+def money(value: Decimal | None) -> str | None:
+    """Money as the API renders DecimalField(decimal_places=8) elsewhere: '0.00012300'."""
+    return None if value is None else f"{value.quantize(COST_QUANTUM):f}"
+
+
+def budget_day() -> date:
+    return timezone.localdate()
+
+
+def _month(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _account(*, kind: str, period: date, user: User | None = None, provider: str = "") -> BudgetAccount:
+    lookup: dict[str, Any] = {"kind": kind, "period": period}
+    if kind == BudgetAccount.Kind.USER_DAY:
+        lookup["user"] = user
+    else:
+        lookup["provider"] = provider
+    try:
+        with transaction.atomic():
+            account, _ = BudgetAccount.objects.get_or_create(**lookup)
+    except IntegrityError:  # created by a concurrent run between our read and our insert
+        account = BudgetAccount.objects.get(**lookup)
+    return account
+
+
+def _reserve_in(account: BudgetAccount, amount: Decimal, limit: Decimal | None) -> bool:
+    """Add `amount` to the account's reserve when the limit leaves room: one conditional UPDATE."""
+    rows = BudgetAccount.objects.filter(pk=account.pk)
+    if limit is not None:
+        rows = rows.filter(reserved_usd__lte=Value(limit - amount) - F("spent_usd"))
+    return rows.update(reserved_usd=F("reserved_usd") + amount, updated_at=timezone.now()) == 1
+
+
+def _remaining(account: BudgetAccount, limit: Decimal) -> Decimal:
+    account.refresh_from_db(fields=["spent_usd", "reserved_usd"])
+    return max(ZERO, limit - account.spent_usd - account.reserved_usd)
+
+
+def provider_shares(by_model: Iterable[tuple[LLMModel, Decimal]], judge_usd: Decimal) -> dict[str, Decimal]:
+    """An estimate split by provider; the judge's share follows the models' shares (see the module doc)."""
+    shares: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for model, cost in by_model:
+        shares[model.provider] += cost
+    total = sum(shares.values(), ZERO)
+    if judge_usd and shares:
+        for provider in list(shares):
+            part = shares[provider] / total if total else Decimal(1) / len(shares)
+            shares[provider] += judge_usd * part
+    return {provider: amount.quantize(COST_QUANTUM) for provider, amount in sorted(shares.items())}
+
+
+def budget_reserve(
+    *, user: User | None, shares: dict[str, Decimal], executions: Sequence[Execution], day: date | None = None
+) -> list[SpendReservation]:
+    """Reserve `shares` (USD by provider) for `executions`, or refuse with 402 and reserve nothing.
+
+    Call inside the transaction that creates the executions: a refusal raises, so the whole start rolls
+    back. `user` None (an operator's command, a schedule) charges the provider caps only. The reserve of
+    a batch is spread evenly over its executions.
+    """
+    day = day or budget_day()
+    total = sum(shares.values(), ZERO)
+    if user is not None:
+        limit = user.daily_budget_limit
+        account = _account(kind=BudgetAccount.Kind.USER_DAY, period=day, user=user)
+        if not _reserve_in(account, total, limit):
+            assert limit is not None
+            remaining = _remaining(account, limit)
+            raise ApplicationError(
+                f"This run is estimated at ${money(total)}, more than the ${money(remaining)} left of your daily "
+                "budget.",
+                code="budget_exceeded",
+                status=402,
+                details={"estimate_usd": money(total), "remaining_usd": money(remaining)},
+            )
+    for provider, amount in shares.items():
+        cap = settings.BUDGET_MONTHLY_USD.get(provider)
+        account = _account(kind=BudgetAccount.Kind.PROVIDER_MONTH, period=_month(day), provider=provider)
+        if not _reserve_in(account, amount, cap):
+            assert cap is not None
+            remaining = _remaining(account, cap)
+            raise ApplicationError(
+                f"This run is estimated at ${money(amount)} on {provider}, more than the ${money(remaining)} left "
+                "of the platform's monthly budget for that provider.",
+                code="provider_budget_exceeded",
+                status=402,
+                details={"estimate_usd": money(amount), "remaining_usd": money(remaining), "provider": provider},
+            )
+    count = max(1, len(executions))
+    reservations = [
+        SpendReservation(
+            execution=execution,
+            user=user,
+            provider=provider,
+            day=day,
+            month=_month(day),
+            reserved_usd=(amount / count).quantize(COST_QUANTUM),
+        )
+        for execution in executions
+        for provider, amount in shares.items()
+    ]
+    SpendReservation.objects.bulk_create(reservations)
+    return reservations
+
+
+def _actual_costs(execution_ids: Sequence[Any]) -> dict[tuple[str, str], Decimal]:
+    rows = (
+        TestResult.objects.filter(execution_id__in=list(execution_ids))
+        .values("execution_id", "model__provider")
+        .annotate(cost=Sum("cost"), judge=Sum("judge_cost"))
+    )
+    return {
+        (str(row["execution_id"]), row["model__provider"]): (row["cost"] or ZERO) + (row["judge"] or ZERO)
+        for row in rows
+    }
+
+
+def _move(
+    *, kind: str, period: date, user_id: Any = None, provider: str = "", spent: Decimal, reserved: Decimal
+) -> None:
+    if not spent and not reserved:
+        return
+    rows = BudgetAccount.objects.filter(kind=kind, period=period)
+    rows = rows.filter(user_id=user_id) if kind == BudgetAccount.Kind.USER_DAY else rows.filter(provider=provider)
+    rows.update(spent_usd=F("spent_usd") + spent, reserved_usd=F("reserved_usd") + reserved, updated_at=timezone.now())
+
+
+def budget_settle(*, execution_ids: Iterable[UUID | str]) -> int:
+    """Replace the reserves of finished executions by their actual cost (models and judge).
+
+    Idempotent: a settled reservation only takes the difference should results arrive after a cancel.
+    Unfinished executions are left alone. Returns the reservations that moved.
+    """
+    ids = sorted({str(execution_id) for execution_id in execution_ids})
+    if not ids:
+        return 0
+    with transaction.atomic():
+        finished = list(
+            Execution.objects.filter(pk__in=ids, status__in=Execution.FINISHED_STATUSES).values_list("pk", flat=True)
+        )
+        if not finished:
+            return 0
+        reservations = list(
+            SpendReservation.objects.select_for_update()
+            .filter(execution_id__in=finished)
+            .order_by("user_id", "provider", "execution_id")
+        )
+        if not reservations:
+            return 0
+        actual = _actual_costs(finished)
+        now = timezone.now()
+        user_moves: dict[tuple[Any, date], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+        provider_moves: dict[tuple[str, date], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+        changed: list[SpendReservation] = []
+        for reservation in reservations:
+            cost = actual.get((str(reservation.execution_id), reservation.provider), ZERO)
+            if reservation.status == SpendReservation.Status.HELD:
+                spent, released = cost, reservation.reserved_usd
+            else:
+                spent, released = cost - reservation.actual_usd, ZERO
+            if reservation.status == SpendReservation.Status.SETTLED and not spent:
+                continue
+            reservation.status, reservation.actual_usd, reservation.settled_at = "settled", cost, now
+            changed.append(reservation)
+            if reservation.user_id is not None:
+                move = user_moves[(reservation.user_id, reservation.day)]
+                move[0] += spent
+                move[1] -= released
+            move = provider_moves[(reservation.provider, reservation.month)]
+            move[0] += spent
+            move[1] -= released
+        SpendReservation.objects.bulk_update(changed, ["status", "actual_usd", "settled_at"])
+        # The same order as reservations take them: users first, then providers by name.
+        for (user_id, day), (spent, reserved) in sorted(user_moves.items(), key=lambda item: str(item[0])):
+            _move(kind=BudgetAccount.Kind.USER_DAY, period=day, user_id=user_id, spent=spent, reserved=reserved)
+        for (provider, month), (spent, reserved) in sorted(provider_moves.items()):
+            _move(
+                kind=BudgetAccount.Kind.PROVIDER_MONTH, period=month, provider=provider, spent=spent, reserved=reserved
+            )
+    return len(changed)
+
+
+def budget_release_finished() -> int:
+    """Settle every reservation still held by an execution that has finished: runs that crashed between
+    closing their execution and settling it, or were closed by hand. `recover_executions` calls this."""
+    held = SpendReservation.objects.filter(
+        status=SpendReservation.Status.HELD, execution__status__in=Execution.FINISHED_STATUSES
+    ).values_list("execution_id", flat=True)
+    return budget_settle(execution_ids=list(held.distinct()))
+
+
+def budget_overruns(*, execution_ids: Iterable[UUID | str]) -> dict[str, str]:
+    """Running executions whose actual cost passed their reserve × BUDGET_OVERRUN_FACTOR: {id: reason}.
+
+    A batch's reserve is spread evenly over its executions, so a batch is judged as a whole.
+    """
+    ids = {str(execution_id) for execution_id in execution_ids}
+    if not ids:
+        return {}
+    factor = Decimal(str(settings.BUDGET_OVERRUN_FACTOR))
+    rows = list(
+        Execution.objects.filter(pk__in=ids, status=Execution.Status.RUNNING).values_list(
+            "pk", "batch_id", "total_cost"
+        )
+    )
+    reasons: dict[str, str] = {}
+    batches = {batch_id for _, batch_id, _ in rows if batch_id is not None}
+    for batch_id in batches:
+        reserved = SpendReservation.objects.filter(execution__batch_id=batch_id).aggregate(s=Sum("reserved_usd"))["s"]
+        actual = Execution.objects.filter(batch_id=batch_id).aggregate(s=Sum("total_cost"))["s"] or ZERO
+        if reserved is not None and actual > reserved * factor:
+            reason = _overrun_reason(actual, reserved, factor)
+            for pk in Execution.objects.filter(batch_id=batch_id).unfinished().values_list("pk", flat=True):
+                reasons[str(pk)] = reason
+    for pk, in_batch, total_cost in rows:
+        if in_batch is not None:
+            continue
+        reserved = SpendReservation.objects.filter(execution_id=pk).aggregate(s=Sum("reserved_usd"))["s"]
+        if reserved is not None and total_cost > reserved * factor:
+            reasons[str(pk)] = _overrun_reason(total_cost, reserved, factor)
+    return reasons
+
+
+def _overrun_reason(actual: Decimal, reserved: Decimal, factor: Decimal) -> str:
+    return (
+        f"Budget overrun: the run cost ${money(actual)}, more than {factor}× its reserve of ${money(reserved)}; "
+        "its remaining calls were cancelled."
+    )
+
+
+@dataclass(frozen=True)
+class BudgetSummary:
+    """A user's budget today, as /auth/me and the profile page show it."""
+
+    daily_usd: Decimal | None
+    spent_today_usd: Decimal
+    reserved_usd: Decimal
+    remaining_usd: Decimal | None
+
+    @property
+    def used_percent(self) -> int:
+        if not self.daily_usd:
+            return 0 if self.daily_usd is None else 100
+        return min(100, int(100 * (self.spent_today_usd + self.reserved_usd) / self.daily_usd))
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "daily_usd": money(self.daily_usd),
+            "spent_today_usd": money(self.spent_today_usd),
+            "reserved_usd": money(self.reserved_usd),
+            "remaining_usd": money(self.remaining_usd),
+        }
+
+
+def budget_of(user: User) -> BudgetSummary:
+    """What `user` may still spend today (remaining None: unlimited)."""
+    account = BudgetAccount.objects.filter(kind=BudgetAccount.Kind.USER_DAY, user=user, period=budget_day()).first()
+    spent = account.spent_usd if account else ZERO
+    reserved = account.reserved_usd if account else ZERO
+    limit = user.daily_budget_limit
+    remaining = None if limit is None else max(ZERO, limit - spent - reserved)
+    return BudgetSummary(daily_usd=limit, spent_today_usd=spent, reserved_usd=reserved, remaining_usd=remaining)
+
+
+def provider_spend_this_month() -> dict[str, tuple[Decimal, Decimal]]:
+    """{provider: (spent, reserved)} of the current month, for /metrics."""
+    rows = BudgetAccount.objects.filter(kind=BudgetAccount.Kind.PROVIDER_MONTH, period=_month(budget_day()))
+    return {row.provider: (row.spent_usd, row.reserved_usd) for row in rows}
+
+
+def budget_after_write(*, execution_ids: Iterable[UUID | str]) -> set[str]:
+    """After the engine saved results: stop runs past their reserve (SPEC §11 overrun), then settle the
+    finished ones. Returns the executions stopped here, which the engine stops calling at once."""
+    ids = {str(execution_id) for execution_id in execution_ids}
+    if not ids:
+        return set()
+    stopped: set[str] = set()
+    for execution_id, reason in budget_overruns(execution_ids=ids).items():
+        # The cancel machinery: the flag first (a running job checks it before every call), then the row.
+        flag_cancelled(execution_id)
+        updated = Execution.objects.filter(
+            pk=execution_id, status__in=[Execution.Status.PENDING, Execution.Status.RUNNING]
+        ).update(status=Execution.Status.CANCELLED, completed_at=timezone.now(), error_message=reason)
+        if updated:
+            stopped.add(execution_id)
+            logger.warning("execution stopped: budget overrun", extra={"execution_id": execution_id})
+    budget_settle(execution_ids=ids | stopped)
+    return stopped
