@@ -46,10 +46,12 @@ class TestCaseRunViewSet(BaseViewSet):
         description=(
             "Starts one execution of this test over `model_ids` (default: every active model) and answers 202 "
             "at once; poll GET /executions/{id} for progress. Approved tests and the caller's own tests can be "
-            "run; the `run` throttle scope applies."
+            "run; the `run` throttle scope applies. A test not yet approved runs only on sandbox models "
+            "(default: the active sandbox models; others → 403 `sandbox_only`). The run's estimate is reserved "
+            "from the caller's daily budget and the providers' monthly caps (402 when it does not fit)."
         ),
         request=RunSerializer,
-        responses={202: ExecutionSerializer, 409: error_response("409")},
+        responses={202: ExecutionSerializer, 402: error_response("402"), 409: error_response("409")},
     )
     def run(self, request: Request, pk: str | None = None) -> Response:
         test_case = self.get_object()

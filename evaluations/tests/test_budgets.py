@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from accounts.models import User
 from catalog.models import LLMModel, TestCase
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
-from evaluations.budgets import budget_of, budget_reserve
+from evaluations.budgets import budget_of, budget_reserve, budget_settle
 from evaluations.models import BudgetAccount, Execution, SpendReservation
 from evaluations.runner import cancellation
 from evaluations.runner.engine import run_executions
@@ -255,3 +255,24 @@ def test_metrics_export_spend_per_provider(client: Any, owner: User, models: lis
     execution_start(test_case=TestCaseFactory(), models=models, started_by=owner)
     text = client.get("/metrics").content.decode()
     assert 'openbench_provider_spend_usd{provider="mock",state="reserved"}' in text
+
+
+def test_run_batch_without_a_user_is_refused_by_a_provider_cap(models: list[LLMModel], settings: Any) -> None:
+    from django.core.management.base import CommandError
+
+    settings.BUDGET_MONTHLY_USD = {**settings.BUDGET_MONTHLY_USD, "mock": Decimal("0")}
+    test_case = TestCaseFactory()
+    with pytest.raises(CommandError, match="monthly budget"):
+        call_command("run_batch", "--tests", str(test_case.pk), "--yes")
+    assert not Execution.objects.exists()
+
+
+def test_results_that_arrive_after_a_cancel_are_charged_once(owner: User, models: list[LLMModel]) -> None:
+    execution = execution_start(test_case=TestCaseFactory(), models=models, started_by=owner)
+    claim_executions([str(execution.pk)], lease="lease-1")
+    execution_cancel(execution=execution, actor=owner)
+    late = TestResultFactory.build(execution=execution, model=models[0], cost=Decimal("0.0001"))
+    write_results(lease="lease-1", results=[late], finished=[])
+    budget_settle(execution_ids=[execution.pk])  # settling again changes nothing
+    budget = budget_of(owner)
+    assert (budget.reserved_usd, budget.spent_today_usd) == (0, Decimal("0.0001"))

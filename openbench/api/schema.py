@@ -27,6 +27,8 @@ class ErrorSerializer(serializers.Serializer):
 ERROR_DESCRIPTIONS = {
     "400": "Invalid input; `details` maps each field to its messages.",
     "401": "Missing or invalid credentials.",
+    "402": "Over budget: `budget_exceeded` (the caller's daily budget) or `provider_budget_exceeded` (a "
+    "provider's monthly cap); `details` has `estimate_usd` and `remaining_usd`. Nothing was started.",
     "403": "Authenticated, but not allowed.",
     "404": "Not found, or not visible to the caller.",
     "409": "Conflicts with the object's current state.",
