@@ -31,6 +31,7 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _waiting: deque[tuple[list[str], float | None, Future[RunReport]]] = deque()  # guarded by _arrived
 _arrived = threading.Condition(_pool_lock)
+_running = 0  # threads running an engine, guarded by _pool_lock
 
 
 def _get_pool() -> ThreadPoolExecutor:
@@ -41,11 +42,6 @@ def _get_pool() -> ThreadPoolExecutor:
                 max_workers=max(1, settings.EVAL_INPROCESS_WORKERS), thread_name_prefix="evaluations"
             )
         return _pool
-
-
-def _pop() -> tuple[list[str], float | None, Future[RunReport]] | None:
-    with _pool_lock:
-        return _waiting.popleft() if _waiting else None
 
 
 class LocalIntake:
@@ -81,15 +77,18 @@ class LocalIntake:
 
 
 def _run() -> None:
-    job = _pop()
-    if job is None:  # another thread's engine took it in
-        return
+    global _running
+    with _pool_lock:
+        job = _waiting.popleft() if _waiting else None
+        if job is None:  # another thread's engine took it in
+            return
+        _running += 1
     execution_ids, takeover_stale_after, future = job
     try:
         report = run_executions(execution_ids, takeover_stale_after=takeover_stale_after, intake=LocalIntake())
         with _pool_lock:
-            last = not _waiting
-        if report.results and last:  # as rq jobs do: only when no other job waits
+            last = not _waiting and _running == 1
+        if report.results and last:  # as rq jobs do: only when no other job waits or runs
             queue_drained_send()
         future.set_result(report)
     except BaseException as exc:
@@ -97,6 +96,8 @@ def _run() -> None:
         future.set_exception(exc)
         raise
     finally:
+        with _pool_lock:
+            _running -= 1
         connections.close_all()
 
 
