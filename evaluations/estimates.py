@@ -6,7 +6,8 @@ Per (test, model) pair, repeated `repeats` times:
   adapters' approximation (about four characters a token; `tiktoken` is not installed). A counter is called
   once per test and provider endpoint (the first chosen model of that endpoint stands for the others), at most
   COUNT_CONCURRENCY at a time, and only for ESTIMATE_COUNT_TIMEOUT seconds in all; a count that fails or is
-  not done by then falls back to the approximation.
+  not done by then falls back to the approximation. Vendor counts are cached (COUNT_CACHE_SECONDS) by endpoint,
+  model and prompt, so estimating the same tests again calls no vendor.
 * output tokens: the mean of the model's past completed answers to the test, else the model's `max_tokens`
   (an upper bound: the model may stop earlier).
 * cost: the model's prices (providers.pricing.cost_for).
@@ -124,7 +125,8 @@ def run_estimate(*, test_cases: Sequence[TestCase], models: Sequence[LLMModel], 
     `repeats` times each. Reads past results; may call vendors' token counters (bounded in time)."""
     tests = list({test.pk: test for test in test_cases}.values())
     chosen = list({model.pk: model for model in models}.values())
-    repeats = max(1, int(repeats))
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, not {repeats}.")
     targets = {test.pk: ScoringTarget.from_snapshot(test.scored_snapshot()) for test in tests}
     requests = {
         (test.pk, model.pk): build_request(targets[test.pk], model, model_parameters(model), _count_timeout())

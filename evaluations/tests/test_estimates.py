@@ -551,3 +551,8 @@ def test_ticking_models_updates_the_estimate_in_the_browser(live_server: Any, pa
     assert refused == []  # the script is allowed by the CSP
     assert answers == [200]
     assert not Execution.objects.exists()
+
+
+def test_repeats_below_one_are_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="repeats"):
+        run_estimate(test_cases=[TestCaseFactory()], models=[_model("mock-repeats", LLMModel.Provider.MOCK)], repeats=0)
