@@ -23,6 +23,7 @@ from evaluations.services import execution_cancel, execution_start, executions_s
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory
 from openbench.exceptions import ApplicationError
 from openbench.tests.api import V1, assert_error, client_for, reset_throttles  # noqa: F401 - autouse fixture
+from providers.testing.fake_servers import FakeServer
 
 pytestmark = pytest.mark.django_db
 
@@ -276,3 +277,29 @@ def test_results_that_arrive_after_a_cancel_are_charged_once(owner: User, models
     budget_settle(execution_ids=[execution.pk])  # settling again changes nothing
     budget = budget_of(owner)
     assert (budget.reserved_usd, budget.spent_today_usd) == (0, Decimal("0.0001"))
+
+
+def test_the_engine_stops_a_run_whose_answers_cost_far_more_than_estimated(owner: User, settings: Any) -> None:
+    # One call at a time, so results reach the database (and the overrun check) while calls remain.
+    settings.PROVIDER_CONCURRENCY = {**settings.PROVIDER_CONCURRENCY, "openai_compatible": 1}
+    long_answer = " ".join(["word"] * 5000)  # the fake server counts an answer's words as its tokens
+    with FakeServer("openai", default_answer=long_answer, latency_ms=150) as server:
+        models = [
+            LLMModelFactory(
+                provider="openai_compatible",
+                provider_model_id=f"fake-model-{i}",
+                config={"base_url": server.base_url},
+                default_max_tokens=5,  # the estimate counts 5 output tokens per answer
+            )
+            for i in range(8)
+        ]
+        execution = execution_start(test_case=TestCaseFactory(), models=models, started_by=owner)
+        run_executions([execution.pk])
+        calls = server.request_count
+
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.CANCELLED
+    assert execution.error_message.startswith("Budget overrun:")
+    assert calls < 8
+    budget = budget_of(owner)
+    assert (budget.reserved_usd, budget.spent_today_usd) == (0, execution.total_cost)
