@@ -37,6 +37,8 @@ from providers.pricing import COST_QUANTUM
 logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0")
+# Enough ids for one `IN (...)` on every database.
+_CHUNK = 500
 
 
 def money(value: Decimal | None) -> str | None:
@@ -235,32 +237,57 @@ def budget_release_finished() -> int:
 def budget_overruns(*, execution_ids: Iterable[UUID | str]) -> dict[str, str]:
     """Running executions whose actual cost passed their reserve × BUDGET_OVERRUN_FACTOR: {id: reason}.
 
-    A batch's reserve is spread evenly over its executions, so a batch is judged as a whole.
+    A batch's reserve is spread evenly over its executions, so a batch is judged as a whole (and stopped
+    as a whole). A handful of grouped queries whatever the number of executions: this runs on every flush.
     """
-    ids = {str(execution_id) for execution_id in execution_ids}
+    ids = sorted({str(execution_id) for execution_id in execution_ids})
     if not ids:
         return {}
     factor = Decimal(str(settings.BUDGET_OVERRUN_FACTOR))
-    rows = list(
-        Execution.objects.filter(pk__in=ids, status=Execution.Status.RUNNING).values_list(
-            "pk", "batch_id", "total_cost"
+    rows: list[tuple[Any, Any, Decimal, str]] = []
+    for start in range(0, len(ids), _CHUNK):
+        # Any status: a batch is checked when one of its executions just finished, the others still running.
+        rows += Execution.objects.filter(pk__in=ids[start : start + _CHUNK]).values_list(
+            "pk", "batch_id", "total_cost", "status"
         )
-    )
+    single = [pk for pk, batch_id, _, status in rows if batch_id is None and status == Execution.Status.RUNNING]
+    batches = sorted({batch_id for _, batch_id, _, _ in rows if batch_id is not None})
+    reserved_single: dict[Any, Decimal] = {}
+    for start in range(0, len(single), _CHUNK):
+        reserved_single.update(
+            SpendReservation.objects.filter(execution_id__in=single[start : start + _CHUNK])
+            .values("execution_id")
+            .annotate(total=Sum("reserved_usd"))
+            .values_list("execution_id", "total")
+        )
     reasons: dict[str, str] = {}
-    batches = {batch_id for _, batch_id, _ in rows if batch_id is not None}
-    for batch_id in batches:
-        reserved = SpendReservation.objects.filter(execution__batch_id=batch_id).aggregate(s=Sum("reserved_usd"))["s"]
-        actual = Execution.objects.filter(batch_id=batch_id).aggregate(s=Sum("total_cost"))["s"] or ZERO
-        if reserved is not None and actual > reserved * factor:
-            reason = _overrun_reason(actual, reserved, factor)
-            for pk in Execution.objects.filter(batch_id=batch_id).unfinished().values_list("pk", flat=True):
-                reasons[str(pk)] = reason
-    for pk, in_batch, total_cost in rows:
-        if in_batch is not None:
-            continue
-        reserved = SpendReservation.objects.filter(execution_id=pk).aggregate(s=Sum("reserved_usd"))["s"]
-        if reserved is not None and total_cost > reserved * factor:
+    for pk, batch_id, total_cost, _ in rows:
+        reserved = reserved_single.get(pk)
+        if batch_id is None and reserved is not None and total_cost > reserved * factor:
             reasons[str(pk)] = _overrun_reason(total_cost, reserved, factor)
+    if batches:
+        reserved_batch = dict(
+            SpendReservation.objects.filter(execution__batch_id__in=batches)
+            .values("execution__batch_id")
+            .annotate(total=Sum("reserved_usd"))
+            .values_list("execution__batch_id", "total")
+        )
+        actual_batch = dict(
+            Execution.objects.filter(batch_id__in=batches)
+            .values("batch_id")
+            .annotate(total=Sum("total_cost"))
+            .values_list("batch_id", "total")
+        )
+        over = {
+            batch_id: _overrun_reason(actual_batch[batch_id], reserved_batch[batch_id], factor)
+            for batch_id in batches
+            if batch_id in reserved_batch and actual_batch.get(batch_id, ZERO) > reserved_batch[batch_id] * factor
+        }
+        if over:
+            for pk, batch_id in (
+                Execution.objects.filter(batch_id__in=list(over)).unfinished().values_list("pk", "batch_id")
+            ):
+                reasons[str(pk)] = over[batch_id]
     return reasons
 
 

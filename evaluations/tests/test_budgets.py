@@ -303,3 +303,22 @@ def test_the_engine_stops_a_run_whose_answers_cost_far_more_than_estimated(owner
     assert calls < 8
     budget = budget_of(owner)
     assert (budget.reserved_usd, budget.spent_today_usd) == (0, execution.total_cost)
+
+
+def test_a_batch_past_its_reserve_is_stopped_as_a_whole(owner: User, models: list[LLMModel]) -> None:
+    executions = executions_start_batch(
+        test_cases=[TestCaseFactory() for _ in range(3)], models=models[:1], started_by=owner
+    )
+    ids = [str(execution.pk) for execution in executions]
+    claim_executions(ids, lease="lease-1")
+    reserved = budget_of(owner).reserved_usd
+    costly = TestResultFactory.build(execution=executions[0], model=models[0], cost=reserved * 2)
+
+    lost, _ = write_results(lease="lease-1", results=[costly], finished=[ids[0]])
+
+    assert set(ids[1:]) <= lost
+    statuses = dict(Execution.objects.values_list("pk", "status"))
+    assert [statuses[execution.pk] for execution in executions] == ["completed", "cancelled", "cancelled"]
+    assert Execution.objects.get(pk=ids[1]).error_message.startswith("Budget overrun:")
+    budget = budget_of(owner)
+    assert (budget.reserved_usd, budget.spent_today_usd) == (0, reserved * 2)
