@@ -337,14 +337,28 @@ async def _count_all(
     return counts
 
 
+def _needs_sandbox(test_cases: Sequence[TestCase]) -> bool:
+    return any(test.status != TestCase.Status.APPROVED for test in test_cases)
+
+
+def default_models(*, test_cases: Sequence[TestCase]) -> list[LLMModel]:
+    """The models a run of these tests takes when none are named, as evaluations.services decides it: every
+    active model, or only the active sandbox models when one of the tests is not approved yet (SPEC §11)."""
+    models = LLMModel.objects.active()
+    if _needs_sandbox(test_cases):
+        models = models.sandbox()
+    return list(models.order_by("name"))
+
+
 def estimate_for_ids(
     *, user: Any, test_ids: Sequence[Any], model_ids: Sequence[Any] | None = None, repeats: int = 1
 ) -> RunEstimate:
     """The estimate of a run the caller describes by ids (the API, the run form).
 
     Tests must be visible to `user`; an unknown id and a test the caller may not see get the same 400, so the
-    answer does not tell whether it exists. Models must be active; none given means every active model (what a
-    run takes by default). More than MAX_ESTIMATE_EVALUATIONS evaluations → 400 `too_many_evaluations`.
+    answer does not tell whether it exists. Models must be active; none given means what a run takes by default
+    (default_models: every active model, only the sandbox ones for a test not approved yet). More than
+    MAX_ESTIMATE_EVALUATIONS evaluations → 400 `too_many_evaluations`.
     """
     wanted_tests = list(dict.fromkeys(str(pk) for pk in test_ids))
     if not wanted_tests:
@@ -358,13 +372,14 @@ def estimate_for_ids(
             "Unknown tests.", details={"test_ids": [f"No test with id {pk} is visible to you." for pk in missing]}
         )
     if model_ids is None:
-        models = list(LLMModel.objects.active().order_by("name"))
+        models = default_models(test_cases=tests)
         if not models:
-            raise ApplicationError(
-                "There are no active models to estimate.",
-                code="no_models",
-                details={"model_ids": ["No active models."]},
+            reason = (
+                "Tests that are not approved yet run only on sandbox models, and there are none."
+                if _needs_sandbox(tests)
+                else "There are no active models to estimate."
             )
+            raise ApplicationError(reason, code="no_models", details={"model_ids": [reason]})
     else:
         wanted_models = list(dict.fromkeys(str(pk) for pk in model_ids))
         if not wanted_models:

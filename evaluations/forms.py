@@ -8,14 +8,14 @@ from typing import Any
 from django import forms
 
 from catalog.models import LLMModel, TestCase
-from evaluations.estimates import RunEstimate, run_estimate
+from evaluations.estimates import RunEstimate, default_models, run_estimate
 
 
 class RunForm(forms.Form):
     """Which active models to run a test against; none ticked means all of them.
 
-    Given the test, `estimate` is what running it against the default selection (every active model) would
-    cost (SPEC §11), shown before the button; computed once, when the page asks for it.
+    Given the test, `estimate` is what running it against the default selection would cost (SPEC §11), shown
+    before the button; computed once, when the page asks for it.
     """
 
     models = forms.ModelMultipleChoiceField(
@@ -31,10 +31,9 @@ class RunForm(forms.Form):
 
     @cached_property
     def estimate(self) -> RunEstimate | None:
-        """The default selection's estimate; None without a test or without active models."""
-        field = self.fields["models"]
-        assert isinstance(field, forms.ModelMultipleChoiceField)
-        models = list(field.queryset or [])
-        if self.test_case is None or not models:
+        """The default selection's estimate (what a run with nothing ticked takes: every active model, or the
+        sandbox models for a test not approved yet); None without a test or without such models."""
+        if self.test_case is None:
             return None
-        return run_estimate(test_cases=[self.test_case], models=models)
+        models = default_models(test_cases=[self.test_case])
+        return run_estimate(test_cases=[self.test_case], models=models) if models else None

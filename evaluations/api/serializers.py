@@ -103,7 +103,7 @@ class EstimateRequestSerializer(serializers.Serializer):
         required=False,
         allow_empty=False,
         max_length=100,
-        help_text="Active models to estimate; all active models when omitted (what a run takes by default).",
+        help_text="Active models; when omitted, what a run takes (only sandbox models for unapproved tests).",
     )
     repeats = serializers.IntegerField(
         required=False, default=1, min_value=1, max_value=20, help_text="Samples per (test, model)."

@@ -116,7 +116,8 @@ class EstimateView(BaseAPIView):
     @extend_schema(
         summary="Estimate a run's tokens and cost before starting it",
         description=(
-            "Tokens and USD cost of running `test_ids` against `model_ids` (default: every active model), "
+            "Tokens and USD cost of running `test_ids` against `model_ids` (default: what a run takes, every "
+            "active model, or only the active sandbox models when a test is not approved yet), "
             "`repeats` times each, per model and in total, with the judge's cost for `llm_judge` tests. "
             "Nothing runs. Unknown tests and tests the caller may not see are refused alike (400 naming "
             "`test_ids`); unknown or inactive models → 400 naming `model_ids`; more than 10,000 evaluations "

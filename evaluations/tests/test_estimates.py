@@ -276,11 +276,31 @@ def test_the_api_estimates_only_the_models_asked_for(owner: User, anthropic_serv
     assert body["input_tokens"] == len(f"{SYSTEM} {PROMPT}".split())
 
 
-def test_the_api_counts_the_callers_own_pending_test(owner: User) -> None:
-    _model("mock-own", LLMModel.Provider.MOCK)
+def test_a_pending_test_is_estimated_on_the_sandbox_models_by_default_as_it_would_run(owner: User) -> None:
+    sandbox = _model("mock-sandbox", LLMModel.Provider.MOCK)
+    sandbox.sandbox = True
+    sandbox.save()
+    _model("mock-not-sandbox", LLMModel.Provider.MOCK)
+    mine = TestCaseFactory(created_by=owner, status=TestCase.Status.PENDING, is_public=False)
+    approved = TestCaseFactory()
+
+    pending_only = _post(client_for(owner), test_ids=[str(mine.pk)])
+    with_approved = _post(client_for(owner), test_ids=[str(mine.pk), str(approved.pk)])
+    approved_only = _post(client_for(owner), test_ids=[str(approved.pk)])
+
+    assert [item["model"] for item in pending_only.json()["by_model"]] == [str(sandbox.pk)]
+    assert [item["model"] for item in with_approved.json()["by_model"]] == [str(sandbox.pk)]
+    assert len(approved_only.json()["by_model"]) == 2
+
+
+def test_a_pending_test_without_sandbox_models_is_a_400_naming_model_ids(owner: User) -> None:
+    _model("mock-plain", LLMModel.Provider.MOCK)
     mine = TestCaseFactory(created_by=owner, status=TestCase.Status.PENDING, is_public=False)
 
-    assert _post(client_for(owner), test_ids=[str(mine.pk)]).status_code == 200
+    error = assert_error(_post(client_for(owner), test_ids=[str(mine.pk)]), 400, "no_models")
+
+    assert "sandbox" in error["message"]
+    assert "model_ids" in error["details"]
 
 
 def test_another_users_private_test_is_refused_like_an_unknown_one(owner: User, other_user: User) -> None:
@@ -399,6 +419,20 @@ def test_the_run_form_shows_the_default_selections_estimate_before_the_button(cl
     assert 'data-estimate="evaluations">2<' in html
     assert f'data-url="{ESTIMATE_URL}"' in html
     assert "js/run-estimate" in html
+
+
+def test_the_run_form_of_a_pending_test_estimates_its_sandbox_models(client: Client, owner: User) -> None:
+    sandbox = _model("mock-sandbox-form", LLMModel.Provider.MOCK, max_tokens=100)
+    sandbox.sandbox = True
+    sandbox.save()
+    _model("mock-dear-form", LLMModel.Provider.MOCK, max_tokens=100, price_in="90", price_out="90")
+    mine = TestCaseFactory(created_by=owner, status=TestCase.Status.PENDING, is_public=False, prompt=PROMPT)
+    client.force_login(owner)
+
+    html = client.get(reverse("catalog:test-detail", args=[mine.pk])).content.decode()
+
+    assert f"${run_estimate(test_cases=[mine], models=[sandbox]).total_usd:.5f}" in html
+    assert 'data-estimate="evaluations">1<' in html
 
 
 def test_no_estimate_is_computed_for_visitors_who_cannot_run(client: Client, anthropic_server: FakeServer) -> None:
