@@ -27,7 +27,10 @@ class RunForm(forms.Form):
         self.test_case = test_case
         field = self.fields["models"]
         assert isinstance(field, forms.ModelMultipleChoiceField)
-        field.queryset = LLMModel.objects.active().order_by("display_name", "name")
+        models = LLMModel.objects.active()
+        if test_case is not None and test_case.status != TestCase.Status.APPROVED:
+            models = models.sandbox()  # the only models a test not approved yet may run on (SPEC §11)
+        field.queryset = models.order_by("display_name", "name")
 
     @cached_property
     def estimate(self) -> RunEstimate | None:

@@ -433,6 +433,10 @@ def test_the_run_form_of_a_pending_test_estimates_its_sandbox_models(client: Cli
 
     assert f"${run_estimate(test_cases=[mine], models=[sandbox]).total_usd:.5f}" in html
     assert 'data-estimate="evaluations">1<' in html
+    assert "every sandbox model" in html
+    # Only the models it may run on are offered.
+    assert "Mock Sandbox Form" in html
+    assert "Mock Dear Form" not in html
 
 
 def test_no_estimate_is_computed_for_visitors_who_cannot_run(client: Client, anthropic_server: FakeServer) -> None:

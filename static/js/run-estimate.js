@@ -9,6 +9,7 @@
   if (!form) return;
   var token = form.querySelector('input[name="csrfmiddlewaretoken"]');
   var sequence = 0;
+  var everyModel = box.querySelector('[data-estimate="scope"]').textContent;
 
   function money(value) {
     return "$" + Number(value).toFixed(5);
@@ -44,7 +45,7 @@
       })
       .then(function (data) {
         if (mine !== sequence) return; // a later change is already on its way
-        show("scope", ticked.length ? ticked.length + " ticked model" + (ticked.length === 1 ? "" : "s") : "every active model");
+        show("scope", ticked.length ? ticked.length + " ticked model" + (ticked.length === 1 ? "" : "s") : everyModel);
         show("total_usd", money(data.total_usd));
         show("judge_cost_usd", money(data.judge_cost_usd));
         show("evaluations", data.evaluations.toLocaleString());
