@@ -39,6 +39,11 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}.")
 
+# Wave 2 settings live beside this file, one module per concern; each reads the same environment.
+from openbench.settings_costs import *  # noqa: E402,F403 - estimates and budgets
+from openbench.settings_signup import *  # noqa: E402,F403 - log-in limits, e-mail, headers, statement timeout, hosts
+from openbench.settings_signup import TRUSTED_PROXY_COUNT  # noqa: E402 - named: the API's throttles use it
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -67,6 +72,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "openbench.middleware.RequestIdMiddleware",
+    # Sets DB_STATEMENT_TIMEOUT_MS on the request's connection (PostgreSQL) and resets it before it is returned.
+    "openbench.middleware.StatementTimeoutMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -229,7 +236,16 @@ REST_FRAMEWORK = {
         "user": env.str("THROTTLE_USER", default="1200/min"),
         "run": env.str("THROTTLE_RUN", default="30/min"),
         "login": env.str("THROTTLE_LOGIN", default="10/min"),
+        "register": env.str("THROTTLE_REGISTER", default="20/hour"),  # sign-up per client address
+        "password_reset": env.str("THROTTLE_PASSWORD_RESET", default="10/hour"),
     },
+    # Throttles read the client address with the same rule as accounts.addresses.client_ip.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
+    # The browsable API's renderer allows DRF's own style="" attributes on its pages only.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "openbench.api.renderers.BrowsableAPIRenderer",
+    ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SIMPLE_JWT = {
@@ -241,6 +257,9 @@ SIMPLE_JWT = {
     "SIGNING_KEY": SECRET_KEY,
     "USER_ID_FIELD": "id",
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # A digest of the password hash in every token: any password change (API, page, reset, admin) revokes
+    # the access and refresh tokens issued before it.
+    "CHECK_REVOKE_TOKEN": True,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OpenBench API",
@@ -248,6 +267,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, no CDN (SPEC §10 "Headers"); no
+    # validator badge fetched from validator.swagger.io.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=1_048_576)
 
@@ -255,76 +280,6 @@ _cors_origins = env.list("CORS_ORIGINS", default=[])
 # The seed wrote CORS_ORIGINS as a JSON list; accept that spelling as well.
 CORS_ALLOWED_ORIGINS = [origin.strip().strip('[]"') for origin in _cors_origins if origin.strip().strip('[]"')]
 
-# --- Log-in limits, password reset, e-mail (SPEC §10 "Log-in", "Tokens"; owned by accounts) ----
-# django-axes counts failed log-ins of the API, the pages and the admin (all go through
-# django.contrib.auth.authenticate). Two separate counters, not one per (account, address) pair:
-# per account, so a guesser changing address still locks the account; per address, so one address
-# spraying a password over many accounts is stopped too. See accounts/lockout.py and the README.
-LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
-LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
-# An address is shared by everyone behind one NAT, so it gets a larger budget than one account.
-LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=3 * LOGIN_FAILURE_LIMIT)
-# How many proxies of ours append to X-Forwarded-For; 0 ignores the header (it is client-written).
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
-if LOGIN_FAILURE_LIMIT < 1 or LOGIN_ADDRESS_FAILURE_LIMIT < 1 or LOGIN_FAILURE_WINDOW_SECONDS < 1:
-    raise ImproperlyConfigured(
-        "LOGIN_FAILURE_LIMIT, LOGIN_ADDRESS_FAILURE_LIMIT and LOGIN_FAILURE_WINDOW_SECONDS must be at least 1."
-    )
-if TRUSTED_PROXY_COUNT < 0:
-    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
-# The database handler: shared by every web process and correct on SQLite and PostgreSQL alike
-# (the cache handler would keep per-process counters on the local-memory cache).
-AXES_HANDLER = "accounts.lockout.LoginFailureHandler"
-AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
-AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_FAILURE_WINDOW_SECONDS)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-# Attempts during a lock (even with the right password) do not extend it: the owner retrying
-# would otherwise keep themselves locked out.
-AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-# A success does not wipe the counters: an attacker with an account of their own could otherwise
-# clear their address's count between guesses at other accounts.
-AXES_RESET_ON_SUCCESS = False
-AXES_CLIENT_IP_CALLABLE = "accounts.addresses.client_ip"
-AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_username"
-AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
-# No row per successful log-in (it would grow without bound and keep addresses we do not need).
-AXES_DISABLE_ACCESS_LOG = True
-# DRF's throttles read the client address with the same rule as accounts.addresses.client_ip.
-REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT
-_throttle_rates = REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
-assert isinstance(_throttle_rates, dict)
-_throttle_rates["register"] = env.str("THROTTLE_REGISTER", default="20/hour")  # sign-up per client address
-_throttle_rates["password_reset"] = env.str("THROTTLE_PASSWORD_RESET", default="10/hour")
-# simplejwt puts a digest of the password hash in every token and refuses a token whose digest no
-# longer matches: any password change (API, page, reset, admin) revokes earlier access and refresh tokens.
-SIMPLE_JWT["CHECK_REVOKE_TOKEN"] = True
-
-# E-mail (password reset): printed to the console unless EMAIL_URL names an SMTP server, e.g.
-# smtp+tls://user:password@smtp.example.com:587 (django-environ's email URL).
-EMAIL_URL = env.str("EMAIL_URL", default="")
-if EMAIL_URL:
-    try:
-        _email = env.email_url_config(EMAIL_URL)
-    except Exception as exc:  # django-environ raises several types on a malformed URL
-        raise ImproperlyConfigured(f"EMAIL_URL is not a valid e-mail URL: {exc}") from exc
-    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
-    EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
-    EMAIL_PORT = int(_email.get("EMAIL_PORT") or 25)
-    EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
-    EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
-    EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
-    EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
-else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="OpenBench <noreply@localhost>")
-# Links in e-mails use this origin (e.g. https://bench.example.com) instead of the request's Host
-# header; set it in production so a forged Host can never point a reset link elsewhere.
-SITE_URL = env.str("SITE_URL", default="").rstrip("/")
-if SITE_URL and not SITE_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured("SITE_URL must start with http:// or https://.")
-PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 3600)
-# --- end of log-in limits block --------------------------------------------------------------
 
 # --- Internationalisation, static -------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -356,42 +311,6 @@ if not DEBUG:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-# --- Headers, docs assets, metrics (SPEC §10 "Headers"; owned by the headers work) ----------
-# Content-Security-Policy on every response (django-csp 4: one dict, not the old CSP_* settings).
-# Scripts and styles come from our own origin; the few inline <script>/<style> blocks (the API docs'
-# start-up code) carry the per-request nonce (`request.csp_nonce`). No 'unsafe-inline', no 'unsafe-eval',
-# no CDN: Swagger UI and ReDoc are served by drf-spectacular-sidecar. `data:` images are Swagger UI's
-# and the admin's icons; `blob:` workers are ReDoc's search index.
-from csp.constants import NONCE, NONE, SELF  # noqa: E402 - kept inside this block on purpose
-
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": [SELF],
-        "script-src": [SELF, NONCE],
-        "style-src": [SELF, NONCE],
-        "img-src": [SELF, "data:"],
-        "font-src": [SELF],
-        "connect-src": [SELF],
-        "worker-src": [SELF, "blob:"],
-        "object-src": [NONE],
-        "base-uri": [SELF],
-        "form-action": [SELF],
-        "frame-ancestors": [NONE],
-    },
-}
-SPECTACULAR_SETTINGS["SWAGGER_UI_DIST"] = "SIDECAR"
-SPECTACULAR_SETTINGS["SWAGGER_UI_FAVICON_HREF"] = "SIDECAR"
-SPECTACULAR_SETTINGS["REDOC_DIST"] = "SIDECAR"
-# validatorUrl None: Swagger UI would otherwise show a badge fetched from validator.swagger.io.
-SPECTACULAR_SETTINGS["SWAGGER_UI_SETTINGS"] = {"deepLinking": True, "validatorUrl": None}
-# The browsable API's renderer allows DRF's own style="" attributes on its pages only.
-REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = [
-    "rest_framework.renderers.JSONRenderer",
-    "openbench.api.renderers.BrowsableAPIRenderer",
-]
-# `GET /metrics` needs `Authorization: Bearer <METRICS_TOKEN>` when this is set; open when empty.
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-# --- end of headers block ------------------------------------------------------------------
 
 # --- Providers (keys never leave settings: not logged, not shown) ------------------------
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
@@ -408,28 +327,6 @@ OLLAMA_BASE_URL = env.str("OLLAMA_BASE_URL", default="")
 OPENAI_COMPATIBLE_BASE_URL = env.str("OPENAI_COMPATIBLE_BASE_URL", default="")
 OPENAI_COMPATIBLE_API_KEY = env.str("OPENAI_COMPATIBLE_API_KEY", default="")
 
-# --- Safe for open sign-up: statement timeout, model hosts (SPEC §10 "Search", "Models") -----
-# Every web request on PostgreSQL runs its queries under this limit (openbench.middleware.
-# StatementTimeoutMiddleware sets it on the request's connection and resets it before the connection is
-# returned); workers and management commands are not limited. 0 turns it off.
-DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=5000)
-if DB_STATEMENT_TIMEOUT_MS < 0:
-    raise ImproperlyConfigured("DB_STATEMENT_TIMEOUT_MS must be 0 (off) or a number of milliseconds.")
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("openbench.middleware.RequestIdMiddleware") + 1, "openbench.middleware.StatementTimeoutMiddleware"
-)
-# Hosts a model's config.base_url may name, besides the hosts of the provider base URLs above (always
-# allowed): "host" (any port) or "host:port", comma-separated. A provider's key goes only to its own
-# base URL's host or to a host listed here (providers/registry.py).
-MODEL_HOSTS_ALLOWED = env.list("MODEL_HOSTS_ALLOWED", default=[])
-from providers.registry import parse_allowed_host  # noqa: E402 - imports no app models
-
-for _allowed_host in MODEL_HOSTS_ALLOWED:
-    try:
-        parse_allowed_host(_allowed_host)
-    except ValueError as _exc:
-        raise ImproperlyConfigured(f"MODEL_HOSTS_ALLOWED: {_exc}") from None
-# --- end of open sign-up block ---------------------------------------------------------------
 
 # --- Evaluation engine ---------------------------------------------------------------------
 EVAL_CONCURRENCY = env.int("EVAL_CONCURRENCY", default=50)
@@ -458,49 +355,6 @@ PROVIDER_CONCURRENCY = {
 }
 PROVIDER_RPM = {name: env.int(f"{name.upper()}_RPM", default=0) for name in PROVIDER_NAMES}
 
-# --- Estimate before running (SPEC §11; owned by the estimate work) ----------------------------------
-import decimal as _decimal  # noqa: E402 - kept inside this block on purpose
-
-# How long the estimate waits for vendors' token counters (Anthropic, Gemini) in all, in seconds; what is
-# not counted by then is approximated (about four characters a token).
-ESTIMATE_COUNT_TIMEOUT = env.float("ESTIMATE_COUNT_TIMEOUT", default=5.0)
-# `run_batch` asks `Proceed? [y/N]` when a batch's estimated cost (models and judge) is above this many
-# USD, and refuses without a terminal, unless --yes.
-_run_batch_confirm = env.str("RUN_BATCH_CONFIRM_USD", default="1.00").strip()
-try:
-    RUN_BATCH_CONFIRM_USD = _decimal.Decimal(_run_batch_confirm)
-except _decimal.InvalidOperation:
-    raise ImproperlyConfigured(f"RUN_BATCH_CONFIRM_USD must be an amount (got {_run_batch_confirm!r}).") from None
-if not RUN_BATCH_CONFIRM_USD.is_finite() or RUN_BATCH_CONFIRM_USD < 0 or ESTIMATE_COUNT_TIMEOUT <= 0:
-    raise ImproperlyConfigured("RUN_BATCH_CONFIRM_USD must be an amount >= 0; ESTIMATE_COUNT_TIMEOUT above 0.")
-# --- end of estimate block ------------------------------------------------------------------------------
-
-# --- Budgets (SPEC §11): daily per user, monthly per provider across the platform ------------------
-from decimal import Decimal, InvalidOperation  # noqa: E402 - kept inside this block on purpose
-
-
-def _usd(name: str, default: str | None) -> Decimal | None:
-    raw = env.str(name, default=default or "").strip()
-    if not raw:
-        return None
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise ImproperlyConfigured(f"{name} must be an amount in USD, e.g. 1.00 (got {raw!r}).") from None
-    if not value.is_finite() or value < 0:
-        raise ImproperlyConfigured(f"{name} must be a non-negative amount in USD.")
-    return value
-
-
-BUDGET_DAILY_USD_USER = _usd("BUDGET_DAILY_USD_USER", "1.00")
-BUDGET_DAILY_USD_MODERATOR = _usd("BUDGET_DAILY_USD_MODERATOR", "20")
-# Empty (the default) = no cap for that provider.
-BUDGET_MONTHLY_USD = {name: _usd(f"BUDGET_MONTHLY_USD_{name.upper()}", None) for name in PROVIDER_NAMES}
-# A running execution whose actual cost passes its reserve times this is stopped.
-BUDGET_OVERRUN_FACTOR = env.float("BUDGET_OVERRUN_FACTOR", default=1.5)
-if BUDGET_DAILY_USD_USER is None or BUDGET_DAILY_USD_MODERATOR is None or BUDGET_OVERRUN_FACTOR < 1:
-    raise ImproperlyConfigured("BUDGET_DAILY_USD_* must be set and BUDGET_OVERRUN_FACTOR must be at least 1.")
-# --- end of budgets ------------------------------------------------------------------------------------
 
 ANALYTICS_CACHE_SECONDS = env.int("ANALYTICS_CACHE_SECONDS", default=300)
 
