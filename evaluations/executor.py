@@ -19,7 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from django.conf import settings
 from django.db import connections
 
-from evaluations.runner.engine import RunReport, Ticket, run_executions
+from evaluations.runner.run import run_executions
+from evaluations.runner.tickets import RunReport, Ticket
 from evaluations.signals import queue_drained_send
 
 logger = logging.getLogger(__name__)

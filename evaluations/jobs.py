@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from rq.job import Job
     from rq.queue import Queue
 
-    from evaluations.runner.engine import RunReport, Ticket
+    from evaluations.runner.tickets import RunReport, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class RqIntake:
     def _take(self, wait: float) -> Ticket | None:
         from rq.executions import Execution as RqExecution
 
-        from evaluations.runner.engine import Ticket
+        from evaluations.runner.tickets import Ticket
 
         # Busy: block briefly on the queue's list (rotating its head onto itself), so a job posted now is
         # seen now; then take it atomically.
@@ -170,7 +170,7 @@ def run_executions_job(execution_ids: Sequence[str], takeover_stale_after: float
     """Run the given executions (claimed with a conditional update: a duplicate delivery does nothing),
     and the further jobs taken in meanwhile (see the module docstring)."""
     # The engine is imported by the worker (EvaluationWorker preloads it), not by web processes that enqueue.
-    from evaluations.runner.engine import run_executions
+    from evaluations.runner.run import run_executions
 
     job = get_current_job()
     intake = RqIntake(job) if job is not None else None

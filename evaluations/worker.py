@@ -27,7 +27,7 @@ def preload() -> None:
     Only those: every vendor SDK loaded costs the worker memory whether it is used or not.
     """
     import evaluations.jobs  # the job functions
-    import evaluations.runner.engine  # noqa: F401  (the engine and its scorers, which jobs import lazily)
+    import evaluations.runner.run  # noqa: F401  (the engine and its scorers, which jobs import lazily)
     from providers.registry import PROVIDER_CLASSES, provider_class
 
     try:

@@ -23,7 +23,7 @@ from accounts.models import User
 from catalog.models import LLMModel
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import TestResult
-from evaluations.runner.engine import run_executions
+from evaluations.runner.run import run_executions
 from evaluations.services import execution_start
 from openbench.tests.api import (
     V1,

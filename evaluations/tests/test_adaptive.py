@@ -14,7 +14,7 @@ from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution, TestResult
 from evaluations.runner.adaptive import AdaptiveLimiter, Outcome, limiter_for
 from evaluations.runner.calls import CallLimits, ProviderCaller
-from evaluations.runner.engine import run_executions
+from evaluations.runner.run import run_executions
 from evaluations.services import execution_start
 from providers.base import GenerationRequest, RateLimitInfo
 from providers.testing.fake_servers import FakeServer

@@ -9,7 +9,7 @@ from accounts.models import User
 from catalog.models import TestCase
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution, TestResult
-from evaluations.runner.engine import run_executions
+from evaluations.runner.run import run_executions
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory
 from openbench.api.throttles import RunThrottle
 from openbench.tests.api import (

@@ -15,7 +15,7 @@ from django.db import connection
 from catalog.models import LLMModel
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution, TestResult
-from evaluations.runner.engine import run_executions
+from evaluations.runner.run import run_executions
 from evaluations.runner.writes import claim_executions, write_results
 from evaluations.services import execution_start
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory

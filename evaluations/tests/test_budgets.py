@@ -17,7 +17,7 @@ from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.budgets import budget_of, budget_reserve, budget_settle
 from evaluations.models import BudgetAccount, Execution, SpendReservation
 from evaluations.runner import cancellation
-from evaluations.runner.engine import run_executions
+from evaluations.runner.run import run_executions
 from evaluations.runner.writes import claim_executions, write_results
 from evaluations.services import execution_cancel, execution_start, executions_start_batch
 from evaluations.tests.factories import ExecutionFactory, TestResultFactory

@@ -16,7 +16,7 @@ import pytest
 
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import TestResult
-from evaluations.runner.engine import run_executions
+from evaluations.runner.run import run_executions
 from evaluations.scoring.base import ScoreOutcome, ScoringError
 from evaluations.scoring.registry import register_scorer
 from evaluations.scoring.structured import schema_errors

@@ -13,7 +13,8 @@ from django.conf import settings
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution, TestResult
 from evaluations.runner import engine
-from evaluations.runner.engine import run_executions
+from evaluations.runner.run import run_executions
+from evaluations.runner.tickets import Ticket, claim_and_plan
 from evaluations.runner.writes import fail_executions
 from evaluations.services import execution_start
 from evaluations.tests.factories import ExecutionFactory
@@ -77,8 +78,30 @@ def test_a_job_that_cannot_plan_its_execution_fails_it_and_re_raises(owner) -> N
         run_executions([execution.pk], lease=LEASE)
     execution.refresh_from_db()
     assert execution.status == Execution.Status.FAILED
-    assert execution.error_message.startswith("Could not start")
+    # Ours: the exception's class, never its text (that is in the worker log).
+    assert execution.error_message == "Could not start (LookupError); see the worker log."
     assert not TestResult.objects.filter(execution=execution).exists()
+
+
+def test_of_jobs_taken_in_together_one_that_cannot_plan_fails_alone_with_our_reason(owner) -> None:
+    model = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 0})
+    good = execution_start(test_case=TestCaseFactory(), models=[model], started_by=owner)
+    bad = execution_start(test_case=TestCaseFactory(), models=[model], started_by=owner)
+    Execution.objects.filter(pk=bad.pk).update(revision=7)  # a revision that exists nowhere
+    tickets = [
+        Ticket(execution_ids=[str(good.pk)], lease="job-good"),
+        Ticket(execution_ids=[str(bad.pk)], lease="job-bad"),
+    ]
+    (_, _, good_plans, good_pairs, good_reason), (_, _, bad_plans, _, bad_reason) = claim_and_plan(
+        tickets, running=set()
+    )
+    assert good_reason is None
+    assert [plan.id for plan in good_plans] == [str(good.pk)] and len(good_pairs) == 1
+    assert bad_plans == []
+    assert bad_reason == "Could not start (LookupError); see the worker log."
+    bad.refresh_from_db()
+    assert bad.status == Execution.Status.FAILED
+    assert bad.error_message == bad_reason
 
 
 def test_a_job_whose_engine_crashes_fails_its_executions_naming_the_error_and_re_raises(owner, monkeypatch) -> None:
@@ -93,8 +116,7 @@ def test_a_job_whose_engine_crashes_fails_its_executions_naming_the_error_and_re
         run_executions([execution.pk], lease=LEASE)
     execution.refresh_from_db()
     assert execution.status == Execution.Status.FAILED
-    assert execution.error_message.startswith("Internal error")
-    assert "RuntimeError" in execution.error_message
+    assert execution.error_message == "Internal error (RuntimeError); see the worker log."
 
 
 # --- the poller: cancels the fast path never announced ----------------------------------------------------

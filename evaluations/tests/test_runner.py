@@ -9,7 +9,7 @@ from django.db.models import Sum
 
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution, TestResult
-from evaluations.runner.engine import run_executions
+from evaluations.runner.run import run_executions
 from evaluations.services import execution_start
 
 pytestmark = pytest.mark.django_db

@@ -26,7 +26,7 @@ from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from catalog.tests.test_schema_refs import remote  # noqa: F401 - fixture
 from evaluations import executor
 from evaluations.models import Execution, TestResult
-from evaluations.runner.engine import run_executions
+from evaluations.runner.run import run_executions
 from evaluations.scoring import ScoringError, ScoringTarget, scorer_for
 from evaluations.scoring.safe_schema import NO_RETRIEVAL, SafeValidator
 from evaluations.scoring.structured import schema_errors

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from evaluations.budgets import budget_release_finished
-from evaluations.runner.engine import run_executions
+from evaluations.runner.run import run_executions
 from evaluations.services import executions_dispatch, executions_find_stale
 
 
