@@ -1,0 +1,243 @@
+"""The scenarios of bench/throughput.py (`--scenario NAME`), each a function of the bench's Context,
+registered in SCENARIOS with @scenario("name"); the module docstring of bench/throughput.py says what
+each one measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from harness import BASE_DIR, Context, Round, adapter_baseline, create_tests, measure, spread, wait_finished
+
+Scenario = Callable[[Context], None]
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str) -> Callable[[Scenario], Scenario]:
+    """Register a scenario under `--scenario name`."""
+
+    def register(function: Scenario) -> Scenario:
+        SCENARIOS[name] = function
+        return function
+
+    return register
+
+
+def report(rounds: list[Round], args: argparse.Namespace, tests: int, models: int) -> None:
+    from django_rq.workers import get_worker_class
+
+    ideal = rounds[0].total * (args.latency_ms / 1000) / args.concurrency
+    print(f"evaluations      {rounds[0].total} ({tests} tests x {models} models), {len(rounds)} round(s)")
+    print(f"latency, conc.   {args.latency_ms:g} ms, {args.concurrency}")
+    print(f"worker           {args.worker_class or get_worker_class().__name__ + ' (settings.RQ)'}")
+    print(f"adapter          {args.provider}")
+    if ideal:
+        print(f"ideal time       {ideal:.2f} s (N x latency / C)")
+    for number, measured in enumerate(rounds, 1):
+        line = (
+            f"round {number:<2}         wall {measured.wall:.2f} s"
+            f" ({measured.dispatched:.2f} s creating and enqueueing), {measured.done / measured.wall:.0f} evaluations/s"
+        )
+        if ideal:
+            line += f", efficiency {ideal / measured.wall:.3f}"
+        print(line + f"; results {measured.done} ({measured.completed} completed)")
+    walls = [measured.wall for measured in rounds]
+    wall = statistics.median(walls)
+    print(f"wall time        {wall:.2f} s median (min {min(walls):.2f}, max {max(walls):.2f})")
+    if ideal:
+        spread = f"worst {ideal / max(walls):.3f}, best {ideal / min(walls):.3f}"
+        print(f"efficiency       {ideal / wall:.3f} median ({spread})")
+    print(f"throughput       {rounds[0].total / wall:.0f} evaluations/s (median round)")
+    cpu = statistics.median(measured.worker_cpu for measured in rounds)
+    server_cpu = statistics.median(measured.server_cpu for measured in rounds)
+    print(f"worker CPU       {cpu:.1f} s a round ({cpu / wall:.0%} of one core)")
+    print(f"fake server CPU  {server_cpu:.1f} s a round ({server_cpu / wall:.0%} of one core)")
+    print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
+    peak_any = max(measured.peak_any_kb for measured in rounds)
+    peak_main = max(measured.peak_main_kb for measured in rounds)
+    print(f"peak RSS         {peak_any / 1024:.0f} MB (any worker process), {peak_main / 1024:.0f} MB (main)")
+
+
+@scenario("throughput")
+def throughput(ctx: Context) -> None:
+    args = ctx.args
+    tests_needed = math.ceil(args.evaluations / len(ctx.models))
+    rounds = []
+    for number in range(args.repeat):
+        tests = create_tests(ctx.author, f"{ctx.run}-{number}", tests_needed)
+        ctx.every_test += tests
+        rounds.append(measure(tests, ctx.models, ctx.author, ctx.worker, ctx.server))
+        time.sleep(1)  # the worker warms the leaderboards after a batch; let it, between rounds
+    report(rounds, args, tests_needed, len(ctx.models))
+    if not args.no_baseline:
+        baseline = adapter_baseline(args.provider, ctx.base_url, rounds[0].total, args.concurrency)
+        ratio = statistics.median(measured.wall for measured in rounds) / baseline
+        print(f"adapter alone    {baseline:.2f} s for the same calls (median engine wall / this = {ratio:.2f})")
+
+
+@scenario("many-runs")
+def many_runs(ctx: Context) -> None:
+    """100 users each POST a run of one test over 5 models, all at once, through the API."""
+    from django.db import connections
+    from django.test import Client
+
+    from accounts.models import User
+    from accounts.services import api_key_create
+
+    runs, per_run, clients = 100, 5, 20
+    models = ctx.models[:per_run]
+    users = [User.objects.create_user(f"bench-{ctx.run}-u{i}@example.com", password=None) for i in range(runs)]
+    ctx.cleanups.append(lambda: User.objects.filter(pk__in=[user.pk for user in users]).delete())
+    keys = [api_key_create(user=user, name="bench")[1] for user in users]
+    body = {"model_ids": [str(model.pk) for model in models]}
+    ideal = runs * per_run * (ctx.args.latency_ms / 1000) / ctx.args.concurrency
+    walls: list[float] = []
+    posted: list[float] = []
+    for number in range(ctx.args.repeat):
+        tests = create_tests(ctx.author, f"{ctx.run}-many-{number}", runs)
+        ctx.every_test += tests
+        local = threading.local()
+
+        def post(i: int, tests: list[Any] = tests, local: threading.local = local) -> str:
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = Client()
+            response = client.post(
+                f"/api/v1/tests/{tests[i].pk}/run",
+                body,
+                content_type="application/json",
+                headers={"X-API-Key": keys[i]},
+                secure=True,
+            )
+            connections.close_all()  # as a server does after each request (the test client does not)
+            if response.status_code != 202:
+                raise SystemExit(f"POST run answered {response.status_code}: {response.content[:300]!r}")
+            return str(response.json()["id"])
+
+        def close_connection(_: int) -> None:
+            connections.close_all()
+
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            started = time.monotonic()
+            ids = list(pool.map(post, range(runs)))
+            posted.append(time.monotonic() - started)
+            walls.append(wait_finished(ids, ctx.worker, started))
+            list(pool.map(close_connection, range(clients)))
+        print(
+            f"round {number + 1:<2}         all {runs} POSTs answered in {posted[-1]:.2f} s, "
+            f"all completed in {walls[-1]:.2f} s (ideal {ideal:.2f} s, efficiency {ideal / walls[-1]:.3f})"
+        )
+        time.sleep(1)
+    print(f"many-runs        {runs} runs x {per_run} models, {clients} client threads, one worker")
+    print(f"POSTs answered   {spread(posted)}")
+    print(f"all completed    {spread(walls)}; ideal {ideal:.2f} s")
+    print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
+
+
+@scenario("batch")
+def batch(ctx: Context) -> None:
+    """`run_batch --all-models --wait` as a user runs it: a subprocess, timed from its start to its exit."""
+    from catalog.models import LLMModel
+
+    others = list(
+        LLMModel.objects.active().exclude(pk__in=[model.pk for model in ctx.models]).values_list("pk", flat=True)
+    )
+    LLMModel.objects.filter(pk__in=others).update(is_active=False)
+    ctx.cleanups.append(lambda: LLMModel.objects.filter(pk__in=others).update(is_active=True))
+    shapes = [(500, 1), (50, min(40, len(ctx.models)))]
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
+    for tests_count, models_count in shapes:
+        LLMModel.objects.filter(pk__in=[model.pk for model in ctx.models]).update(is_active=False)
+        LLMModel.objects.filter(pk__in=[model.pk for model in ctx.models[:models_count]]).update(is_active=True)
+        ideal = tests_count * models_count * (ctx.args.latency_ms / 1000) / ctx.args.concurrency
+        walls: list[float] = []
+        for number in range(ctx.args.repeat):
+            category = f"bench-{ctx.run}-{tests_count}x{models_count}-{number}"
+            ctx.every_test += create_tests(ctx.author, category, tests_count, category=category)
+            # --yes: the bench's mock models cost nothing real, and the confirmation's estimate is not what is timed.
+            command = [sys.executable, "manage.py", "run_batch", "--category", category, "--all-models", "--wait"]
+            command.append("--yes")
+            started = time.monotonic()
+            done = subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True)
+            walls.append(time.monotonic() - started)
+            if done.returncode != 0:
+                raise SystemExit(f"run_batch failed ({done.returncode}): {done.stderr[-2000:]}")
+            print(
+                f"{tests_count} x {models_count:<3} round {number + 1}: {walls[-1]:.2f} s "
+                f"(ideal {ideal:.2f} s, efficiency {ideal / walls[-1]:.3f})"
+            )
+            time.sleep(1)
+        efficiencies = [ideal / wall for wall in walls]
+        print(
+            f"batch {tests_count} x {models_count:<3}  command start to exit {spread(walls)}; ideal {ideal:.2f} s; "
+            f"efficiency median {statistics.median(efficiencies):.3f} ({min(efficiencies):.3f}-{max(efficiencies):.3f})"
+        )
+    print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
+
+
+@scenario("adaptive")
+def adaptive(ctx: Context) -> None:
+    """A server that takes 20 calls at once (429 + Retry-After + x-ratelimit headers beyond), the engine
+    configured for C: `run_batch --models <20> --wait` over 50 tests, command start to exit, and the
+    share of requests the server refused. Rounds share the worker's limiter: the first one learns."""
+    import json
+    from urllib.request import Request, urlopen
+
+    allowed, tests_count, models_count = 20, 50, min(20, len(ctx.models))
+    control = ctx.base_url.removesuffix("/v1") + "/_fake"
+
+    def fake(path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        method = "GET" if data is None and path == "stats" else "POST"
+        request = Request(f"{control}/{path}", data=data, method=method)  # noqa: S310 - http://127.0.0.1 only
+        with urlopen(request, timeout=10) as response:  # noqa: S310
+            return dict(json.load(response))
+
+    fake("config", {"max_concurrent": allowed, "retry_after": 0.5})  # the bench's own server, stopped at the end
+    names = [model.name for model in ctx.models[:models_count]]
+    ideal = tests_count * models_count * (ctx.args.latency_ms / 1000) / allowed
+    env = {**os.environ, "LOG_LEVEL": "WARNING"}
+    walls: list[float] = []
+    refused: list[float] = []
+    for number in range(ctx.args.repeat):
+        category = f"bench-{ctx.run}-adaptive-{number}"
+        ctx.every_test += create_tests(ctx.author, category, tests_count, category=category)
+        fake("reset", {})
+        command = [sys.executable, "manage.py", "run_batch", "--category", category, "--models", *names, "--wait"]
+        started = time.monotonic()
+        done = subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True)
+        walls.append(time.monotonic() - started)
+        if done.returncode != 0:
+            raise SystemExit(f"run_batch failed ({done.returncode}): {done.stderr[-2000:]}")
+        stats = fake("stats")
+        refusals = int(stats["outcomes"].get("rate_limit", 0))
+        refused.append(refusals / max(1, int(stats["requests"])))
+        print(
+            f"round {number + 1:<2}         {walls[-1]:.2f} s ({walls[-1] / ideal:.2f} x ideal), "
+            f"{refusals} of {stats['requests']} requests refused ({refused[-1]:.1%}), "
+            f"at most {stats['max_in_flight']} in flight at the server"
+        )
+        time.sleep(1)
+    print(
+        f"adaptive         server takes {allowed} at once, C = {ctx.args.concurrency}, {tests_count} x {models_count}"
+    )
+    print(
+        f"command wall     {spread(walls)}; ideal N x latency / {allowed} = {ideal:.2f} s, target {1.4 * ideal:.2f} s"
+    )
+    print(
+        f"refused          median {statistics.median(refused):.1%} (min {min(refused):.1%}, max {max(refused):.1%});"
+        " target <= 5 %"
+    )
+    print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
