@@ -2,8 +2,9 @@
 
 Per (test, model) pair, repeated `repeats` times:
 
-* input tokens: the provider's own token counter where it has one (Anthropic, Gemini: exact, free), else the
-  adapters' approximation (about four characters a token; `tiktoken` is not installed). A counter is called
+* input tokens: the provider's own token counter where it has one (Anthropic, Gemini: exact, free); for OpenAI
+  models (and OpenAI-compatible servers serving them) tiktoken's encodings, counted on this machine
+  (providers/tokenizers.py); else the adapters' approximation (about four characters a token). A counter is called
   once per test and provider endpoint (the first chosen model of that endpoint stands for the others), at most
   COUNT_CONCURRENCY at a time, and only for ESTIMATE_COUNT_TIMEOUT seconds in all; a count that fails or is
   not done by then falls back to the approximation. Vendor counts are cached (COUNT_CACHE_SECONDS) by endpoint,
@@ -43,6 +44,7 @@ from openbench.exceptions import ApplicationError
 from providers.base import GenerationRequest, Provider, Usage
 from providers.pricing import COST_QUANTUM, cost_for
 from providers.registry import adapter_key, provider_for_model
+from providers.tokenizers import local_token_count
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +250,12 @@ def _input_tokens(
                 tokens = counted.get((test.pk, key))
                 if tokens is None:
                     request = requests[(test.pk, model.pk)]
-                    tokens = approximate_tokens(f"{request.system_prompt}\n{request.prompt}")
+                    tokens = local_token_count(
+                        provider=model.provider,
+                        model_id=request.model_id,
+                        system_prompt=request.system_prompt,
+                        prompt=request.prompt,
+                    ) or approximate_tokens(f"{request.system_prompt}\n{request.prompt}")
                 result[(test.pk, model.pk)] = tokens
     return result
 

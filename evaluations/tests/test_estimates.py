@@ -127,6 +127,25 @@ def test_a_provider_without_a_counter_is_approximated_at_four_characters_a_token
     assert estimate.input_tokens == approximate_tokens(f"{SYSTEM}\n{PROMPT}") == len(f"{SYSTEM}\n{PROMPT}") // 4
 
 
+@pytest.mark.parametrize(("provider", "model_id"), [("openai", "gpt-4o-mini"), ("openai_compatible", "gpt-4")])
+def test_openai_models_are_counted_with_their_public_encoding(provider: str, model_id: str) -> None:
+    # tiktoken's counts (o200k_base and cl100k_base agree here): "Hello, world!" is 4 tokens, the system
+    # prompt 7; OpenAI's chat framing adds 3 per message and 3 to prime the reply.
+    model = _model(model_id, provider)
+    test = TestCaseFactory(prompt="Hello, world!", system_prompt="You are a terse geography expert.")
+
+    estimate = run_estimate(test_cases=[test], models=[model])
+
+    assert estimate.input_tokens == 3 + (3 + 7) + (3 + 4) == 20
+
+
+def test_a_model_whose_encoding_is_unknown_is_approximated() -> None:
+    model = _model("meta-llama/Llama-3-8b-chat-hf", "together")
+    test = TestCaseFactory(prompt=PROMPT, system_prompt=SYSTEM)
+
+    assert run_estimate(test_cases=[test], models=[model]).input_tokens == approximate_tokens(f"{SYSTEM}\n{PROMPT}")
+
+
 def test_a_counter_that_fails_falls_back_to_the_approximation(settings: Any) -> None:
     # The server wants another key: its counter answers 401.
     with FakeServer("anthropic", api_key="sk-another-key-entirely-0987654321") as server:

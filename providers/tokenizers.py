@@ -1,0 +1,42 @@
+"""Counting a prompt's tokens on this machine, for models whose tokenizer is public (OpenAI's BPE encodings).
+
+Anthropic and Gemini count with their own endpoints (the adapters' `count_tokens`); OpenAI has no counting
+endpoint, so its models (and OpenAI-compatible servers that serve them) are counted here with the encodings
+tiktoken uses. `bpe-openai` ships those encodings inside its wheel: tiktoken itself downloads them on first
+use, which a machine without internet access cannot do. Models whose encoding is unknown (Llama on Together,
+most self-hosted models) return None and the caller approximates.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+# Providers that speak OpenAI's chat format; only their model ids can name an OpenAI encoding.
+OPENAI_FORMAT_PROVIDERS = frozenset({"openai", "together", "openai_compatible"})
+# OpenAI's accounting for chat messages (the cookbook's rule for current models): each message costs
+# its content plus 3 tokens of framing, and every reply is primed with 3 more.
+TOKENS_PER_MESSAGE = 3
+TOKENS_REPLY_PRIMING = 3
+
+
+@lru_cache(maxsize=64)
+def _encoding(model_id: str) -> Any | None:
+    import bpe_openai  # imported on first use: the encodings take a few megabytes
+
+    try:
+        return bpe_openai.get_encoding(bpe_openai.encoding_name_for_model(model_id))
+    except (KeyError, ValueError, bpe_openai.UnsupportedModelError):  # a model OpenAI's tables do not name
+        return None
+
+
+def local_token_count(*, provider: str, model_id: str, system_prompt: str, prompt: str) -> int | None:
+    """Input tokens of a chat request with a system and a user message, or None when the model's
+    encoding is not known here (the caller approximates)."""
+    if provider not in OPENAI_FORMAT_PROVIDERS:
+        return None
+    encoding = _encoding(model_id)
+    if encoding is None:
+        return None
+    messages = [text for text in (system_prompt, prompt) if text]
+    return TOKENS_REPLY_PRIMING + sum(TOKENS_PER_MESSAGE + len(encoding.encode(text)) for text in messages)
