@@ -226,6 +226,7 @@ LLM_MODEL_EDITABLE_FIELDS = (
     "default_seed",
     "config",
     "is_active",
+    "sandbox",
 )
 
 

@@ -59,14 +59,13 @@ class LLMModelSerializer(serializers.ModelSerializer[LLMModel]):
         fields = [
             "id",
             *LLM_MODEL_EDITABLE_FIELDS,
-            "sandbox",
             "health_status",
             "health_checked_at",
             "created_at",
             "updated_at",
         ]
-        # `sandbox` is set by admins in the Django admin (SPEC §11); the API only shows it.
-        read_only_fields = ["id", "sandbox", "health_status", "health_checked_at", "created_at", "updated_at"]
+        # `sandbox` (SPEC §11) is an admin's choice like the rest of the registry: writes here are admin-only.
+        read_only_fields = ["id", "health_status", "health_checked_at", "created_at", "updated_at"]
         # Uniqueness is the service's full_clean() to decide, with a field error on `name`.
         extra_kwargs: dict[str, Any] = {"name": {"validators": []}}
 

@@ -168,6 +168,17 @@ def test_an_admin_edits_a_model(admin_user: User) -> None:
     assert model.provider == "openai_compatible"
 
 
+def test_an_admin_marks_a_model_sandbox_and_a_user_cannot(admin_user: User, owner: User) -> None:
+    model = LLMModelFactory(sandbox=False)
+    response = client_for(admin_user).patch(f"{V1}/models/{model.pk}", {"sandbox": True}, format="json")
+    assert response.status_code == 200
+    assert response.json()["sandbox"] is True
+    refused = client_for(owner).patch(f"{V1}/models/{model.pk}", {"sandbox": False}, format="json")
+    assert refused.status_code == 403
+    model.refresh_from_db()
+    assert model.sandbox is True
+
+
 def test_health_status_is_not_writable(admin_user: User) -> None:
     model = LLMModelFactory()
     client_for(admin_user).patch(f"{V1}/models/{model.pk}", {"health_status": "down"}, format="json")

@@ -84,15 +84,6 @@ def test_a_batch_with_one_pending_test_is_refused_as_a_whole(moderator: User, ex
     assert not Execution.objects.exists()
 
 
-def test_the_api_shows_the_flag_but_only_the_admin_site_sets_it(admin_user: User, expensive: LLMModel) -> None:
-    client = client_for(admin_user)
-    assert client.get(f"{V1}/models/{expensive.pk}").json()["sandbox"] is False
-    response = client.patch(f"{V1}/models/{expensive.pk}", {"sandbox": True}, format="json")
-    assert response.status_code == 200
-    expensive.refresh_from_db()
-    assert expensive.sandbox is False
-
-
 def test_an_admin_marks_a_model_sandbox_in_the_django_admin(admin_user: User, expensive: LLMModel, client) -> None:  # type: ignore[no-untyped-def]
     client.force_login(admin_user)
     listing = client.get("/admin/catalog/llmmodel/?sandbox__exact=0")
