@@ -56,6 +56,7 @@ def test_openai_compatible_passes_vendor_extensions_through():
 
 def test_anthropic_wraps_a_non_object_schema_in_the_forced_tool_and_unwraps_the_answer(settings):
     settings.ANTHROPIC_API_KEY = "sk-ant-test"
+    settings.MODEL_HOSTS_ALLOWED = ["127.0.0.1"]  # the fake server: a key goes only to allowed hosts
     with FakeServer("anthropic", answers={"Pick": '{"answer": ["a", "b"]}'}) as server:
         response, sent = _ask("anthropic", server)
 
@@ -67,6 +68,7 @@ def test_anthropic_wraps_a_non_object_schema_in_the_forced_tool_and_unwraps_the_
 
 def test_anthropic_can_ask_for_json_by_instructions_instead(settings):
     settings.ANTHROPIC_API_KEY = "sk-ant-test"
+    settings.MODEL_HOSTS_ALLOWED = ["127.0.0.1"]  # the fake server: a key goes only to allowed hosts
     with FakeServer("anthropic", answers={"Pick": '```json\n["a"]\n```'}) as server:
         response, sent = _ask("anthropic", server, structured_output="instructions")
 
@@ -77,6 +79,7 @@ def test_anthropic_can_ask_for_json_by_instructions_instead(settings):
 
 def test_google_can_use_the_older_response_schema_field(settings):
     settings.GOOGLE_API_KEY = "g-test"
+    settings.MODEL_HOSTS_ALLOWED = ["127.0.0.1"]  # the fake server: a key goes only to allowed hosts
     with FakeServer("google", answers={"Pick": '["a"]'}) as server:
         response, sent = _ask("google", server, schema_field="response_schema")
 
