@@ -136,3 +136,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if name.endswith(".sqlite3"):
         for sidecar in (Path(name + "-wal"), Path(name + "-shm")):
             sidecar.unlink(missing_ok=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Before any fixture is torn down, let the in-process executor finish what a test dispatched.
+
+    `run_batch --wait` returns once its executions are completed, while the executor thread may still warm
+    the leaderboards (after `completed` is visible, SPEC §15). A transactional test's flush must not run
+    beside those writes: on PostgreSQL the TRUNCATE and the warming deadlock.
+    """
+    import sys
+
+    executor = sys.modules.get("evaluations.executor")
+    if executor is not None:
+        executor.wait_idle()
