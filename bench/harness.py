@@ -148,7 +148,8 @@ def measure(tests: list[Any], models: list[Any], author: Any, worker: subprocess
     cpu_before = cpu_seconds(worker.pid)
     server_cpu_before = cpu_seconds(server.pid)
     started = time.monotonic()
-    executions = executions_start_batch(test_cases=tests, models=models, started_by=author)
+    # As `run_batch` without --user starts it: an operator's batch, charged to the provider caps only.
+    executions = executions_start_batch(test_cases=tests, models=models, started_by=None)
     dispatched = time.monotonic() - started
     ids = [execution.pk for execution in executions]
     pending = Execution.objects.filter(pk__in=ids).unfinished()
