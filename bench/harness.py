@@ -138,7 +138,7 @@ def create_tests(author: Any, run: str, count: int, *, category: str = "bench") 
     return tests
 
 
-def measure(tests: list[Any], models: list[Any], author: Any, worker: subprocess.Popen[bytes], server: Any) -> Round:
+def measure(tests: list[Any], models: list[Any], worker: subprocess.Popen[bytes], server: Any) -> Round:
     """One `executions_start_batch` over the tests, timed until every execution has finished."""
     from evaluations.models import Execution, TestResult
     from evaluations.services import executions_start_batch

@@ -78,7 +78,7 @@ def throughput(ctx: Context) -> None:
     for number in range(args.repeat):
         tests = create_tests(ctx.author, f"{ctx.run}-{number}", tests_needed)
         ctx.every_test += tests
-        rounds.append(measure(tests, ctx.models, ctx.author, ctx.worker, ctx.server))
+        rounds.append(measure(tests, ctx.models, ctx.worker, ctx.server))
         time.sleep(1)  # the worker warms the leaderboards after a batch; let it, between rounds
     report(rounds, args, tests_needed, len(ctx.models))
     if not args.no_baseline:

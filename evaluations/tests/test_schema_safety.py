@@ -31,6 +31,7 @@ from evaluations.scoring import ScoringError, ScoringTarget, scorer_for
 from evaluations.scoring.safe_schema import NO_RETRIEVAL, SafeValidator
 from evaluations.scoring.structured import schema_errors
 from evaluations.services import execution_start
+from evaluations.tests.conftest import loop_ticks_while
 from evaluations.tests.test_overlap import needs_rq, workers  # noqa: F401 - fixture
 from evaluations.tests.test_queue import Workers
 from providers.testing.fake_servers import FakeServer
@@ -196,27 +197,15 @@ def test_a_stored_pattern_that_does_not_compile_fails_the_result_with_our_reason
 
 def test_scoring_waits_beside_the_event_loop(settings):
     """The engine awaits ascore on its loop: while a pattern backtracks, a ticker on the loop keeps ticking."""
-    import asyncio
-
     settings.EVAL_REGEX_TIMEOUT_SECONDS = 0.5
     schema, answer, _ = WHERE_A_PATTERN_RUNS["pattern"]
 
-    async def run() -> int:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        task = asyncio.create_task(ticker())
-        with pytest.raises(ScoringError, match="pattern timed out"):
-            await scorer_for("structured_match").ascore(json.dumps(answer), structured(schema))
-        task.cancel()
-        return ticks
-
-    assert asyncio.run(run()) >= 10
+    ticks = loop_ticks_while(
+        lambda: scorer_for("structured_match").ascore(json.dumps(answer), structured(schema)),
+        raises=ScoringError,
+        match="pattern timed out",
+    )
+    assert ticks >= 10
 
 
 # -- no fetch, in a real run ------------------------------------------------------------------------------

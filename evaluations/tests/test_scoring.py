@@ -8,6 +8,7 @@ from evaluations.scoring import ScoringError, ScoringTarget, scorer_for
 from evaluations.scoring.base import ScoreOutcome
 from evaluations.scoring.extraction import json_equal
 from evaluations.scoring.registry import custom_scorer_names, get_custom_scorer, register_scorer
+from evaluations.tests.conftest import loop_ticks_while
 from providers.json_answers import extract_json
 
 
@@ -315,29 +316,15 @@ def test_a_regex_with_catastrophic_backtracking_fails_the_result_with_the_reason
 def test_a_slow_regex_runs_beside_the_event_loop_not_on_it(settings):
     """The engine awaits ascore on its loop: while a pattern backtracks for its whole time limit, the
     other evaluations' calls must go on (here, a ticker), so the match runs in a thread without the GIL."""
-    import asyncio
-
     settings.EVAL_REGEX_TIMEOUT_SECONDS = 0.3
     scorer = scorer_for("custom")
     slow = target("custom", None, {"scorer": "regex", "pattern": "(a|aa)+$"})
 
-    async def run() -> int:
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        task = asyncio.create_task(ticker())
-        with pytest.raises(ScoringError, match=r"longer than 0\.3 s"):
-            await scorer.ascore("a" * 60 + "!", slow)
-        task.cancel()
-        return ticks
-
+    ticks = loop_ticks_while(
+        lambda: scorer.ascore("a" * 60 + "!", slow), raises=ScoringError, match=r"longer than 0\.3 s"
+    )
     # Held on the loop, the ticker would not tick once in those 0.3 s; beside it, it ticks ~30 times.
-    assert asyncio.run(run()) >= 5
+    assert ticks >= 5
 
 
 def test_levenshtein_on_long_answers():
