@@ -241,15 +241,22 @@ def budget_overruns(*, execution_ids: Iterable[UUID | str]) -> dict[str, str]:
     as a whole). A handful of grouped queries whatever the number of executions: this runs on every flush.
     """
     ids = sorted({str(execution_id) for execution_id in execution_ids})
-    if not ids:
-        return {}
-    factor = Decimal(str(settings.BUDGET_OVERRUN_FACTOR))
+    return _overruns(_execution_rows(ids)) if ids else {}
+
+
+def _execution_rows(ids: Sequence[str]) -> list[tuple[Any, Any, Decimal, str]]:
+    """(id, batch id, total cost, status) of each execution, in chunks."""
     rows: list[tuple[Any, Any, Decimal, str]] = []
     for start in range(0, len(ids), _CHUNK):
         # Any status: a batch is checked when one of its executions just finished, the others still running.
         rows += Execution.objects.filter(pk__in=ids[start : start + _CHUNK]).values_list(
             "pk", "batch_id", "total_cost", "status"
         )
+    return rows
+
+
+def _overruns(rows: Sequence[tuple[Any, Any, Decimal, str]]) -> dict[str, str]:
+    factor = Decimal(str(settings.BUDGET_OVERRUN_FACTOR))
     single = [pk for pk, batch_id, _, status in rows if batch_id is None and status == Execution.Status.RUNNING]
     batches = sorted({batch_id for _, batch_id, _, _ in rows if batch_id is not None})
     reserved_single: dict[Any, Decimal] = {}
@@ -344,8 +351,9 @@ def budget_after_write(*, execution_ids: Iterable[UUID | str]) -> set[str]:
     ids = {str(execution_id) for execution_id in execution_ids}
     if not ids:
         return set()
+    rows = _execution_rows(sorted(ids))
     stopped: set[str] = set()
-    for execution_id, reason in budget_overruns(execution_ids=ids).items():
+    for execution_id, reason in _overruns(rows).items():
         # The cancel machinery: the flag first (a running job checks it before every call), then the row.
         flag_cancelled(execution_id)
         updated = Execution.objects.filter(
@@ -354,5 +362,9 @@ def budget_after_write(*, execution_ids: Iterable[UUID | str]) -> set[str]:
         if updated:
             stopped.add(execution_id)
             logger.warning("execution stopped: budget overrun", extra={"execution_id": execution_id})
-    budget_settle(execution_ids=ids | stopped)
+    # Only finished runs settle, and the rows read above already say which: most writes finish nothing,
+    # and they no longer pay budget_settle's transaction and query (it re-checks under its lock anyway).
+    finished = {str(pk) for pk, _, _, status in rows if status in Execution.FINISHED_STATUSES}
+    if finished | stopped:
+        budget_settle(execution_ids=finished | stopped)
     return stopped
