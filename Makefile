@@ -38,7 +38,7 @@ fmt: install
 	$(VENV)/bin/ruff format .
 
 typecheck: install
-	$(VENV)/bin/mypy openbench accounts catalog evaluations leaderboard providers
+	$(VENV)/bin/mypy openbench accounts catalog evaluations leaderboard providers judging monitoring arena
 
 migrations-check: install
 	$(PY) manage.py makemigrations --check --dry-run

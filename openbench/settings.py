@@ -67,6 +67,9 @@ INSTALLED_APPS = [
     "evaluations",
     "leaderboard",
     "providers",
+    "judging",
+    "monitoring",
+    "arena",
 ]
 
 MIDDLEWARE = [

@@ -19,6 +19,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("catalog.urls")),
     path("", include("evaluations.urls")),
     path("", include("leaderboard.urls")),
+    path("", include("judging.urls")),
+    path("", include("monitoring.urls")),
+    path("", include("arena.urls")),
     # Ours rather than django_prometheus.urls: the same exporter behind METRICS_TOKEN when it is set.
     path("metrics", views.metrics, name="metrics"),
     path("api/v1", api_urls.api_root, name="api-root-bare"),

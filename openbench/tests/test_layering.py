@@ -8,7 +8,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Lower rank = lower layer. catalog and providers sit side by side; catalog may use providers.
-RANK = {"accounts": 0, "providers": 1, "catalog": 1, "evaluations": 2, "leaderboard": 3}
+RANK = {
+    "accounts": 0,
+    "providers": 1,
+    "catalog": 1,
+    "evaluations": 2,
+    "leaderboard": 3,
+    # Wave 2 features built on the analytics; side by side, none imports another.
+    "judging": 4,
+    "monitoring": 4,
+    "arena": 4,
+}
 ALSO_ALLOWED = {("catalog", "providers")}
 MAX_LINES = 450
 

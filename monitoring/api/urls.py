@@ -1,0 +1,11 @@
+"""/api/v1 paths of monitoring."""
+
+from django.urls import URLPattern, path  # noqa: F401
+from rest_framework.routers import BaseRouter
+
+
+def register(router: BaseRouter) -> None:
+    """Viewsets of monitoring on the shared router (none yet)."""
+
+
+urlpatterns: list[URLPattern] = []
