@@ -40,6 +40,7 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}.")
 
 # Wave 2 settings live beside this file, one module per concern; each reads the same environment.
+from openbench.settings_arena import *  # noqa: E402,F403 - arena throttles, who may vote, ratings bootstrap
 from openbench.settings_costs import *  # noqa: E402,F403 - estimates and budgets
 from openbench.settings_signup import *  # noqa: E402,F403 - log-in limits, e-mail, headers, statement timeout, hosts
 from openbench.settings_signup import TRUSTED_PROXY_COUNT  # noqa: E402 - named: the API's throttles use it
