@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString
 
 from accounts.models import User
 from catalog.forms import ModerationDecisionForm
-from catalog.models import LLMModel, ModerationEvent, PendingTestCase, Tag, TestCase, TestCaseRevision
+from catalog.models import LLMModel, ModerationEvent, PendingTestCase, Suite, Tag, TestCase, TestCaseRevision
 from catalog.services import (
     EDITABLE_FIELDS,
     test_case_approve,
@@ -23,6 +23,7 @@ from catalog.services import (
     test_case_reject,
     test_case_update,
 )
+from catalog.suites import suite_bump_version_if_changed, suite_definition
 from openbench.exceptions import ApplicationError
 
 
@@ -312,3 +313,28 @@ class LLMModelAdmin(admin.ModelAdmin[LLMModel]):
 @admin.register(Tag)
 class TagAdmin(admin.ModelAdmin[Tag]):
     search_fields = ("name",)
+
+
+@admin.register(Suite)
+class SuiteAdmin(admin.ModelAdmin[Suite]):
+    """Suites (SPEC §12); an edit of what a suite selects bumps its version here as in the API."""
+
+    list_display = ("name", "version", "category", "created_by", "updated_at")
+    search_fields = ("name", "description")
+    raw_id_fields = ("tests",)
+    filter_horizontal = ("tags",)
+    readonly_fields = ("version", "created_by", "created_at", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: Suite, form: Any, change: bool) -> None:
+        # Compared after the many-to-many fields are saved (save_related), against what was stored before.
+        # Kept on the instance (one per request), not on this admin, which all requests share.
+        obj._definition_before = suite_definition(Suite.objects.get(pk=obj.pk)) if change else None  # type: ignore[attr-defined]
+        if not change:
+            obj.created_by = _acting_user(request)
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        before = getattr(form.instance, "_definition_before", None)
+        if before is not None:
+            suite_bump_version_if_changed(suite=form.instance, before=before)

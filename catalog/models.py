@@ -173,6 +173,18 @@ class TestCaseQuerySet(models.QuerySet["TestCase"]):
             return self.filter(public | Q(created_by=user))
         return self.filter(public)
 
+    def in_suite(self, suite: Suite) -> TestCaseQuerySet:
+        """Tests a suite selects: its explicit tests, plus those matching its category and every one of its
+        tags when it has such a filter. EXISTS per tag, no join, so no row is repeated."""
+        selected = Q(pk__in=suite.tests.through.objects.filter(suite_id=suite.pk).values("testcase_id"))
+        tag_ids = list(suite.tags.values_list("pk", flat=True))
+        if suite.category or tag_ids:
+            matching = Q(category=suite.category) if suite.category else Q()
+            for tag_id in tag_ids:
+                matching &= Q(Exists(TestCase.tags.through.objects.filter(testcase_id=OuterRef("pk"), tag_id=tag_id)))
+            selected |= matching
+        return self.filter(selected)
+
     def runnable_by(self, user: Any) -> TestCaseQuerySet:
         """Approved tests anyone may run, plus a user's own (non-archived) tests."""
         if user is None or not user.is_authenticated:
@@ -364,6 +376,33 @@ class ModerationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} r{self.revision} by {self.actor}"
+
+
+class Suite(models.Model):
+    """A named, versioned set of tests (SPEC §12): explicit tests and/or a filter by category and tags,
+    resolved at run time (catalog.suites.suite_resolve_tests), so a run records what it actually ran."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    # Bumped by the services whenever what the suite selects changes (tests, category, tags).
+    version = models.PositiveIntegerField(default=1)
+    tests = models.ManyToManyField(TestCase, blank=True, related_name="suites", help_text="Explicit tests.")
+    category = models.SlugField(max_length=64, blank=True, help_text="Also every approved test of this category.")
+    tags = models.ManyToManyField(
+        Tag, blank=True, related_name="suites", help_text="Also every approved test carrying all these tags."
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "suites"
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(version__gte=1), name="suite_version_positive")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class PendingTestCase(TestCase):

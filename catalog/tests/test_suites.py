@@ -1,0 +1,95 @@
+"""Suites (SPEC §12): what a suite resolves to, its versions, and who may read or write it."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog.models import Suite, TestCase
+from catalog.suites import suite_create, suite_delete, suite_resolve_tests, suite_update
+from catalog.tests.factories import TagFactory, TestCaseFactory
+from openbench.exceptions import ApplicationError
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_resolves_explicit_tests_and_the_category_and_tags_filter(moderator, owner):
+    explicit = TestCaseFactory(category="maths")
+    tagged = TestCaseFactory(category="geography")
+    tagged.tags.set([TagFactory(name="capitals"), TagFactory(name="europe")])
+    half_tagged = TestCaseFactory(category="geography")
+    half_tagged.tags.set([TagFactory(name="capitals")])
+    TestCaseFactory(category="history")
+    suite = suite_create(
+        created_by=moderator, name="core", test_ids=[explicit.pk], category="geography", tags=["capitals", "europe"]
+    )
+
+    assert suite_resolve_tests(suite=suite) == [explicit, tagged]
+
+
+def test_it_leaves_out_tests_that_are_not_approved_and_tests_the_reader_may_not_see(moderator, owner, other_user):
+    public = TestCaseFactory(category="geography")
+    private = TestCaseFactory(category="geography", is_public=False, created_by=owner)
+    TestCaseFactory(category="geography", status=TestCase.Status.PENDING)
+    TestCaseFactory(category="geography", status=TestCase.Status.ARCHIVED)
+    suite = suite_create(created_by=moderator, name="geo", category="geography")
+
+    assert suite_resolve_tests(suite=suite) == [public, private]
+    assert suite_resolve_tests(suite=suite, user=other_user) == [public]
+    assert suite_resolve_tests(suite=suite, user=owner) == [public, private]
+
+
+def test_a_suite_without_tests_or_filter_resolves_to_nothing(moderator):
+    TestCaseFactory()
+    suite = suite_create(created_by=moderator, name="empty")
+
+    assert suite_resolve_tests(suite=suite) == []
+
+
+def test_changing_what_it_selects_bumps_the_version_and_a_rename_does_not(moderator):
+    first, second = TestCaseFactory(), TestCaseFactory()
+    suite = suite_create(created_by=moderator, name="v", test_ids=[first.pk])
+
+    suite = suite_update(suite=suite, editor=moderator, name="renamed", description="same tests")
+    assert suite.version == 1
+    suite = suite_update(suite=suite, editor=moderator, test_ids=[first.pk, second.pk])
+    assert suite.version == 2
+    suite = suite_update(suite=suite, editor=moderator, tags=["new-tag"])
+    assert suite.version == 3
+    suite = suite_update(suite=suite, editor=moderator, category="maths")
+    assert suite.version == 4
+    suite = suite_update(suite=suite, editor=moderator, test_ids=[second.pk, first.pk], category="maths")
+    assert suite.version == 4
+
+
+def test_unknown_test_ids_are_refused_naming_the_field(moderator):
+    with pytest.raises(ApplicationError) as refused:
+        suite_create(created_by=moderator, name="bad", test_ids=["00000000-0000-0000-0000-000000000001"])
+    assert "test_ids" in refused.value.details
+    assert not Suite.objects.exists()
+
+
+def test_deleting_a_suite_removes_it(moderator):
+    suite = suite_create(created_by=moderator, name="gone")
+    suite_delete(suite=suite)
+    assert not Suite.objects.exists()
+
+
+def test_the_admin_bumps_the_version_when_the_tests_change(client, admin_user):
+    from catalog.suites import suite_create as create
+
+    admin_user.is_staff = True
+    admin_user.is_superuser = True
+    admin_user.save()
+    first, second = TestCaseFactory(), TestCaseFactory()
+    suite = create(created_by=admin_user, name="admin-edit", test_ids=[first.pk])
+    client.force_login(admin_user)
+
+    response = client.post(
+        f"/admin/catalog/suite/{suite.pk}/change/",
+        {"name": "admin-edit", "description": "", "category": "", "tests": f"{first.pk},{second.pk}", "tags": []},
+    )
+
+    assert response.status_code == 302
+    suite.refresh_from_db()
+    assert suite.version == 2
+    assert set(suite.tests.all()) == {first, second}
