@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from catalog.models import LLMModel, TestCase
+from catalog.models import LLMModel, Suite, TestCase
 from catalog.services import EDITABLE_FIELDS, LLM_MODEL_EDITABLE_FIELDS
 from openbench.api.fields import JSONField
 from providers import registry
@@ -92,3 +92,51 @@ class ApproveSerializer(serializers.Serializer):
 class RejectSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=5000, help_text="Why, so the author knows what to fix.")
     revision = serializers.IntegerField(required=False, min_value=1, default=None, help_text=REVISION_HELP)
+
+
+# A suite names at most this many tests explicitly; bigger sets are what the category/tags filter is for.
+SUITE_MAX_TEST_IDS = 1000
+
+
+class SuiteSerializer(serializers.ModelSerializer[Suite]):
+    """A suite as read (SPEC §12). `test_ids` are its explicit tests the caller may see; the view prefetches
+    them through `visible_to`."""
+
+    test_ids = serializers.SerializerMethodField()
+    tags: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+
+    class Meta:
+        model = Suite
+        fields = [
+            "id",
+            "name",
+            "description",
+            "version",
+            "test_ids",
+            "category",
+            "tags",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_test_ids(self, suite: Suite) -> list[str]:
+        return sorted(str(test.pk) for test in suite.tests.all())
+
+
+class SuiteWriteSerializer(serializers.Serializer):
+    """What a moderator sends to create or edit a suite."""
+
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    test_ids = serializers.ListField(
+        child=serializers.UUIDField(), required=False, max_length=SUITE_MAX_TEST_IDS, help_text="Explicit tests."
+    )
+    category = serializers.SlugField(required=False, allow_blank=True, max_length=64)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=50),
+        required=False,
+        max_length=20,
+        help_text="Tests carrying all of these.",
+    )

@@ -9,6 +9,7 @@ from catalog.api import views
 def register(router: BaseRouter) -> None:
     router.register("tests", views.TestCaseViewSet, basename="test-case")
     router.register("models", views.LLMModelViewSet, basename="llm-model")
+    router.register("suites", views.SuiteViewSet, basename="suite")
 
 
 urlpatterns = [

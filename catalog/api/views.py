@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from catalog.api import serializers
 from catalog.filters import LLMModelFilter, TestCaseFilter
-from catalog.models import LLMModel, TestCase
+from catalog.models import LLMModel, Suite, TestCase
 from catalog.services import (
     llm_model_create,
     llm_model_deactivate,
@@ -24,7 +24,13 @@ from catalog.services import (
     test_case_reject,
     test_case_update,
 )
-from openbench.api.permissions import IsAdminRoleOrReadOnly, IsModerator, IsOwnerOrModeratorForWrites
+from catalog.suites import suite_create, suite_delete, suite_update
+from openbench.api.permissions import (
+    IsAdminRoleOrReadOnly,
+    IsModerator,
+    IsModeratorOrReadOnly,
+    IsOwnerOrModeratorForWrites,
+)
 from openbench.api.schema import error_response
 from openbench.api.viewsets import BaseViewSet
 
@@ -203,3 +209,58 @@ class ModerationViewSet(mixins.ListModelMixin, BaseViewSet):
             revision=data.validated_data["revision"],
         )
         return Response(serializers.TestCaseSerializer(TEST_CASE_QUERYSET.get(pk=test_case.pk)).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List suites"),
+    retrieve=extend_schema(summary="A suite"),
+    create=extend_schema(summary="Create a suite (moderators)"),
+    partial_update=extend_schema(summary="Edit a suite (moderators); a new selection is a new version"),
+    destroy=extend_schema(summary="Delete a suite without schedules or runs (moderators)"),
+)
+@extend_schema(tags=["suites"])
+class SuiteViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    BaseViewSet,
+):
+    """Suites (SPEC §12): anyone reads a suite, its explicit tests only as far as they may see them;
+    moderators write."""
+
+    queryset = Suite.objects.all()
+    serializer_class = serializers.SuiteSerializer
+    permission_classes = [IsModeratorOrReadOnly]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    filter_backends: list[Any] = []
+    ordering = ["name"]
+
+    def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        visible = Prefetch("tests", queryset=TestCase.objects.visible_to(self.request.user).only("pk"))
+        return queryset.select_related(None).prefetch_related(visible, "tags").order_by("name", "id")
+
+    def _read(self, suite: Suite, *, status_code: int = status.HTTP_200_OK) -> Response:
+        fresh = self.scope_queryset(Suite.objects.all()).get(pk=suite.pk)
+        return Response(serializers.SuiteSerializer(fresh).data, status=status_code)
+
+    @extend_schema(request=serializers.SuiteWriteSerializer, responses={201: serializers.SuiteSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = serializers.SuiteWriteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        suite = suite_create(created_by=request.user, **data.validated_data)  # type: ignore[arg-type]
+        return self._read(suite, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(request=serializers.SuiteWriteSerializer, responses={200: serializers.SuiteSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        suite = self.get_object()
+        data = serializers.SuiteWriteSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        suite = suite_update(suite=suite, editor=request.user, **data.validated_data)  # type: ignore[arg-type]
+        return self._read(suite)
+
+    @extend_schema(responses={204: None, 409: error_response("409")})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        suite_delete(suite=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -93,3 +93,74 @@ def test_the_admin_bumps_the_version_when_the_tests_change(client, admin_user):
     suite.refresh_from_db()
     assert suite.version == 2
     assert set(suite.tests.all()) == {first, second}
+
+
+SUITES = "/api/v1/suites"
+
+
+def test_moderators_create_and_edit_suites_through_the_api(client_for, moderator):
+    first, second = TestCaseFactory(), TestCaseFactory()
+    api = client_for(moderator)
+
+    created = api.post(SUITES, {"name": "core", "test_ids": [str(first.pk)], "tags": ["Capitals"]}, format="json")
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["version"] == 1
+    assert body["test_ids"] == [str(first.pk)]
+    assert body["tags"] == ["capitals"]
+
+    edited = api.patch(f"{SUITES}/{body['id']}", {"test_ids": [str(first.pk), str(second.pk)]}, format="json")
+    assert edited.status_code == 200
+    assert edited.json()["version"] == 2
+    assert sorted(edited.json()["test_ids"]) == sorted([str(first.pk), str(second.pk)])
+
+    assert api.delete(f"{SUITES}/{body['id']}").status_code == 204
+
+
+def test_anyone_reads_a_suite_but_only_the_explicit_tests_they_may_see(client_for, moderator, owner, anonymous):
+    public = TestCaseFactory()
+    private = TestCaseFactory(is_public=False, created_by=owner)
+    suite = suite_create(created_by=moderator, name="mixed", test_ids=[public.pk, private.pk])
+
+    read = anonymous.get(f"{SUITES}/{suite.pk}")
+    assert read.status_code == 200
+    assert read.json()["test_ids"] == [str(public.pk)]
+    assert len(client_for(owner).get(SUITES).json()["results"][0]["test_ids"]) == 2
+
+
+@pytest.mark.parametrize("who", ["anonymous", "owner"])
+def test_users_may_not_write_suites(client_for, moderator, owner, who):
+    suite = suite_create(created_by=moderator, name="locked")
+    api = client_for(owner if who == "owner" else None)
+    expected = 403 if who == "owner" else 401
+
+    assert api.post(SUITES, {"name": "mine"}, format="json").status_code == expected
+    assert api.patch(f"{SUITES}/{suite.pk}", {"name": "x"}, format="json").status_code == expected
+    assert api.delete(f"{SUITES}/{suite.pk}").status_code == expected
+    assert Suite.objects.get().name == "locked"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "taken"}, "name"),
+        ({"name": "x", "test_ids": ["not-a-uuid"]}, "test_ids"),
+        ({"name": "x", "test_ids": ["00000000-0000-0000-0000-000000000001"]}, "test_ids"),
+        ({"name": "x", "category": "not a slug"}, "category"),
+        ({"name": "x", "tags": ["!!!"]}, "tags"),
+        ({"name": "x", "tags": "capitals"}, "tags"),
+    ],
+)
+def test_bad_suite_input_is_a_400_naming_the_field(client_for, moderator, payload, field):
+    suite_create(created_by=moderator, name="taken")
+    response = client_for(moderator).post(SUITES, payload, format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()["error"]["details"]
+
+
+def test_a_moderator_may_name_a_private_test_in_a_suite(client_for, moderator, owner):
+    private = TestCaseFactory(is_public=False, created_by=owner)
+    response = client_for(moderator).post(SUITES, {"name": "p", "test_ids": [str(private.pk)]}, format="json")
+    assert response.status_code == 201  # moderators see every test

@@ -37,6 +37,18 @@ class IsAdminRole(permissions.BasePermission):
         return bool(user and user.is_admin)
 
 
+class IsModeratorOrReadOnly(permissions.BasePermission):
+    """Anyone reads; moderators and admins write (suites)."""
+
+    message = "Only moderators may do this."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        user = _user(request)
+        return bool(user and user.is_moderator)
+
+
 class IsAdminRoleOrReadOnly(permissions.BasePermission):
     """Anyone reads; only admins write (the model registry)."""
 
