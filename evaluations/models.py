@@ -1,4 +1,5 @@
-"""Executions (one test over a set of models) and their results, one per (execution, model)."""
+"""Executions (one test over a set of models, each sampled `repeats` times) and their results, one per
+(execution, model, sample)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from django.db import models
 from django.db.models import Q
 
 from catalog.models import LLMModel, TestCase
+
+# SPEC §12: how many times a run may sample each (test, model).
+MIN_REPEATS = 1
+MAX_REPEATS = 20
 
 
 class ExecutionQuerySet(models.QuerySet["Execution"]):
@@ -43,6 +48,10 @@ class Execution(models.Model):
     revision = models.PositiveIntegerField()
     llm_models = models.ManyToManyField(LLMModel, related_name="executions", db_table="execution_models")
     batch_id = models.UUIDField(null=True, blank=True, db_index=True, help_text="Set when started by a batch run.")
+    # SPEC §12: each (test, model) is sampled this many times; a result per sample (TestResult.sample).
+    repeats = models.PositiveSmallIntegerField(
+        default=1, help_text=f"Samples per model, {MIN_REPEATS} to {MAX_REPEATS} (SPEC §12)."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
     )
@@ -84,6 +93,9 @@ class Execution(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(progress__lte=models.F("total_evaluations")), name="execution_progress_le_total"
+            ),
+            models.CheckConstraint(
+                condition=Q(repeats__gte=MIN_REPEATS) & Q(repeats__lte=MAX_REPEATS), name="execution_repeats_range"
             ),
             models.CheckConstraint(
                 condition=Q(successful_evaluations__lte=models.F("progress"))
@@ -128,7 +140,7 @@ class TestResultQuerySet(models.QuerySet["TestResult"]):
 
 
 class TestResult(models.Model):
-    """One model's answer to one execution's test, scored against the revision it ran at."""
+    """One model's answer (one sample of it) to one execution's test, scored against the revision it ran at."""
 
     __test__ = False
 
@@ -143,6 +155,7 @@ class TestResult(models.Model):
     test_case = models.ForeignKey(TestCase, on_delete=models.PROTECT, related_name="results")
     revision = models.PositiveIntegerField()
     model = models.ForeignKey(LLMModel, on_delete=models.PROTECT, related_name="results")
+    sample = models.PositiveSmallIntegerField(default=0, help_text="Which of the execution's repeats, 0…repeats−1.")
     status = models.CharField(max_length=16, choices=Status.choices)
     raw_output = models.TextField(blank=True)
     parsed_output = models.JSONField(null=True, blank=True)
@@ -179,7 +192,8 @@ class TestResult(models.Model):
             models.Index(fields=["response_key"], name="result_response_key", condition=~Q(response_key="")),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["execution", "model"], name="result_one_per_execution_model"),
+            models.UniqueConstraint(fields=["execution", "model", "sample"], name="result_one_per_execution_sample"),
+            models.CheckConstraint(condition=Q(sample__lt=MAX_REPEATS), name="result_sample_range"),
             models.CheckConstraint(
                 condition=Q(score__isnull=True) | (Q(score__gte=0) & Q(score__lte=1)), name="result_score_range"
             ),
@@ -190,7 +204,7 @@ class TestResult(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.model_id} on {self.test_case_id}: {self.status}"
+        return f"{self.model_id} on {self.test_case_id} (sample {self.sample}): {self.status}"
 
 
 class BudgetAccount(models.Model):

@@ -21,7 +21,7 @@ from accounts.models import User
 from catalog.models import LLMModel, TestCase
 from evaluations.budgets import budget_reserve, budget_settle, provider_shares
 from evaluations.estimates import run_estimate
-from evaluations.models import Execution, TestResult
+from evaluations.models import MAX_REPEATS, MIN_REPEATS, Execution, TestResult
 from evaluations.runner.cancellation import flag_cancelled
 from evaluations.runner.planning import model_parameters
 from openbench.bulk import insert_rows, insert_values
@@ -110,8 +110,23 @@ def _refuse_models_outside_sandbox(test_cases: Sequence[TestCase], models: Seque
         )
 
 
+def check_repeats(repeats: object) -> int:
+    """`repeats` as SPEC §12 allows it (an integer from 1 to 20), else 400 naming `repeats`."""
+    # bool is an int to Python, not to a caller who sent `true`.
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not MIN_REPEATS <= repeats <= MAX_REPEATS:
+        message = f"Ensure this is a whole number from {MIN_REPEATS} to {MAX_REPEATS}."
+        raise ApplicationError(f"repeats: {message}", details={"repeats": [message]})
+    return repeats
+
+
 def _new_execution(
-    *, test_case: TestCase, models: Sequence[LLMModel], started_by: User | None, request_id: str, batch_id: UUID | None
+    *,
+    test_case: TestCase,
+    models: Sequence[LLMModel],
+    started_by: User | None,
+    request_id: str,
+    batch_id: UUID | None,
+    repeats: int,
 ) -> Execution:
     return Execution(
         test_case=test_case,
@@ -120,19 +135,27 @@ def _new_execution(
         request_id=(request_id or get_request_id())[:128],
         batch_id=batch_id,
         status=Execution.Status.PENDING,
-        total_evaluations=len(models),
+        repeats=repeats,
+        # One evaluation per (model, sample): progress and the outcome counters count samples.
+        total_evaluations=len(models) * repeats,
         config_snapshot={str(model.pk): model_parameters(model) for model in models},
     )
 
 
 def _reserve_budget(
-    *, test_cases: Sequence[TestCase], models: Sequence[LLMModel], started_by: User | None, executions: list[Execution]
+    *,
+    test_cases: Sequence[TestCase],
+    models: Sequence[LLMModel],
+    started_by: User | None,
+    executions: list[Execution],
+    repeats: int,
 ) -> None:
     """Reserve the run's estimate (SPEC §11) inside the starting transaction: 402 rolls the whole start back.
 
     A run without a user (an operator's `run_batch`, a schedule) is charged to the provider caps only.
+    Every sample is a call, so k repeats reserve k times the cost of one.
     """
-    estimate = run_estimate(test_cases=test_cases, models=models)
+    estimate = run_estimate(test_cases=test_cases, models=models, repeats=repeats)
     shares = provider_shares(((item.model, item.cost_usd) for item in estimate.by_model), estimate.judge_cost_usd)
     budget_reserve(user=started_by, shares=shares, executions=executions)
 
@@ -145,24 +168,34 @@ def execution_start(
     started_by: User | None,
     request_id: str = "",
     batch_id: UUID | None = None,
+    repeats: int = 1,
 ) -> Execution:
     """Create a pending execution of `test_case` over `models` (default: every active model) and dispatch it.
 
+    Each model is sampled `repeats` times (1–20, SPEC §12; else 400 naming `repeats`).
     Refused (409 `not_runnable`) unless `started_by` may run the test (see _refuse_what_may_not_run).
     A test that is not approved runs only on sandbox models (403 `sandbox_only`; by default on the active
     sandbox models). The run's estimate is reserved from the starter's daily budget and the providers'
     monthly caps (402 `budget_exceeded` / `provider_budget_exceeded`, nothing created).
     The models' parameters are snapshotted on the row; the background job is enqueued only after commit.
     """
+    repeats = check_repeats(repeats)
     _refuse_what_may_not_run([test_case], user=started_by)
     chosen = _models_to_run(models, sandbox_only=_needs_sandbox([test_case]))
     _refuse_models_outside_sandbox([test_case], chosen)
     execution = _new_execution(
-        test_case=test_case, models=chosen, started_by=started_by, request_id=request_id, batch_id=batch_id
+        test_case=test_case,
+        models=chosen,
+        started_by=started_by,
+        request_id=request_id,
+        batch_id=batch_id,
+        repeats=repeats,
     )
     execution.save()
     execution.llm_models.set(chosen)
-    _reserve_budget(test_cases=[test_case], models=chosen, started_by=started_by, executions=[execution])
+    _reserve_budget(
+        test_cases=[test_case], models=chosen, started_by=started_by, executions=[execution], repeats=repeats
+    )
     execution_ids = [execution.pk]
     transaction.on_commit(lambda: executions_dispatch(execution_ids=execution_ids))
     return execution
@@ -175,11 +208,14 @@ def executions_start_batch(
     models: Sequence[LLMModel] | None,
     started_by: User | None,
     request_id: str = "",
+    repeats: int = 1,
 ) -> list[Execution]:
     """One execution per test, all sharing a batch id, dispatched so that one worker overlaps their calls.
 
-    Refused as a whole (409 `not_runnable`) when `started_by` may not run one of the tests.
+    Refused as a whole (409 `not_runnable`) when `started_by` may not run one of the tests. Each model is
+    sampled `repeats` times (1–20, SPEC §12; else 400 naming `repeats`).
     """
+    repeats = check_repeats(repeats)
     if not test_cases:
         raise ApplicationError("The batch has no tests to run.", code="no_tests")
     _refuse_what_may_not_run(test_cases, user=started_by)
@@ -188,7 +224,12 @@ def executions_start_batch(
     batch_id = uuid.uuid4()
     executions = [
         _new_execution(
-            test_case=test_case, models=chosen, started_by=started_by, request_id=request_id, batch_id=batch_id
+            test_case=test_case,
+            models=chosen,
+            started_by=started_by,
+            request_id=request_id,
+            batch_id=batch_id,
+            repeats=repeats,
         )
         for test_case in test_cases
     ]
@@ -199,7 +240,7 @@ def executions_start_batch(
         ("execution_id", "llmmodel_id"),
         [(execution.pk, model.pk) for execution in executions for model in chosen],
     )
-    _reserve_budget(test_cases=test_cases, models=chosen, started_by=started_by, executions=executions)
+    _reserve_budget(test_cases=test_cases, models=chosen, started_by=started_by, executions=executions, repeats=repeats)
     execution_ids = [execution.pk for execution in executions]
     transaction.on_commit(lambda: executions_dispatch(execution_ids=execution_ids))
     return executions
