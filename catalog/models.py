@@ -12,7 +12,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
-from catalog.validation import evaluation_config_errors, output_schema_errors
+from catalog.validation import cascade_errors, evaluation_config_errors, output_schema_errors
 from providers import registry
 
 
@@ -301,6 +301,7 @@ class TestCase(models.Model):
         if self.evaluation_type == self.EvaluationType.EXACT_MATCH and self.expected_output is None:
             errors.setdefault("expected_output", []).append("Exact match needs an expected output.")
         config_errors = evaluation_config_errors(self.evaluation_type, self.evaluation_config)
+        config_errors += cascade_errors(self.evaluation_type, self.evaluation_config, self.expected_output)
         if config_errors:
             errors["evaluation_config"] = config_errors
         if errors:

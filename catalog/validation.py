@@ -42,6 +42,8 @@ EVALUATION_CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
             "judge_model": {"type": "string", "minLength": 1},
             "rubric": {"type": "string"},
             "pass_threshold": _FRACTION,
+            # SPEC §13: a normalised exact/contains match decides before the judge (evaluations/scoring/cascade.py).
+            "cascade": _BOOLEAN,
         },
         "additionalProperties": False,
     },
@@ -175,6 +177,15 @@ def _pattern_errors(pattern: str, pointer: str) -> list[str]:
 
 def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
+
+
+def cascade_errors(evaluation_type: str, config: Any, expected_output: Any) -> list[str]:
+    """Why a test may not ask for the cascade: it needs an expected output with something to match."""
+    if evaluation_type != "llm_judge" or not isinstance(config, dict) or config.get("cascade") is not True:
+        return []
+    if expected_output is None or (isinstance(expected_output, str) and not expected_output.strip()):
+        return ["cascade: needs an expected output to match the answer against; set one or drop cascade."]
+    return []
 
 
 def evaluation_config_errors(evaluation_type: str, config: Any) -> list[str]:

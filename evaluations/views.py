@@ -16,6 +16,7 @@ from catalog.models import TestCase
 from evaluations.filters import ExecutionFilter
 from evaluations.forms import RunForm
 from evaluations.models import Execution
+from evaluations.selectors import execution_judge_savings
 from evaluations.services import execution_cancel, execution_start
 from openbench.exceptions import ApplicationError
 from openbench.forms import label_empty_choices
@@ -76,7 +77,12 @@ def execution_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     )
     results = execution.results.select_related("model").order_by("-score", "model__display_name")
     pending = execution.llm_models.exclude(pk__in=results.values("model_id")).order_by("display_name")
-    context = {"execution": execution, "results": results, "pending_models": pending}
+    context = {
+        "execution": execution,
+        "results": results,
+        "pending_models": pending,
+        "judge_savings": execution_judge_savings(execution=execution),
+    }
     return render(request, "evaluations/execution_detail.html", context)
 
 

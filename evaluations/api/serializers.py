@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from evaluations.models import Execution, TestResult
+from evaluations.selectors import JudgeSavings, execution_judge_savings
 
 
 # POST /tests/{id}/run. No docstring: drf-spectacular would publish it as the RunRequest description.
@@ -28,6 +30,14 @@ class ExecutionSerializer(serializers.ModelSerializer[Execution]):
     avg_score = serializers.FloatField(read_only=True, allow_null=True)
     avg_latency_ms = serializers.FloatField(read_only=True, allow_null=True)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    judge_calls_avoided = serializers.SerializerMethodField(
+        help_text="llm_judge tests with cascade: answers a normalised exact/contains match decided without a "
+        "judge call (results whose evaluation_details.decided_by is exact or contains)."
+    )
+    judge_cost_saved = serializers.SerializerMethodField(
+        help_text="Estimated USD those calls would have cost: judge_calls_avoided times the mean cost of the judge "
+        "calls this execution made; null when it made none."
+    )
 
     class Meta:
         model = Execution
@@ -50,8 +60,26 @@ class ExecutionSerializer(serializers.ModelSerializer[Execution]):
             "started_at",
             "completed_at",
             "duration_seconds",
+            "judge_calls_avoided",
+            "judge_cost_saved",
         ]
         read_only_fields = fields
+
+    def _savings(self, execution: Execution) -> JudgeSavings:
+        # Both fields from one read (an annotation on lists, one aggregate otherwise), once per object.
+        cached = getattr(execution, "_judge_savings", None)
+        if cached is None:
+            cached = execution_judge_savings(execution=execution)
+            execution._judge_savings = cached  # type: ignore[attr-defined]
+        return cached
+
+    def get_judge_calls_avoided(self, execution: Execution) -> int:
+        return self._savings(execution).calls_avoided
+
+    @extend_schema_field(serializers.DecimalField(max_digits=20, decimal_places=8, allow_null=True))
+    def get_judge_cost_saved(self, execution: Execution) -> str | None:
+        saved = self._savings(execution).cost_saved
+        return None if saved is None else str(saved)
 
 
 class TestResultSerializer(serializers.ModelSerializer[TestResult]):

@@ -24,6 +24,7 @@ from evaluations.api.serializers import (
 from evaluations.estimates import estimate_for_ids
 from evaluations.filters import ExecutionFilter, TestResultFilter
 from evaluations.models import Execution, TestResult
+from evaluations.selectors import with_judge_savings
 from evaluations.services import execution_cancel, execution_start
 from openbench.api.schema import error_response
 from openbench.api.throttles import DEFAULT_THROTTLES, RunThrottle
@@ -94,6 +95,10 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseVie
     search_fields: list[str] = []
     ordering_fields = ["created_at", "started_at", "completed_at", "status"]
     ordering = ["-created_at", "id"]
+
+    def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # What the cascade saved, per row, without a query per row (judge_calls_avoided, judge_cost_saved).
+        return with_judge_savings(super().scope_queryset(queryset))
 
     @extend_schema(
         summary="Cancel an execution (no new provider calls start)",

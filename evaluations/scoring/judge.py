@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.conf import settings
 
 from evaluations.scoring.base import ScoreOutcome, Scorer, ScoringError, ScoringTarget
+from evaluations.scoring.cascade import DECIDED_BY_JUDGE, cascade_decision, cascade_enabled
 from evaluations.scoring.extraction import is_number
 from providers.base import GenerationRequest, GenerationResponse, ProviderError
 from providers.json_answers import extract_json
@@ -80,6 +81,9 @@ async def _direct_call(model: LLMModel, request: GenerationRequest) -> Generatio
 class LLMJudgeScorer(Scorer):
     """Asks the judge model for {score, pass, reasoning}; any judge failure raises ScoringError with the reason.
 
+    With `evaluation_config.cascade: true` a cheap normalised match decides first (scoring/cascade.py);
+    `evaluation_details.decided_by` says which of "exact", "contains" or "judge" decided.
+
     `call` is how the engine reaches the judge (with its retries and limits); by default the
     provider adapter is called once directly.
     """
@@ -95,6 +99,10 @@ class LLMJudgeScorer(Scorer):
         return asyncio.run(self.ascore(answer, target))
 
     async def ascore(self, answer: str, target: ScoringTarget) -> ScoreOutcome:
+        if cascade_enabled(target):
+            decided = cascade_decision(answer, target)
+            if decided is not None:
+                return decided
         judge = self.judge_model
         if judge is None:
             name = judge_model_name(target)
@@ -103,7 +111,7 @@ class LLMJudgeScorer(Scorer):
                 if name
                 else "No judge model: set evaluation_config.judge_model or JUDGE_MODEL."
             )
-            raise ScoringError(reason, details={"judge_model": name})
+            raise ScoringError(reason, details={"judge_model": name, "decided_by": DECIDED_BY_JUDGE})
         request = GenerationRequest(
             model_id=judge.provider_model_id,
             prompt=build_judge_prompt(target, answer),
@@ -115,18 +123,20 @@ class LLMJudgeScorer(Scorer):
             json_schema=JUDGE_SCHEMA if (judge.supports_structured_output or judge.supports_json_mode) else None,
             reference_answer={"score": 1.0, "pass": True, "reasoning": "Matches the reference answer."},
         )
+        # By id as well as by name: agreement (judging app) counts a judge's results by its registry id.
+        identity = {"judge_model": judge.name, "judge_model_id": str(judge.pk), "decided_by": DECIDED_BY_JUDGE}
         try:
             response = await self.call(judge, request)
         except ProviderError as exc:
             # exc.message is a reason the adapter composed (never the vendor's body: ProviderError).
             raise ScoringError(
                 f"The judge model {judge.name} failed ({exc.kind}): {exc.message}",
-                details={"judge_model": judge.name, "judge_error_type": exc.kind},
+                details={**identity, "judge_error_type": exc.kind},
             ) from exc
         except TimeoutError as exc:
             raise ScoringError(
                 f"The judge model {judge.name} did not answer within {self.timeout:g} s.",
-                details={"judge_model": judge.name, "judge_error_type": "timeout"},
+                details={**identity, "judge_error_type": "timeout"},
             ) from exc
         tokens = response.usage.total_tokens
         cost = cost_for(judge, response.usage)
@@ -138,7 +148,7 @@ class LLMJudgeScorer(Scorer):
         if problem:
             raise ScoringError(
                 f"The judge model {judge.name} gave an unusable verdict: {problem}",
-                details={"judge_model": judge.name, "judge_raw_output": response.text[:2000]},
+                details={**identity, "judge_raw_output": response.text[:2000]},
                 judge_tokens=tokens,
                 judge_cost=cost,
             )
@@ -150,7 +160,7 @@ class LLMJudgeScorer(Scorer):
             score=score,
             is_correct=passed,
             details={
-                "judge_model": judge.name,
+                **identity,
                 "judge_score": score,
                 "judge_pass": verdict["pass"],
                 "reasoning": verdict["reasoning"],

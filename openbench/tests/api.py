@@ -31,6 +31,9 @@ EXECUTION_FIELDS = [
     "started_at",
     "completed_at",
     "duration_seconds",
+    # SPEC §13: what the cascade saved.
+    "judge_calls_avoided",
+    "judge_cost_saved",
 ]
 RESULT_FIELDS = [
     "id",
