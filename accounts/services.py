@@ -35,8 +35,6 @@ MODERATOR_PERMISSIONS = (
     ("catalog", "view_tag"),
     ("evaluations", "view_execution"),
     ("evaluations", "view_testresult"),
-    ("judging", "view_resultlabel"),
-    ("judging", "view_labelevent"),
 )
 API_KEY_PREFIX = "ob_"
 
@@ -181,11 +179,6 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
     return api_key
-
-
-def api_keys_revoke_all(*, user: User) -> int:
-    """Revoke every active key of a user (an account taken back by its address's owner); how many."""
-    return ApiKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def api_key_authenticate(*, secret: str) -> ApiKey | None:

@@ -1,4 +1,4 @@
-"""One (execution, model) pair evaluated: the provider call (or the cached answer), scored, as a result.
+"""One (execution, model, sample) pair evaluated: the provider call (or the cached answer), scored, as a result.
 
 The engine decides which pair runs when and saves what comes back; `PairEvaluator` turns one pair
 into a TestResult (None when the execution was stopped meanwhile). A scorer failure fails that
@@ -153,6 +153,7 @@ class PairEvaluator:
             test_case_id=pair.plan.test_case_id,
             revision=pair.plan.revision,
             model=pair.model,
+            sample=pair.sample,
             attempts=attempts,
             latency_ms=latency_ms,
             executed_at=timezone.now(),

@@ -1,4 +1,5 @@
-"""What a job has to do: the (execution, model) pairs still missing a result, with everything needed to run them.
+"""What a job has to do: the (execution, model, sample) pairs still missing a result, with everything needed to
+run them.
 
 Everything here reads the database, so it runs on the job's own thread before the event loop starts.
 """
@@ -24,7 +25,7 @@ _CHUNK = 1000  # ids per IN (...) query
 
 @dataclass
 class Plan:
-    """One claimed execution: what its answers are scored against and how many pairs are left."""
+    """One claimed execution: what its answers are scored against and how many pairs (samples) are left."""
 
     id: str
     test_case_id: Any
@@ -40,12 +41,13 @@ class Plan:
 
 @dataclass
 class Pair:
-    """One (execution, model) evaluation to run: the request to send and, maybe, a cached answer."""
+    """One (execution, model, sample) evaluation to run: the request to send and, maybe, a cached answer."""
 
     plan: Plan
     model: LLMModel
     request: GenerationRequest
     response_key: str = ""
+    sample: int = 0  # which of the execution's repeats (SPEC §12)
     cached: dict[str, Any] | None = field(default=None, repr=False)
 
 
@@ -100,9 +102,13 @@ def _models_of(executions: Sequence[Execution]) -> dict[Any, list[LLMModel]]:
     return {execution_id: [models[model_id] for model_id in ids] for execution_id, ids in model_ids.items()}
 
 
-def response_key(model: LLMModel, request: GenerationRequest) -> str:
-    """Cache key of an answer: same model (and adapter options), prompt, system prompt and parameters."""
-    payload = [
+def response_key(model: LLMModel, request: GenerationRequest, sample: int = 0) -> str:
+    """Cache key of an answer: same model (and adapter options), prompt, system prompt and parameters.
+
+    Sample i > 0 of a repeated run has a key of its own, so the cache never hands one answer to every sample
+    (that would make a flaky model look stable); sample 0 keeps the key a single run always had.
+    """
+    payload: list[Any] = [
         model.provider,
         model.provider_model_id,
         model.config,
@@ -113,6 +119,8 @@ def response_key(model: LLMModel, request: GenerationRequest) -> str:
         request.seed,
         request.json_schema,
     ]
+    if sample:
+        payload.append({"sample": sample})
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -148,12 +156,13 @@ def plan_executions(
     for chunk in _chunks(list(execution_ids)):
         executions.extend(Execution.objects.filter(pk__in=chunk).select_related("test_case"))
     models_of = _models_of(executions)
-    done: set[tuple[str, str]] = set()
+    # What a crashed or duplicate run already wrote, sample by sample: only the rest is planned.
+    done: set[tuple[str, str, int]] = set()
     for chunk in _chunks([execution.pk for execution in executions]):
-        for execution_id, model_id in TestResult.objects.filter(execution_id__in=chunk).values_list(
-            "execution_id", "model_id"
+        for execution_id, model_id, sample in TestResult.objects.filter(execution_id__in=chunk).values_list(
+            "execution_id", "model_id", "sample"
         ):
-            done.add((str(execution_id), str(model_id)))
+            done.add((str(execution_id), str(model_id), sample))
     snapshots = _snapshots(executions)
     judges: dict[str, LLMModel | None] = {}
 
@@ -171,7 +180,12 @@ def plan_executions(
                 judges[name] = resolve_judge_model(target)
             judge = judges[name]
         timeout = float(execution.test_case.timeout_seconds)
-        models = [model for model in models_of[execution.pk] if (str(execution.pk), str(model.pk)) not in done]
+        missing = [
+            (model, sample)
+            for model in sorted(models_of[execution.pk], key=lambda m: m.name)
+            for sample in range(execution.repeats)
+            if (str(execution.pk), str(model.pk), sample) not in done
+        ]
         plan = Plan(
             id=str(execution.pk),
             test_case_id=execution.test_case_id,
@@ -179,16 +193,16 @@ def plan_executions(
             request_id=execution.request_id,
             target=target,
             timeout=timeout,
-            remaining=len(models),
+            remaining=len(missing),
             judge_model=judge,
             lease=lease,
         )
         plans.append(plan)
-        for model in sorted(models, key=lambda m: m.name):
+        for model, sample in missing:
             params = (execution.config_snapshot or {}).get(str(model.pk)) or model_parameters(model)
             request = build_request(target, model, params, timeout)
-            key = response_key(model, request) if use_cache and request.temperature == 0 else ""
-            pairs.append(Pair(plan=plan, model=model, request=request, response_key=key))
+            key = response_key(model, request, sample) if use_cache and request.temperature == 0 else ""
+            pairs.append(Pair(plan=plan, model=model, request=request, response_key=key, sample=sample))
 
     if use_cache:
         _attach_cached_answers(pairs)

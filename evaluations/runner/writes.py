@@ -139,7 +139,7 @@ def _write_one_by_one(results: Sequence[TestResult], *, lease: str) -> tuple[lis
     saying so. Each execution's counters then count exactly the rows stored for it."""
     by_execution = _by_execution(results)
     existing = set(
-        TestResult.objects.filter(execution_id__in=list(by_execution)).values_list("execution_id", "model_id")
+        TestResult.objects.filter(execution_id__in=list(by_execution)).values_list("execution_id", "model_id", "sample")
     )
     saved: list[TestResult] = []
     lost: set[str] = set()
@@ -151,7 +151,7 @@ def _write_one_by_one(results: Sequence[TestResult], *, lease: str) -> tuple[lis
             with connection.cursor() as cursor:
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for execution_id in sorted(by_execution):
-            items = [r for r in by_execution[execution_id] if (r.execution_id, r.model_id) not in existing]
+            items = [r for r in by_execution[execution_id] if (r.execution_id, r.model_id, r.sample) not in existing]
             if not items:
                 continue
             try:
@@ -193,6 +193,7 @@ def _store_one(result: TestResult) -> TestResult | None:
         test_case_id=result.test_case_id,
         revision=result.revision,
         model_id=result.model_id,
+        sample=result.sample,
         status=TestResult.Status.FAILED,
         error_type="storage_error",
         error_message=(
