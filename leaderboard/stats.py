@@ -223,6 +223,17 @@ def wilcoxon_signed_rank(a: ArrayLike, b: ArrayLike) -> tuple[float, str]:
     return min(1.0, math.erfc(abs(z) / math.sqrt(2))), "normal"
 
 
+def paired_test(a: ArrayLike, b: ArrayLike) -> tuple[float, str]:
+    """The compare endpoint's paired two-sided test of a against b, per test: exact McNemar on the discordant
+    pairs when every score is 0 or 1, else Wilcoxon signed-rank. Returns (p-value, method)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    both = np.concatenate((a, b))
+    if bool(np.all((both == 0) | (both == 1))):
+        return mcnemar_exact(int((a > b).sum()), int((b > a).sum())), "mcnemar_exact"
+    p_value, how = wilcoxon_signed_rank(a, b)
+    return p_value, f"wilcoxon_{how}"
+
+
 def competition_ranks(scores: Sequence[float]) -> list[int]:
     """1 + the number of strictly higher scores ("1224" ranking)."""
     return [1 + sum(1 for other in scores if other > s) for s in scores]
