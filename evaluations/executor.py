@@ -22,6 +22,7 @@ from django.db import connections
 from evaluations.runner.run import run_executions
 from evaluations.runner.tickets import RunReport, Ticket
 from evaluations.signals import queue_drained_send
+from openbench import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ PULL_SECONDS = 600.0
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-_waiting: deque[tuple[list[str], float | None, Future[RunReport]]] = deque()  # guarded by _arrived
+# (execution ids, takeover_stale_after, the caller's trace context, the job's future), guarded by _arrived
+_waiting: deque[tuple[list[str], float | None, dict[str, str], Future[RunReport]]] = deque()
 _arrived = threading.Condition(_pool_lock)
 _running = 0  # threads running an engine, guarded by _pool_lock
 
@@ -54,7 +56,7 @@ class LocalIntake:
         job = await asyncio.to_thread(self._wait_and_pop, wait)
         if job is None:
             return None
-        execution_ids, takeover_stale_after, future = job
+        execution_ids, takeover_stale_after, trace, future = job
 
         def done(report: RunReport, error: str | None) -> None:
             if error is None:
@@ -63,11 +65,15 @@ class LocalIntake:
                 future.set_exception(RuntimeError(error))
 
         return Ticket(
-            execution_ids=execution_ids, lease=uuid.uuid4().hex, takeover_stale_after=takeover_stale_after, on_done=done
+            execution_ids=execution_ids,
+            lease=uuid.uuid4().hex,
+            takeover_stale_after=takeover_stale_after,
+            on_done=done,
+            trace=trace,
         )
 
     @staticmethod
-    def _wait_and_pop(wait: float) -> tuple[list[str], float | None, Future[RunReport]] | None:
+    def _wait_and_pop(wait: float) -> tuple[list[str], float | None, dict[str, str], Future[RunReport]] | None:
         with _arrived:
             if not _waiting and wait > 0:
                 _arrived.wait(wait)
@@ -84,9 +90,10 @@ def _run() -> None:
         if job is None:  # another thread's engine took it in
             return
         _running += 1
-    execution_ids, takeover_stale_after, future = job
+    execution_ids, takeover_stale_after, trace, future = job
     try:
-        report = run_executions(execution_ids, takeover_stale_after=takeover_stale_after, intake=LocalIntake())
+        with tracing.job_span("evaluations job", trace):
+            report = run_executions(execution_ids, takeover_stale_after=takeover_stale_after, intake=LocalIntake())
         with _pool_lock:
             last = not _waiting and _running == 1
         if report.results and last:  # as rq jobs do: only when no other job waits or runs
@@ -107,7 +114,8 @@ def submit(*, execution_ids: Sequence[str], takeover_stale_after: float | None =
     pool = _get_pool()
     future: Future[RunReport] = Future()
     with _arrived:
-        _waiting.append(([str(execution_id) for execution_id in execution_ids], takeover_stale_after, future))
+        ids = [str(execution_id) for execution_id in execution_ids]
+        _waiting.append((ids, takeover_stale_after, tracing.trace_carrier(), future))
         _arrived.notify()
     pool.submit(_run)
     return future

@@ -36,6 +36,7 @@ import django_rq
 from rq import Retry, get_current_job
 
 from evaluations.signals import queue_drained_send
+from openbench import tracing
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -56,6 +57,7 @@ HEARTBEAT_TTL = 90
 # A running job takes further jobs for at most this long (and at most a quarter of its own timeout).
 PULL_SECONDS = 600.0
 TAKEN_KEY = "openbench:eval:taken:"  # + the running job's id: the set of "job_id:rq_execution_id" it took in
+TRACE_META = "trace"  # job.meta key: the W3C trace context of the request that enqueued the job (openbench.tracing)
 
 
 def taken_key(job_id: str) -> str:
@@ -113,6 +115,7 @@ class RqIntake:
             lease=job.id,
             takeover_stale_after=takeover_stale_after,
             on_done=functools.partial(self._done, job.id),
+            trace=dict(job.meta.get(TRACE_META) or {}),
         )
 
     def _done(self, job_id: str, report: RunReport, error: str | None) -> None:
@@ -174,9 +177,11 @@ def run_executions_job(execution_ids: Sequence[str], takeover_stale_after: float
 
     job = get_current_job()
     intake = RqIntake(job) if job is not None else None
-    report = run_executions(
-        execution_ids, lease=job.id if job else "", takeover_stale_after=takeover_stale_after, intake=intake
-    )
+    # A forked work horse ends with os._exit: the job's spans are exported before it returns.
+    with tracing.job_span("evaluations job", job.meta.get(TRACE_META) if job else None, flush_after=True):
+        report = run_executions(
+            execution_ids, lease=job.id if job else "", takeover_stale_after=takeover_stale_after, intake=intake
+        )
     if job is not None:
         job.connection.delete(taken_key(job.id))
     # After the executions' final status is saved (listeners may read it), and after the job's own
@@ -196,6 +201,7 @@ def enqueue_run(*, execution_ids: Sequence[str], takeover_stale_after: float | N
         takeover_stale_after,
         retry=Retry(max=JOB_RETRIES),
         description=f"evaluate {len(execution_ids)} execution(s)",
+        meta={TRACE_META: tracing.trace_carrier()},
     )
     logger.info("Enqueued job %s for %d execution(s).", job.id, len(execution_ids))
     return str(job.id)

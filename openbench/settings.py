@@ -45,6 +45,7 @@ from openbench.settings_costs import *  # noqa: E402,F403 - estimates and budget
 from openbench.settings_monitoring import *  # noqa: E402,F403 - drift thresholds, alert webhook and e-mail
 from openbench.settings_signup import *  # noqa: E402,F403 - log-in limits, e-mail, headers, statement timeout, hosts
 from openbench.settings_signup import TRUSTED_PROXY_COUNT  # noqa: E402 - named: the API's throttles use it
+from openbench.settings_tracing import *  # noqa: E402,F403 - OpenTelemetry (on with OTEL_EXPORTER_OTLP_ENDPOINT)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -72,6 +73,7 @@ INSTALLED_APPS = [
     "judging",
     "monitoring",
     "arena",
+    "openbench.apps.OpenBenchConfig",  # per-process start-up: tracing (openbench/tracing.py)
 ]
 
 MIDDLEWARE = [

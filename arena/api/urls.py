@@ -1,18 +1,11 @@
-"""/api/v1 paths of arena (SPEC §13)."""
+"""/api/v1 paths of arena."""
 
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path  # noqa: F401
 from rest_framework.routers import BaseRouter
-
-from arena.api import views
 
 
 def register(router: BaseRouter) -> None:
-    """Arena has plain views only, no viewsets on the shared router."""
+    """Viewsets of arena on the shared router (none yet)."""
 
 
-urlpatterns: list[URLPattern] = [
-    path("arena/battles", views.BattleCreateView.as_view(), name="arena-battles"),
-    path("arena/battles/<uuid:pk>/vote", views.VoteView.as_view(), name="arena-vote"),
-    path("arena/ratings", views.RatingsView.as_view(), name="arena-ratings"),
-    path("arena/users/<uuid:pk>/void-votes", views.VoidVotesView.as_view(), name="arena-void-votes"),
-]
+urlpatterns: list[URLPattern] = []

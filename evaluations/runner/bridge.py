@@ -8,6 +8,7 @@ no ORM call ever blocks the event loop, and writes are naturally serialised, so 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import queue
 import threading
 from collections.abc import Awaitable, Callable
@@ -58,7 +59,9 @@ class DatabaseBridge:
                 started.set()
                 self._queue.put(_STOP)
 
-        thread = threading.Thread(target=loop_thread, name="evaluations-loop", daemon=True)
+        # In a copy of this thread's context: the loop's tasks see the job's request id and trace.
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(loop_thread,), name="evaluations-loop", daemon=True)
         thread.start()
         try:
             self._serve_until_stop(aborted=None)

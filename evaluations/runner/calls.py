@@ -18,6 +18,7 @@ import httpx
 from catalog.models import LLMModel
 from evaluations.runner.adaptive import AdaptiveLimiter, Outcome, limiter_for
 from evaluations.runner.limits import CircuitBreaker, RateLimiter, backoff_delay
+from openbench import tracing
 from providers import metrics
 from providers.base import (
     GenerationRequest,
@@ -102,8 +103,20 @@ class ProviderCaller:
     ) -> CallResult | None:
         """Call with limits, retries and the breaker; None when the execution was stopped before a call.
 
-        `execution_id` is None for calls that belong to no single execution (a judge's).
+        `execution_id` is None for calls that belong to no single execution (a judge's). One trace span
+        covers the whole call (waits and retries included), whatever its outcome.
         """
+        with tracing.provider_call(model, execution_id=execution_id) as span:
+            outcome = await self._call(model, request, execution_id=execution_id)
+            if outcome is None:
+                span.record(response=None, error=None, attempts=0)
+            else:
+                span.record(response=outcome.response, error=outcome.error, attempts=outcome.attempts)
+        return outcome
+
+    async def _call(
+        self, model: LLMModel, request: GenerationRequest, *, execution_id: str | None
+    ) -> CallResult | None:
         try:
             adapter = self.adapter(model)
         except ProviderError as exc:

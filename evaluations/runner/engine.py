@@ -41,6 +41,7 @@ from evaluations.runner.tickets import (
 )
 from evaluations.signals import results_saved_send
 from openbench.logging import request_id_context
+from openbench.tracing import continued
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +295,8 @@ class Engine:
         if plan.id in self.stopped:
             self._settle(plan, None)
             return
-        with request_id_context(plan.request_id):
+        held = self.held.get(plan.lease)
+        with request_id_context(plan.request_id), continued(held.ticket.trace if held is not None else None):
             task = asyncio.ensure_future(self.evaluator.evaluate(pair))
             self.inflight[plan.id].add(task)
             try:

@@ -19,8 +19,9 @@ from evaluations.models import TestResult
 from evaluations.runner.calls import ProviderCaller
 from evaluations.runner.planning import Pair, Plan
 from evaluations.scoring import Scorer, ScoringError, scorer_for
+from openbench import tracing
 from providers import metrics
-from providers.base import GenerationRequest, GenerationResponse, ProviderError
+from providers.base import GenerationRequest, GenerationResponse, ProviderError, Usage
 from providers.pricing import cost_for
 
 logger = logging.getLogger("evaluations.runner.engine")  # the engine's logger: one name to filter on
@@ -85,7 +86,9 @@ class PairEvaluator:
             latency_ms=cached["latency_ms"] or 0,
             request_id=cached["provider_request_id"],
             finish_reason=cached["finish_reason"],
+            usage=Usage(input_tokens=cached["input_tokens"], output_tokens=cached["output_tokens"]),
         )
+        tracing.cached_call(pair.model, execution_id=pair.plan.id, response=response)
         result = await self._scored(pair, response, attempts=0, latency_ms=cached["latency_ms"], cached=True)
         if result is not None:
             result.input_tokens = cached["input_tokens"]

@@ -52,6 +52,8 @@ class Ticket:
     lease: str
     takeover_stale_after: float | None = None
     on_done: Callable[[RunReport, str | None], None] | None = None
+    # The W3C trace context the job carries (openbench.tracing); None: the engine's own (the job that started it).
+    trace: dict[str, str] | None = None
 
 
 class Intake(Protocol):
