@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from evaluations.models import Execution, TestResult
+from evaluations.models import MAX_REPEATS, MIN_REPEATS, Execution, TestResult
 from evaluations.selectors import JudgeSavings, execution_judge_savings
 
 
@@ -19,6 +19,13 @@ class RunSerializer(serializers.Serializer):
         allow_empty=False,
         max_length=100,
         help_text="Models to run against; all active models when omitted.",
+    )
+    repeats = serializers.IntegerField(
+        required=False,
+        default=1,
+        min_value=MIN_REPEATS,
+        max_value=MAX_REPEATS,
+        help_text="Samples per model (SPEC §12): each model answers the test this many times.",
     )
 
 
@@ -46,6 +53,7 @@ class ExecutionSerializer(serializers.ModelSerializer[Execution]):
             "test_case",
             "created_by",
             "model_ids",
+            "repeats",
             "status",
             "progress",
             "total_evaluations",
@@ -98,6 +106,7 @@ class TestResultSerializer(serializers.ModelSerializer[TestResult]):
             "test_case",
             "revision",
             "model",
+            "sample",
             "status",
             "is_correct",
             "score",
@@ -134,7 +143,11 @@ class EstimateRequestSerializer(serializers.Serializer):
         help_text="Active models; when omitted, what a run takes (only sandbox models for unapproved tests).",
     )
     repeats = serializers.IntegerField(
-        required=False, default=1, min_value=1, max_value=20, help_text="Samples per (test, model)."
+        required=False,
+        default=1,
+        min_value=MIN_REPEATS,
+        max_value=MAX_REPEATS,
+        help_text="Samples per (test, model).",
     )
 
 

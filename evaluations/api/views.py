@@ -49,7 +49,9 @@ class TestCaseRunViewSet(BaseViewSet):
             "at once; poll GET /executions/{id} for progress. Approved tests and the caller's own tests can be "
             "run; the `run` throttle scope applies. A test not yet approved runs only on sandbox models "
             "(default: the active sandbox models; others → 403 `sandbox_only`). The run's estimate is reserved "
-            "from the caller's daily budget and the providers' monthly caps (402 when it does not fit)."
+            "from the caller's daily budget and the providers' monthly caps (402 when it does not fit). "
+            "`repeats` k (1–20, default 1) samples each model k times: k results per model, `sample` 0…k−1, "
+            "and k times the evaluations and the reserved estimate (SPEC §12)."
         ),
         request=RunSerializer,
         responses={202: ExecutionSerializer, 402: error_response("402"), 409: error_response("409")},
@@ -75,6 +77,7 @@ class TestCaseRunViewSet(BaseViewSet):
             models=models,
             started_by=request.user,  # type: ignore[arg-type]
             request_id=getattr(request._request, "request_id", ""),
+            repeats=data.validated_data["repeats"],
         )
         execution = Execution.objects.prefetch_related("llm_models").get(pk=execution.pk)
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
@@ -176,7 +179,7 @@ class TestCaseResultViewSet(_ResultListViewSet):
 
 
 @extend_schema(tags=["executions"])
-@extend_schema_view(list=extend_schema(summary="Results of an execution, one per model"))
+@extend_schema_view(list=extend_schema(summary="Results of an execution, one per model and sample"))
 class ExecutionResultViewSet(_ResultListViewSet):
     """GET /executions/{id}/results: the results of an execution the caller may see."""
 

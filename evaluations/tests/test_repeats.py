@@ -65,3 +65,68 @@ def test_repeats_outside_one_to_twenty_are_refused_naming_the_field_and_nothing_
     assert list(refused_batch.value.details) == ["repeats"]
     assert not Execution.objects.exists()
     assert not SpendReservation.objects.exists()
+
+
+# --- the API: POST /tests/{id}/run, the estimate, the execution and result shapes -------------------------
+
+from rest_framework.test import APIClient  # noqa: E402
+
+from catalog.models import TestCase  # noqa: E402
+from evaluations.runner.run import run_executions  # noqa: E402
+from openbench.tests.api import V1, assert_error, client_for, reset_throttles  # noqa: E402, F401 - autouse fixture
+
+API_BAD_REPEATS = [0, 21, -3, "x", None, True, 2.5, [2], {"k": 2}]
+
+
+def _run(client: APIClient, test_case: TestCase, **payload: object):  # type: ignore[no-untyped-def]
+    return client.post(f"{V1}/tests/{test_case.pk}/run", payload, format="json")
+
+
+def test_a_run_with_repeats_shows_them_and_its_results_carry_their_sample(owner: User) -> None:
+    models = [LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 0}) for _ in range(2)]
+    client = client_for(owner)
+    response = _run(client, TestCaseFactory(), repeats=3)
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["repeats"], body["total_evaluations"]) == (3, 6)
+    run_executions([body["id"]])
+    detail = client.get(f"{V1}/executions/{body['id']}").json()
+    assert (detail["repeats"], detail["progress"], detail["status"]) == (3, 6, "completed")
+    rows = client.get(f"{V1}/executions/{body['id']}/results").json()["results"]
+    assert sorted((row["model"], row["sample"]) for row in rows) == sorted(
+        (str(model.pk), sample) for model in models for sample in range(3)
+    )
+
+
+def test_a_run_without_repeats_samples_once(owner: User) -> None:
+    LLMModelFactory()
+    body = _run(client_for(owner), TestCaseFactory()).json()
+    assert (body["repeats"], body["total_evaluations"]) == (1, 1)
+
+
+@pytest.mark.parametrize("repeats", API_BAD_REPEATS)
+def test_the_run_endpoint_refuses_bad_repeats_with_400_naming_the_field(owner: User, repeats: object) -> None:
+    LLMModelFactory()
+    error = assert_error(_run(client_for(owner), TestCaseFactory(), repeats=repeats), 400)
+    assert list(error["details"]) == ["repeats"]
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.parametrize("repeats", API_BAD_REPEATS)
+def test_the_estimate_endpoint_refuses_bad_repeats_with_400_naming_the_field(owner: User, repeats: object) -> None:
+    LLMModelFactory()
+    test = TestCaseFactory()
+    response = client_for(owner).post(
+        f"{V1}/executions/estimate", {"test_ids": [str(test.pk)], "repeats": repeats}, format="json"
+    )
+    assert list(assert_error(response, 400)["details"]) == ["repeats"]
+
+
+def test_the_estimate_endpoint_multiplies_by_repeats(owner: User) -> None:
+    LLMModelFactory()
+    test = TestCaseFactory()
+    client = client_for(owner)
+    once = client.post(f"{V1}/executions/estimate", {"test_ids": [str(test.pk)]}, format="json").json()
+    five = client.post(f"{V1}/executions/estimate", {"test_ids": [str(test.pk)], "repeats": 5}, format="json").json()
+    assert five["evaluations"] == 5 * once["evaluations"]
+    assert Decimal(five["cost_usd"]) == pytest.approx(5 * Decimal(once["cost_usd"]), rel=Decimal("1e-6"))

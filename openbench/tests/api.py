@@ -17,6 +17,7 @@ EXECUTION_FIELDS = [
     "test_case",
     "created_by",
     "model_ids",
+    "repeats",  # SPEC §12
     "status",
     "progress",
     "total_evaluations",
@@ -41,6 +42,7 @@ RESULT_FIELDS = [
     "test_case",
     "revision",
     "model",
+    "sample",  # SPEC §12
     "status",
     "is_correct",
     "score",
