@@ -35,6 +35,9 @@ MODERATOR_PERMISSIONS = (
     ("catalog", "view_tag"),
     ("evaluations", "view_execution"),
     ("evaluations", "view_testresult"),
+    ("arena", "view_battle"),
+    ("arena", "view_vote"),
+    ("arena", "change_vote"),
 )
 API_KEY_PREFIX = "ob_"
 

@@ -1,0 +1,212 @@
+"""Arena writes: serving a battle, casting a vote, voiding votes (SPEC §13)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import User
+from arena.models import Battle, Vote, VoterKind, Winner
+from arena.selectors import arena_cache_invalidate, pair_vote_counts, test_vote_counts
+from catalog.models import LLMModel, TestCase
+from evaluations.models import TestResult
+from leaderboard.models import LatestResult
+from openbench.exceptions import ApplicationError
+
+logger = logging.getLogger(__name__)
+_random = random.SystemRandom()
+
+# How many of the least-voted model pairs a battle tries before giving up: pairs that share no
+# answered test are skipped, and in practice the first one or two share many.
+PAIR_ATTEMPTS = 50
+
+
+def answered() -> QuerySet[LatestResult]:
+    """The answers battles are made of: each model's latest result on an approved, public test at its current
+    revision (the leaderboard's read model: `counted`), when that result succeeded."""
+    return LatestResult.objects.filter(counted=True, status=TestResult.Status.COMPLETED).order_by()
+
+
+def pair_key(a: Any, b: Any) -> tuple[str, str]:
+    """An unordered model pair, as sorted id strings."""
+    low, high = sorted((str(a), str(b)))
+    return low, high
+
+
+def _least(items: Sequence[Any], weight: dict[Any, int]) -> Any:
+    """One of the items with the fewest votes, at random among equals."""
+    fewest = min(weight.get(item, 0) for item in items)
+    return _random.choice([item for item in items if weight.get(item, 0) == fewest])
+
+
+def _shared_tests(pair: tuple[str, str]) -> list[Any]:
+    rows = answered().filter(model_id__in=pair).values_list("test_case_id", "model_id")
+    seen: dict[Any, set[str]] = {}
+    for test_id, model_id in rows:
+        seen.setdefault(test_id, set()).add(str(model_id))
+    return [test_id for test_id, models in seen.items() if len(models) == 2]
+
+
+def battle_pick(*, kind: str = VoterKind.PERSON, test_case: TestCase | None = None) -> tuple[Any, tuple[str, str]]:
+    """The test and the unordered model pair of the next battle: the pair with the fewest votes (of this voter
+    kind), then the test with the fewest votes among those both models answered, at random among equals."""
+    pair_votes = pair_vote_counts(kind=kind)
+    if test_case is not None:
+        if not (test_case.status == TestCase.Status.APPROVED and test_case.is_public):
+            raise ApplicationError("Arena battles use approved public tests only.", code="not_in_arena", status=409)
+        model_ids = sorted({str(m) for m in answered().filter(test_case=test_case).values_list("model_id", flat=True)})
+        if len(model_ids) < 2:
+            raise ApplicationError(
+                "Fewer than two models have a successful answer to this test's current revision, so there is "
+                "nothing to compare yet.",
+                code="not_enough_answers",
+                status=409,
+            )
+        pairs = [pair_key(a, b) for i, a in enumerate(model_ids) for b in model_ids[i + 1 :]]
+        return test_case.pk, _least(pairs, pair_votes)
+    model_ids = sorted({str(m) for m in answered().values_list("model_id", flat=True).distinct()})
+    pairs = [pair_key(a, b) for i, a in enumerate(model_ids) for b in model_ids[i + 1 :]]
+    pairs.sort(key=lambda pair: (pair_votes.get(pair, 0), _random.random()))
+    for pair in pairs[:PAIR_ATTEMPTS]:
+        shared = _shared_tests(pair)
+        if shared:
+            return _least(shared, test_vote_counts(kind=kind, test_ids=shared)), pair
+    raise ApplicationError(
+        "No approved test has successful answers from two different models yet, so there is no battle to show.",
+        code="not_enough_answers",
+        status=409,
+    )
+
+
+def _order(pair: tuple[str, str], kind: str) -> tuple[str, str]:
+    """A or B: each model of a pair is shown first as often as second (the order used less so far, at
+    random when both were used equally), so a preference for a position cancels out."""
+    low, high = pair
+    low_id, high_id = uuid.UUID(low), uuid.UUID(high)
+    first = Battle.objects.filter(voter_kind=kind, model_a_id=low_id, model_b_id=high_id).count()
+    second = Battle.objects.filter(voter_kind=kind, model_a_id=high_id, model_b_id=low_id).count()
+    if first == second:
+        return (low, high) if _random.random() < 0.5 else (high, low)
+    return (low, high) if first < second else (high, low)
+
+
+def battle_build(*, test_id: Any, pair: tuple[str, str], kind: str) -> Battle:
+    """An unsaved battle of the pair's latest answers to the test, in a balanced A/B order."""
+    a, b = _order(pair, kind)
+    results = dict(answered().filter(test_case_id=test_id, model_id__in=pair).values_list("model_id", "result_id"))
+    by_model = {str(k): v for k, v in results.items()}
+    rows = TestResult.objects.only("id", "raw_output", "revision").in_bulk([by_model[a], by_model[b]])
+    result_a, result_b = rows[by_model[a]], rows[by_model[b]]
+    return Battle(
+        test_case_id=test_id,
+        revision=result_a.revision,
+        model_a_id=a,
+        model_b_id=b,
+        result_a=result_a,
+        result_b=result_b,
+        answer_a=result_a.raw_output,
+        answer_b=result_b.raw_output,
+        voter_kind=kind,
+    )
+
+
+def battle_create(*, user: User, test_case: TestCase | None = None) -> Battle:
+    """Serve a battle to a person: two different models' answers to one approved public test (the given one, or
+    the least-voted pair and test). Never calls a provider: the answers are existing results."""
+    test_id, pair = battle_pick(kind=VoterKind.PERSON, test_case=test_case)
+    battle = battle_build(test_id=test_id, pair=pair, kind=VoterKind.PERSON)
+    battle.user = user
+    battle.save()
+    return battle
+
+
+def vote_refusal(user: User) -> str:
+    """Why this person may not vote yet ("" when they may): a minimum account age, or enough approved tests
+    (ballot stuffing with fresh accounts); moderators always may."""
+    if user.is_moderator:
+        return ""
+    hours = settings.ARENA_MIN_ACCOUNT_AGE_HOURS
+    if (timezone.now() - user.created_at).total_seconds() >= hours * 3600:
+        return ""
+    needed = settings.ARENA_MIN_APPROVED_TESTS
+    if needed and TestCase.objects.filter(created_by=user, status=TestCase.Status.APPROVED).count() >= needed:
+        return ""
+    alternative = f", or once {needed} of your tests {'is' if needed == 1 else 'are'} approved" if needed else ""
+    return f"Votes are accepted from accounts at least {hours:g} hours old{alternative}."
+
+
+def vote_cast(*, battle: Battle, user: User, winner: str) -> Vote:
+    """Record a person's one vote on their battle; the ratings' cache is dropped when it commits.
+
+    The battle row is locked while its state is checked, and the vote's unique battle is the backstop:
+    concurrent second votes get 409, never a second row.
+    """
+    if winner not in Winner.values:
+        raise ApplicationError(
+            "winner must be a, b or tie.", code="invalid", details={"winner": ["Must be a, b or tie."]}
+        )
+    if battle.user_id != user.pk or battle.voter_kind != VoterKind.PERSON:
+        raise ApplicationError("Not found.", code="not_found", status=404)
+    refusal = vote_refusal(user)
+    if refusal:
+        raise ApplicationError(refusal, code="vote_not_allowed", status=403)
+    try:
+        with transaction.atomic():
+            locked = Battle.objects.select_for_update().get(pk=battle.pk)
+            if locked.status == Battle.Status.VOIDED:
+                raise ApplicationError("This battle was voided by a moderator.", code="battle_voided", status=409)
+            if locked.status == Battle.Status.DECIDED:
+                raise ApplicationError("You already voted on this battle.", code="already_voted", status=409)
+            vote = Vote.objects.create(
+                battle=locked,
+                voter_kind=VoterKind.PERSON,
+                user=user,
+                winner=winner,
+                model_a_id=locked.model_a_id,
+                model_b_id=locked.model_b_id,
+                test_case_id=locked.test_case_id,
+            )
+            locked.status = Battle.Status.DECIDED
+            locked.save(update_fields=["status"])
+            transaction.on_commit(arena_cache_invalidate)
+    except IntegrityError:
+        raise ApplicationError("You already voted on this battle.", code="already_voted", status=409) from None
+    return vote
+
+
+@transaction.atomic
+def votes_void(*, votes: QuerySet[Vote], moderator: User, reason: str = "") -> int:
+    """Void votes (they leave the ratings, and stay with who voided them and why); their battles are voided
+    too. Returns how many votes were voided now."""
+    ids = list(votes.select_for_update().filter(voided=False).values_list("pk", flat=True))
+    now = timezone.now()
+    count = Vote.objects.filter(pk__in=ids).update(
+        voided=True, voided_at=now, voided_by=moderator, void_reason=reason[:300]
+    )
+    Battle.objects.filter(vote__in=ids).update(status=Battle.Status.VOIDED)
+    if count:
+        logger.info("arena votes voided", extra={"votes": count, "moderator": str(moderator.pk)})
+        transaction.on_commit(arena_cache_invalidate)
+    return count
+
+
+@transaction.atomic
+def user_votes_void(*, voter: User, moderator: User, reason: str = "") -> dict[str, int]:
+    """Void every vote of one person, and the battles they were served but did not vote on yet."""
+    votes = votes_void(votes=Vote.objects.filter(user=voter), moderator=moderator, reason=reason)
+    battles = Battle.objects.filter(user=voter, status=Battle.Status.OPEN).update(status=Battle.Status.VOIDED)
+    return {"votes_voided": votes, "open_battles_voided": battles}
+
+
+def models_of(battle: Battle) -> tuple[LLMModel, LLMModel]:
+    """The two models of a battle, for revealing them after the vote."""
+    models = LLMModel.objects.in_bulk([battle.model_a_id, battle.model_b_id])
+    return models[battle.model_a_id], models[battle.model_b_id]
