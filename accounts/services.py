@@ -38,6 +38,8 @@ MODERATOR_PERMISSIONS = (
     ("arena", "view_battle"),
     ("arena", "view_vote"),
     ("arena", "change_vote"),
+    ("judging", "view_resultlabel"),
+    ("judging", "view_labelevent"),
 )
 API_KEY_PREFIX = "ob_"
 
@@ -182,6 +184,11 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
     return api_key
+
+
+def api_keys_revoke_all(*, user: User) -> int:
+    """Revoke every active key of a user (an account taken back by its address's owner); how many."""
+    return ApiKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def api_key_authenticate(*, secret: str) -> ApiKey | None:

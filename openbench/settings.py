@@ -43,6 +43,7 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
 from openbench.settings_arena import *  # noqa: E402,F403 - arena throttles, who may vote, ratings bootstrap
 from openbench.settings_costs import *  # noqa: E402,F403 - estimates and budgets
 from openbench.settings_monitoring import *  # noqa: E402,F403 - drift thresholds, alert webhook and e-mail
+from openbench.settings_oauth import *  # noqa: E402,F403 - sign-in with GitHub, Google, OpenID Connect (allauth)
 from openbench.settings_signup import *  # noqa: E402,F403 - log-in limits, e-mail, headers, statement timeout, hosts
 from openbench.settings_signup import TRUSTED_PROXY_COUNT  # noqa: E402 - named: the API's throttles use it
 from openbench.settings_tracing import *  # noqa: E402,F403 - OpenTelemetry (on with OTEL_EXPORTER_OTLP_ENDPOINT)
@@ -65,6 +66,13 @@ INSTALLED_APPS = [
     "django_prometheus",
     "django_rq",
     "axes",  # log-in limits (SPEC §10); its own migrations keep the attempts
+    # Social sign-in only (SPEC §14); our own log-in, sign-up and password pages stay (accounts/oauth_urls.py).
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.openid_connect",
     "accounts",
     "catalog",
     "evaluations",
@@ -91,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as axes asks: it turns a request that hit a lock into the 429 of accounts.lockout.
     "axes.middleware.AxesMiddleware",

@@ -16,6 +16,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("ready", views.ready, name="ready"),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
+    # Sign-in with GitHub, Google or OpenID Connect: allauth's social flows only (SPEC §14).
+    path("oauth/", include("accounts.oauth_urls")),
     path("", include("catalog.urls")),
     path("", include("evaluations.urls")),
     path("", include("leaderboard.urls")),
