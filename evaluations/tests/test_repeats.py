@@ -130,3 +130,49 @@ def test_the_estimate_endpoint_multiplies_by_repeats(owner: User) -> None:
     five = client.post(f"{V1}/executions/estimate", {"test_ids": [str(test.pk)], "repeats": 5}, format="json").json()
     assert five["evaluations"] == 5 * once["evaluations"]
     assert Decimal(five["cost_usd"]) == pytest.approx(5 * Decimal(once["cost_usd"]), rel=Decimal("1e-6"))
+
+
+# --- run_batch --repeats --------------------------------------------------------------------------------
+
+from django.core.management import call_command  # noqa: E402
+from django.core.management.base import CommandError  # noqa: E402
+
+from evaluations.models import TestResult  # noqa: E402
+from evaluations.tests.conftest import drain_background_work  # noqa: E402
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_batch_samples_each_model_k_times(owner: User, clean_queue: None) -> None:
+    models = [LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 1}) for _ in range(2)]
+    test = TestCaseFactory()
+    names = ",".join(model.name for model in models)
+    call_command("run_batch", "--tests", str(test.pk), "--models", names, "--repeats", "3", "--yes", "--wait")
+    drain_background_work()
+    execution = Execution.objects.get()
+    assert (execution.repeats, execution.total_evaluations, execution.progress) == (3, 6, 6)
+    assert execution.status == Execution.Status.COMPLETED
+    assert sorted(TestResult.objects.values_list("sample", flat=True)) == [0, 0, 1, 1, 2, 2]
+
+
+def test_run_batch_estimates_k_samples(owner: User, capsys: pytest.CaptureFixture[str]) -> None:
+    model = LLMModelFactory()
+    test = TestCaseFactory()
+    call_command("run_batch", "--tests", str(test.pk), "--models", model.name, "--repeats", "4", "--estimate")
+    assert run_estimate(test_cases=[test], models=[model], repeats=4).evaluations == 4
+    assert f"{'total':40} {4:>7}" in capsys.readouterr().out
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.parametrize("argument", ["0", "21", "x", "2.5", "-1"])
+def test_run_batch_refuses_bad_repeats_on_the_command_line(owner: User, argument: str) -> None:
+    test = TestCaseFactory()
+    with pytest.raises(CommandError, match="repeats"):
+        call_command("run_batch", "--tests", str(test.pk), "--repeats", argument, "--yes")
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.parametrize("value", [None, 0, 21, "3"])
+def test_run_batch_refuses_bad_repeats_given_as_options(owner: User, value: object) -> None:
+    with pytest.raises(CommandError, match="--repeats"):
+        call_command("run_batch", repeats=value, yes=True)
+    assert not Execution.objects.exists()

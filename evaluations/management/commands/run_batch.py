@@ -14,7 +14,7 @@ from accounts.models import User
 from catalog.models import LLMModel, TestCase
 from evaluations.estimates import RunEstimate, run_estimate
 from evaluations.models import Execution
-from evaluations.services import executions_start_batch
+from evaluations.services import check_repeats, executions_start_batch
 from openbench.exceptions import ApplicationError
 
 
@@ -32,6 +32,13 @@ class Command(BaseCommand):
         models = parser.add_mutually_exclusive_group()
         models.add_argument("--models", nargs="+", help="Model ids or names (space- or comma-separated).")
         models.add_argument("--all-models", action="store_true", help="Every active model (the default).")
+        parser.add_argument(
+            "--repeats",
+            type=int,
+            default=1,
+            metavar="K",
+            help="Sample each (test, model) K times, 1 to 20 (SPEC §12; default 1).",
+        )
         parser.add_argument("--wait", action="store_true", help="Wait with a progress bar and print a summary.")
         parser.add_argument("--user", help="Email of the user the executions are recorded as started by.")
         parser.add_argument("--poll", type=float, default=0.5, help="Seconds between progress checks while waiting.")
@@ -47,6 +54,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            options["repeats"] = check_repeats(options["repeats"])
+        except ApplicationError as exc:
+            raise CommandError(f"--repeats: {exc.details['repeats'][0]}") from exc
         tests = self._tests(options)
         models = self._models(options)
         user = None
@@ -57,7 +68,9 @@ class Command(BaseCommand):
         if not self._cost_approved(tests, models, options):
             return
         try:
-            executions = executions_start_batch(test_cases=tests, models=models, started_by=user)
+            executions = executions_start_batch(
+                test_cases=tests, models=models, started_by=user, repeats=options["repeats"]
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         total = sum(execution.total_evaluations for execution in executions)
@@ -82,7 +95,7 @@ class Command(BaseCommand):
         if options["yes"] and not options["estimate"]:
             return True
         chosen = models if models is not None else list(LLMModel.objects.active().order_by("name"))
-        estimate = run_estimate(test_cases=tests, models=chosen)
+        estimate = run_estimate(test_cases=tests, models=chosen, repeats=options["repeats"])
         threshold = Decimal(settings.RUN_BATCH_CONFIRM_USD)
         if options["estimate"]:
             self._print_estimate(estimate)
