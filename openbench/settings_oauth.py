@@ -86,7 +86,7 @@ if OIDC_SERVER_URL:
         _origin(_env.str("OIDC_AUTHORIZE_ORIGIN", default=OIDC_SERVER_URL), "OIDC_AUTHORIZE_ORIGIN")
     )
 
-_CSP["DIRECTIVES"]["form-action"] = [*_CSP["DIRECTIVES"]["form-action"], *_FORM_ACTION_ORIGINS]
+_CSP["DIRECTIVES"]["form-action"] = [*_CSP["DIRECTIVES"]["form-action"], *_FORM_ACTION_ORIGINS]  # type: ignore[misc]
 
 # Our User: the e-mail is the log-in and there is no username field.
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None

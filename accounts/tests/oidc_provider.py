@@ -24,6 +24,7 @@ from jwt.algorithms import RSAAlgorithm
 CLIENT_ID = "openbench-test-client"
 CLIENT_SECRET = "openbench-test-secret"
 KEY_ID = "test-key-1"
+PROVIDER_ID = "fake"  # our side's id for it: /oauth/oidc/fake/login/
 
 
 @dataclass
@@ -176,3 +177,15 @@ def running_oidc_provider() -> Iterator[FakeOIDCProvider]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def oidc_settings(base_url: str) -> dict[str, Any]:
+    """SOCIALACCOUNT_PROVIDERS as openbench/settings_oauth.py builds it from the OIDC_* variables."""
+    app = {
+        "provider_id": PROVIDER_ID,
+        "name": "Fake SSO",
+        "client_id": CLIENT_ID,
+        "secret": CLIENT_SECRET,
+        "settings": {"server_url": base_url},
+    }
+    return {"openid_connect": {"APPS": [app]}}

@@ -4,7 +4,6 @@ HTTP for discovery, the token, the JWKS and userinfo. Nothing of allauth is mock
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,32 +16,12 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey, User
 from accounts.services import api_key_create
 from accounts.tests.factories import PASSWORD, UserFactory
-from accounts.tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, FakeOIDCProvider, running_oidc_provider
+from accounts.tests.oidc_provider import CLIENT_ID, PROVIDER_ID, FakeOIDCProvider
 from openbench.tests.api import V1
 
 pytestmark = pytest.mark.django_db
 
-PROVIDER_ID = "fake"
 LOGIN_URL = f"/oauth/oidc/{PROVIDER_ID}/login/"
-
-
-def oidc_settings(base_url: str) -> dict[str, Any]:
-    """SOCIALACCOUNT_PROVIDERS as openbench/settings_oauth.py builds it from OIDC_* variables."""
-    app = {
-        "provider_id": PROVIDER_ID,
-        "name": "Fake SSO",
-        "client_id": CLIENT_ID,
-        "secret": CLIENT_SECRET,
-        "settings": {"server_url": base_url},
-    }
-    return {"openid_connect": {"APPS": [app]}}
-
-
-@pytest.fixture
-def oidc(settings: Any) -> Iterator[FakeOIDCProvider]:
-    with running_oidc_provider() as provider:
-        settings.SOCIALACCOUNT_PROVIDERS = oidc_settings(provider.base_url)
-        yield provider
 
 
 def start(client: Client, next_url: str = "") -> str:
