@@ -102,7 +102,9 @@ def test_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     )
     context = {
         "test": test_case,
-        "results": latest_results(user, test_case),
+        # With each result's moderator label (judging), shown to moderators with the ✓/✗ label buttons.
+        "results": latest_results(user, test_case).select_related("label"),
+        "can_label": bool(getattr(user, "is_moderator", False)),
         "executions": Execution.objects.visible_to(user).filter(test_case=test_case).order_by("-created_at")[:10],
         "can_edit": can_edit(user, test_case),
         "can_run": TestCase.objects.runnable_by(user).filter(pk=test_case.pk).exists(),

@@ -1,7 +1,12 @@
-"""Judging pages."""
+"""Judging pages: /judges/ and the label buttons' target."""
 
-from django.urls import URLPattern, path  # noqa: F401
+from django.urls import path
+
+from judging import views
 
 app_name = "judging"
 
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("judges/", views.judge_list, name="judge-list"),
+    path("results/<uuid:pk>/label/", views.result_label_view, name="result-label"),
+]
