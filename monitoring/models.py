@@ -11,18 +11,7 @@ from django.db.models import Q
 
 from catalog.models import LLMModel, Suite
 from evaluations.models import MAX_REPEATS, MIN_REPEATS, Execution
-
-
-def cron_errors(expression: str) -> list[str]:
-    """Why `expression` is not a five-field cron expression croniter accepts (empty when it is)."""
-    from croniter import croniter  # type: ignore[import-untyped]
-
-    fields = expression.split()
-    if len(fields) != 5:
-        return ["Use five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * *'."]
-    if not croniter.is_valid(expression):
-        return ["Not a valid cron expression."]
-    return []
+from monitoring.cron import cron_errors
 
 
 class ScheduleQuerySet(models.QuerySet["Schedule"]):

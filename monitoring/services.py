@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from croniter import croniter  # type: ignore[import-untyped]
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -16,6 +15,7 @@ from accounts.models import User
 from catalog.models import LLMModel, Suite
 from catalog.suites import suite_resolve_tests
 from evaluations.services import check_repeats, executions_start_batch
+from monitoring.cron import latest_tick, next_tick
 from monitoring.models import Alert, Schedule, SuiteRun
 from openbench.exceptions import ApplicationError
 
@@ -84,19 +84,6 @@ def suite_run_start(
         [SuiteRun.executions.through(suiterun_id=run.pk, execution_id=execution.pk) for execution in executions]
     )
     return run
-
-
-def next_tick(cron: str, after: datetime) -> datetime:
-    """The first tick of `cron` strictly after `after` (UTC)."""
-    value: datetime = croniter(cron, after.astimezone(UTC)).get_next(datetime)
-    return value
-
-
-def latest_tick(cron: str, now: datetime) -> datetime:
-    """The last tick of `cron` at or before `now` (UTC): the tick a scheduler firing now runs."""
-    # croniter's get_prev is strictly before its start; one second later makes `now` itself count.
-    value: datetime = croniter(cron, now.astimezone(UTC) + timedelta(seconds=1)).get_prev(datetime)
-    return value.replace(microsecond=0)
 
 
 def _schedule_models(schedule: Schedule) -> list[LLMModel] | None:

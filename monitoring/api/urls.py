@@ -1,11 +1,18 @@
-"""/api/v1 paths of monitoring."""
+"""/api/v1 paths of monitoring: suite runs, schedules, alerts."""
 
-from django.urls import URLPattern, path  # noqa: F401
+from django.urls import URLPattern, path
 from rest_framework.routers import BaseRouter
+
+from monitoring.api import views
 
 
 def register(router: BaseRouter) -> None:
-    """Viewsets of monitoring on the shared router (none yet)."""
+    router.register("schedules", views.ScheduleViewSet, basename="schedule")
+    router.register("alerts", views.AlertViewSet, basename="alert")
 
 
-urlpatterns: list[URLPattern] = []
+urlpatterns: list[URLPattern] = [
+    path("suites/<uuid:pk>/run", views.SuiteRunViewSet.as_view({"post": "run"}), name="suite-run"),
+    path("schedules/<uuid:pk>/run-now", views.ScheduleViewSet.as_view({"post": "run_now"}), name="schedule-run-now"),
+    path("alerts/<uuid:pk>/acknowledge", views.AlertViewSet.as_view({"post": "acknowledge"}), name="alert-acknowledge"),
+]
