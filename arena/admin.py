@@ -81,7 +81,7 @@ class VoteAdmin(admin.ModelAdmin[Vote]):
         voters = queryset.exclude(user=None).values("user")
         count = votes_void(
             votes=Vote.objects.filter(user__in=voters),
-            moderator=request.user,
-            reason="Voter voided in the admin.",  # type: ignore[arg-type]
+            moderator=request.user,  # type: ignore[arg-type]
+            reason="Voter voided in the admin.",
         )
         self.message_user(request, f"{count} vote(s) voided.", messages.SUCCESS)

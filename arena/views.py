@@ -46,11 +46,11 @@ def arena(request: HttpRequest) -> HttpResponse:
         )
         if battle is None and not _throttled(request, ArenaBattleThrottle):
             try:
-                battle = battle_create(user=user)  # type: ignore[arg-type]
+                battle = battle_create(user=user)
             except ApplicationError as exc:
                 context["unavailable"] = exc.message
         context["battle"] = battle
-        context["refusal"] = vote_refusal(user)  # type: ignore[arg-type]
+        context["refusal"] = vote_refusal(user)
     return render(request, "arena/arena.html", context)
 
 
