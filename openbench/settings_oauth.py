@@ -40,22 +40,20 @@ SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, _Any]] = {}
 # after a form is sent, so /oauth/<provider>/login/'s 302 to the provider must be allowed there.
 _FORM_ACTION_ORIGINS: list[str] = []
 
-_github_id, _github_secret = _pair("GITHUB")
-if _github_id:
-    SOCIALACCOUNT_PROVIDERS["github"] = {
-        "APPS": [{"client_id": _github_id, "secret": _github_secret, "key": ""}],
-        # user:email lets allauth read the verified flags of the account's addresses (/user/emails).
-        "SCOPE": ["read:user", "user:email"],
-    }
-    _FORM_ACTION_ORIGINS.append("https://github.com")
-
-_google_id, _google_secret = _pair("GOOGLE")
-if _google_id:
-    SOCIALACCOUNT_PROVIDERS["google"] = {
-        "APPS": [{"client_id": _google_id, "secret": _google_secret, "key": ""}],
-        "SCOPE": ["profile", "email"],
-    }
-    _FORM_ACTION_ORIGINS.append("https://accounts.google.com")
+# (variable prefix, allauth provider, scopes, where its authorize page is). GitHub's user:email scope lets
+# allauth read the verified flags of the account's addresses (/user/emails).
+_VENDORS = (
+    ("GITHUB", "github", ["read:user", "user:email"], "https://github.com"),
+    ("GOOGLE", "google", ["profile", "email"], "https://accounts.google.com"),
+)
+for _prefix, _provider, _scope, _authorize_origin in _VENDORS:
+    _client_id, _secret = _pair(_prefix)
+    if _client_id:
+        SOCIALACCOUNT_PROVIDERS[_provider] = {
+            "APPS": [{"client_id": _client_id, "secret": _secret, "key": ""}],
+            "SCOPE": _scope,
+        }
+        _FORM_ACTION_ORIGINS.append(_authorize_origin)
 
 OIDC_SERVER_URL = _env.str("OIDC_SERVER_URL", default="").rstrip("/")
 _oidc_id, _oidc_secret = _pair("OIDC")
