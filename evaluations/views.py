@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -33,7 +34,7 @@ def test_case_run(request: HttpRequest, pk: Any) -> HttpResponse:
     back = redirect("catalog:test-detail", pk=test_case.pk)
     form = RunForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "; ".join(str(e) for errors in form.errors.values() for e in errors))
+        messages.error(request, form.error_text())
         return back
     # The API's run budget, shared: the same user may not dodge it by clicking instead of calling.
     # Imported late: DRF's settings import this module while rest_framework.views loads.
@@ -49,6 +50,7 @@ def test_case_run(request: HttpRequest, pk: Any) -> HttpResponse:
             models=list(form.cleaned_data["models"]) or None,
             started_by=request.user,  # type: ignore[arg-type]
             request_id=getattr(request, "request_id", ""),
+            repeats=form.cleaned_data["repeats"],
         )
     except ApplicationError as exc:
         messages.error(request, exc.message)
@@ -75,8 +77,13 @@ def execution_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     execution = get_object_or_404(
         Execution.objects.visible_to(request.user).select_related("test_case", "created_by"), pk=pk
     )
-    results = execution.results.select_related("model").order_by("-score", "model__display_name")
-    pending = execution.llm_models.exclude(pk__in=results.values("model_id")).order_by("display_name")
+    results = execution.results.select_related("model").order_by("-score", "model__display_name", "sample")
+    # Waiting for: the models with fewer results than samples asked (SPEC §12 repeats).
+    pending = (
+        execution.llm_models.annotate(written=Count("results", filter=Q(results__execution=execution)))
+        .filter(written__lt=execution.repeats)
+        .order_by("display_name")
+    )
     context = {
         "execution": execution,
         "results": results,

@@ -139,6 +139,7 @@ from django.core.management.base import CommandError  # noqa: E402
 
 from evaluations.models import TestResult  # noqa: E402
 from evaluations.tests.conftest import drain_background_work  # noqa: E402
+from evaluations.tests.factories import TestResultFactory  # noqa: E402
 
 
 @pytest.mark.django_db(transaction=True)
@@ -176,3 +177,56 @@ def test_run_batch_refuses_bad_repeats_given_as_options(owner: User, value: obje
     with pytest.raises(CommandError, match="--repeats"):
         call_command("run_batch", repeats=value, yes=True)
     assert not Execution.objects.exists()
+
+
+# --- the run form on the test page ----------------------------------------------------------------------
+
+from django.test import Client  # noqa: E402
+from django.urls import reverse  # noqa: E402
+
+
+def _run_page(client: Client, test_case: TestCase, **data: object):  # type: ignore[no-untyped-def]
+    return client.post(reverse("evaluations:test-run", args=[test_case.pk]), data)
+
+
+def test_the_run_form_starts_k_samples_per_model(client: Client, owner: User) -> None:
+    LLMModelFactory()
+    test_case = TestCaseFactory(created_by=owner)
+    client.force_login(owner)
+    page = client.get(reverse("catalog:test-detail", args=[test_case.pk])).content.decode()
+    assert 'name="repeats"' in page and 'min="1"' in page and 'max="20"' in page
+    assert _run_page(client, test_case, repeats="4").status_code == 302
+    execution = Execution.objects.get()
+    assert (execution.repeats, execution.total_evaluations) == (4, 4)
+
+
+def test_the_run_form_without_repeats_samples_once(client: Client, owner: User) -> None:
+    LLMModelFactory()
+    test_case = TestCaseFactory(created_by=owner)
+    client.force_login(owner)
+    _run_page(client, test_case, repeats="")
+    assert Execution.objects.get().repeats == 1
+
+
+@pytest.mark.parametrize("repeats", ["0", "21", "x", "2.5", "-1"])
+def test_the_run_form_refuses_bad_repeats_with_a_field_error(client: Client, owner: User, repeats: str) -> None:
+    LLMModelFactory()
+    test_case = TestCaseFactory(created_by=owner)
+    client.force_login(owner)
+    response = _run_page(client, test_case, repeats=repeats)
+    assert response.status_code == 302
+    assert not Execution.objects.exists()
+    assert "Samples per model: " in client.get(response.url).content.decode()
+
+
+def test_the_execution_page_shows_samples_and_waits_for_models_missing_some(client: Client, owner: User) -> None:
+    done, partial = LLMModelFactory(display_name="Done"), LLMModelFactory(display_name="Partial")
+    execution = execution_start(test_case=TestCaseFactory(), models=[done, partial], started_by=owner, repeats=2)
+    for model, sample in [(done, 0), (done, 1), (partial, 1)]:
+        TestResultFactory(execution=execution, model=model, sample=sample, raw_output=f"{model.display_name} #{sample}")
+    client.force_login(owner)
+    html = client.get(reverse("evaluations:execution-detail", args=[execution.pk])).content.decode()
+    assert "2 samples per model" in html
+    assert '<th class="num">Sample</th>' in html
+    assert "Partial #1" in html and "Done #0" in html and "Done #1" in html
+    assert "Waiting for: Partial." in html

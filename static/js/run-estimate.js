@@ -1,5 +1,6 @@
 // The run form's cost estimate (SPEC §11): the page renders the estimate for every active model; when
-// models are ticked, this asks POST /api/v1/executions/estimate for the ticked ones and updates the text.
+// models are ticked or the samples per model change, this asks POST /api/v1/executions/estimate for that
+// selection and updates the text.
 // Plain JavaScript, no framework; without JavaScript the default selection's estimate stays shown.
 (function () {
   "use strict";
@@ -27,6 +28,16 @@
     );
     var body = { test_ids: [box.dataset.test] };
     if (ticked.length) body.model_ids = ticked;
+    var repeatsInput = form.querySelector('input[name="repeats"]');
+    if (repeatsInput && repeatsInput.value !== "") {
+      var repeats = Number(repeatsInput.value);
+      if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) {
+        ++sequence; // drop any answer still on its way: it was for another number of samples
+        show("scope", "1 to 20 samples per model");
+        return;
+      }
+      body.repeats = repeats;
+    }
     var mine = ++sequence;
     box.classList.add("muted");
     fetch(box.dataset.url, {
@@ -45,7 +56,9 @@
       })
       .then(function (data) {
         if (mine !== sequence) return; // a later change is already on its way
-        show("scope", ticked.length ? ticked.length + " ticked model" + (ticked.length === 1 ? "" : "s") : everyModel);
+        var scope = ticked.length ? ticked.length + " ticked model" + (ticked.length === 1 ? "" : "s") : everyModel;
+        if (body.repeats > 1) scope += ", " + body.repeats + " samples each";
+        show("scope", scope);
         show("total_usd", money(data.total_usd));
         show("judge_cost_usd", money(data.judge_cost_usd));
         show("evaluations", data.evaluations.toLocaleString());
@@ -61,6 +74,6 @@
   }
 
   form.addEventListener("change", function (event) {
-    if (event.target && event.target.name === "models") update();
+    if (event.target && (event.target.name === "models" || event.target.name === "repeats")) update();
   });
 })();
