@@ -34,8 +34,9 @@ EDITABLE_FIELDS = (
 )
 
 
-def _tags_from_names(names: Iterable[str]) -> list[Tag]:
-    slugs = []
+def tag_slugs(names: Iterable[str]) -> list[str]:
+    """The tags' stored names, without repeats; ApplicationError naming `tags` for a name with no letters."""
+    slugs: list[str] = []
     for name in names:
         slug = slugify(str(name))[:50]
         if not slug:
@@ -44,20 +45,27 @@ def _tags_from_names(names: Iterable[str]) -> list[Tag]:
             )
         if slug not in slugs:
             slugs.append(slug)
+    return slugs
+
+
+def _tags_from_names(names: Iterable[str]) -> list[Tag]:
+    slugs = tag_slugs(names)
     existing = {tag.name: tag for tag in Tag.objects.filter(name__in=slugs)}
     return [existing.get(slug) or Tag.objects.get_or_create(name=slug)[0] for slug in slugs]
 
 
-def _record_revision(test_case: TestCase, *, author: User | None) -> None:
-    TestCaseRevision.objects.create(
+def revision_row(test_case: TestCase, *, author: User | None) -> TestCaseRevision:
+    """The (unsaved) record of the test's current revision; bulk imports save many at once."""
+    return TestCaseRevision(
         test_case=test_case, revision=test_case.revision, created_by=author, **test_case.reviewed_snapshot()
     )
 
 
-def _record_event(
+def event_row(
     test_case: TestCase, *, actor: User | None, action: str, from_status: str, notes: str = ""
 ) -> ModerationEvent:
-    return ModerationEvent.objects.create(
+    """The (unsaved) audit-trail entry of a status change to the test's current status."""
+    return ModerationEvent(
         test_case=test_case,
         actor=actor,
         action=action,
@@ -66,6 +74,18 @@ def _record_event(
         revision=test_case.revision,
         notes=notes,
     )
+
+
+def _record_revision(test_case: TestCase, *, author: User | None) -> None:
+    revision_row(test_case, author=author).save(force_insert=True)
+
+
+def _record_event(
+    test_case: TestCase, *, actor: User | None, action: str, from_status: str, notes: str = ""
+) -> ModerationEvent:
+    event = event_row(test_case, actor=actor, action=action, from_status=from_status, notes=notes)
+    event.save(force_insert=True)
+    return event
 
 
 @transaction.atomic

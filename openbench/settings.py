@@ -42,6 +42,7 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
 # Wave 2 settings live beside this file, one module per concern; each reads the same environment.
 from openbench.settings_arena import *  # noqa: E402,F403 - arena throttles, who may vote, ratings bootstrap
 from openbench.settings_costs import *  # noqa: E402,F403 - estimates and budgets
+from openbench.settings_interchange import *  # noqa: E402,F403 - import limits of the tests API (SPEC §14)
 from openbench.settings_monitoring import *  # noqa: E402,F403 - drift thresholds, alert webhook and e-mail
 from openbench.settings_oauth import *  # noqa: E402,F403 - sign-in with GitHub, Google, OpenID Connect (allauth)
 from openbench.settings_signup import *  # noqa: E402,F403 - log-in limits, e-mail, headers, statement timeout, hosts

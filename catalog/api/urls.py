@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import BaseRouter
 
-from catalog.api import views
+from catalog.api import importing, views
 
 
 def register(router: BaseRouter) -> None:
@@ -13,6 +13,8 @@ def register(router: BaseRouter) -> None:
 
 
 urlpatterns = [
+    # A literal path: the router's tests/{pk} routes take UUIDs only, so they never shadow it.
+    path("tests/import", importing.TestImportView.as_view(), name="test-case-import"),
     path("admin/pending", views.ModerationViewSet.as_view({"get": "list"}), name="moderation-pending"),
     path(
         "admin/approve/<uuid:test_id>",

@@ -28,8 +28,12 @@ class ApiViewMixin:
     throttle_classes: Sequence[type[BaseThrottle]] = DEFAULT_THROTTLES
     schema = _schema.OpenBenchAutoSchema()
 
+    def max_body_bytes(self) -> int | None:
+        """The largest body this view takes (an upload endpoint allows more than JSON ones)."""
+        return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = self.max_body_bytes()
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -1,0 +1,131 @@
+"""Hugging Face style datasets: JSON lines or Parquet (read by record batches), with a column map
+`prompt=COL,expected=COL[,category=COL,title=COL,system_prompt=COL,difficulty=COL]`.
+
+An expected value that is text or a number is an `exact_match` answer; a list of answers is a `contains`
+scorer accepting any of them; an object is a `structured_match` expected output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from catalog.interchange.base import (
+    DEFAULT_CATEGORY,
+    LineError,
+    ReadOptions,
+    Record,
+    file_error,
+    json_lines,
+    title_from,
+)
+
+REQUIRED_KEYS = ("prompt", "expected")
+MAP_KEYS = (*REQUIRED_KEYS, "category", "title", "system_prompt", "difficulty")
+_BATCH_ROWS = 1000
+_PARQUET_MAGIC = b"PAR1"
+
+
+def parse_map(text: str) -> dict[str, str]:
+    """`prompt=question,expected=answer` → {"prompt": "question", ...}; a malformed map refuses the request."""
+    mapping: dict[str, str] = {}
+    for part in filter(None, (piece.strip() for piece in (text or "").split(","))):
+        key, sep, column = part.partition("=")
+        key, column = key.strip(), column.strip()
+        if not sep or not column:
+            raise file_error(f"{part!r} is not KEY=COLUMN.", field="map")
+        if key not in MAP_KEYS:
+            raise file_error(f"Unknown key {key!r}; the map knows {', '.join(MAP_KEYS)}.", field="map")
+        mapping[key] = column
+    return mapping
+
+
+def _check_map(mapping: dict[str, str]) -> None:
+    missing = [key for key in REQUIRED_KEYS if key not in mapping]
+    if missing:
+        raise file_error(f"The map needs {' and '.join(missing)} (e.g. prompt=question,expected=answer).", field="map")
+
+
+def read(stream: BinaryIO, options: ReadOptions) -> Iterator[Record]:
+    mapping = options.column_map
+    _check_map(mapping)
+    head = stream.read(4)
+    stream.seek(0)
+    rows: Iterator[tuple[int, dict[str, Any] | LineError]]
+    if head == _PARQUET_MAGIC:
+        rows = _parquet_rows(stream, mapping)
+    else:
+        rows = _jsonl_rows(stream, mapping)
+    for number, row in rows:
+        if isinstance(row, LineError):
+            yield Record(line=number, errors=[row])
+            continue
+        try:
+            yield Record(line=number, fields=fields_from_row(row, mapping))
+        except ValueError as exc:
+            field, _, message = str(exc).partition(": ")
+            yield Record.failed(number, message, field=field)
+
+
+def _jsonl_rows(stream: BinaryIO, mapping: dict[str, str]) -> Iterator[tuple[int, dict[str, Any] | LineError]]:
+    first = True
+    for number, row in json_lines(stream, format_name="JSON lines (or Parquet)"):
+        if first and isinstance(row, dict):
+            # The first record shows the columns: a map naming one it lacks is a mistake in the map.
+            _check_columns(mapping, row.keys())
+            first = False
+        yield number, row
+
+
+def _parquet_rows(stream: BinaryIO, mapping: dict[str, str]) -> Iterator[tuple[int, dict[str, Any] | LineError]]:
+    try:
+        parquet = pq.ParquetFile(stream)
+    except (pa.ArrowException, OSError, ValueError):
+        raise file_error("The file starts like Parquet but is not a readable Parquet file.") from None
+    _check_columns(mapping, parquet.schema_arrow.names)
+    columns = sorted(set(mapping.values()))
+    number = 0
+    try:
+        # Record batches keep memory bounded whatever the file's size; only the mapped columns are read.
+        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=columns):
+            for row in batch.to_pylist():
+                number += 1
+                yield number, row
+    except (pa.ArrowException, OSError) as exc:
+        raise file_error(f"Row {number + 1}: the Parquet file cannot be read ({type(exc).__name__}).") from None
+
+
+def _check_columns(mapping: dict[str, str], columns: Any) -> None:
+    available = set(columns)
+    missing = [f"{key}={column}" for key, column in mapping.items() if column not in available]
+    if missing:
+        raise file_error(f"The map names columns the file does not have: {', '.join(missing)}.", field="map")
+
+
+def fields_from_row(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    """Our fields from one mapped row; ValueError("field: why") when it cannot be one test."""
+    prompt = row.get(mapping["prompt"])
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"{mapping['prompt']}: the prompt column must hold text")
+    expected = row.get(mapping["expected"])
+    fields: dict[str, Any] = {"prompt": prompt, "category": DEFAULT_CATEGORY}
+    if isinstance(expected, list) and expected and all(isinstance(item, str) for item in expected):
+        fields.update(
+            expected_output=expected[0],
+            evaluation_type="custom",
+            evaluation_config={"scorer": "contains", "values": expected, "mode": "any"},
+        )
+    elif isinstance(expected, dict):
+        fields.update(expected_output=expected, evaluation_type="structured_match")
+    elif isinstance(expected, str | int | float) and not isinstance(expected, bool) and expected != "":
+        fields.update(expected_output=expected, evaluation_type="exact_match")
+    else:
+        raise ValueError(f"{mapping['expected']}: expected text, a number, a list of texts or an object")
+    for key in ("category", "title", "system_prompt", "difficulty"):
+        if key in mapping and row.get(mapping[key]) not in (None, ""):
+            fields[key] = row[mapping[key]]
+    fields.setdefault("title", title_from(prompt, "Imported test"))
+    return fields
