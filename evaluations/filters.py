@@ -33,3 +33,18 @@ class TestResultFilter(django_filters.FilterSet):
     class Meta:
         model = TestResult
         fields = ["model", "status", "is_correct", "cached"]
+
+
+class ResultExportFilter(TestResultFilter):
+    """GET /results/export: the results lists' filters, plus those of /executions (`test_case`, `batch_id`),
+    one `execution`, and a time window on `executed_at` (`since` inclusive, `until` exclusive)."""
+
+    test_case = django_filters.UUIDFilter(field_name="test_case_id")
+    execution = django_filters.UUIDFilter(field_name="execution_id")
+    batch_id = django_filters.UUIDFilter(field_name="execution__batch_id")
+    since = django_filters.IsoDateTimeFilter(field_name="executed_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="executed_at", lookup_expr="lt")
+
+    class Meta:
+        model = TestResult
+        fields = ["model", "status", "is_correct", "cached", "test_case", "execution", "batch_id", "since", "until"]

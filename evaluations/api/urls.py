@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import BaseRouter
 
-from evaluations.api import views
+from evaluations.api import exports, views
 
 
 def register(router: BaseRouter) -> None:
@@ -24,6 +24,7 @@ urlpatterns = [
         name="test-case-results",
     ),
     # Before the router's executions/{id} routes (which take UUIDs only, so they could not match it anyway).
+    path("results/export", exports.ResultExportView.as_view(), name="result-export"),
     path("executions/estimate", views.EstimateView.as_view(), name="execution-estimate"),
     path(
         "executions/<uuid:pk>/results",
