@@ -22,9 +22,11 @@ from allauth.account.models import EmailAddress
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialLogin
+from allauth.socialaccount.providers.base import AuthProcess
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from accounts.models import User
 from accounts.services import api_keys_revoke_all
@@ -44,6 +46,10 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     """allauth's adapter with our account rules (module docstring)."""
 
     def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
+        if sociallogin.state.get("process") in (AuthProcess.CONNECT, AuthProcess.REDIRECT):
+            # A signed-in user linking an identity to their own account (allauth refuses one that is
+            # linked, or whose verified address belongs, to someone else); nobody is signed in or created.
+            return
         provider = sociallogin.provider.name
         if sociallogin.is_existing:
             if sociallogin.account.pk is None:
@@ -82,6 +88,9 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             f"Your {provider} account is now linked to {user.email}; sign in with {provider} from now on.{note} "
             "For the API, create an API key on your profile page.",
         )
+
+    def get_connect_redirect_url(self, request: HttpRequest, socialaccount: Any) -> str:
+        return reverse("accounts:profile")
 
     def is_open_for_signup(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
         # New accounts from a provider count against the same per-address sign-up rate as /register/.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.socialaccount.models import SocialAccount, SocialApp
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -152,11 +153,23 @@ def _user(request: HttpRequest) -> User:
     return request.user
 
 
+def _sign_in_providers(user: User) -> list[str]:
+    """Names of the providers whose identities sign into this account (SPEC §14)."""
+    names = set()
+    for account in SocialAccount.objects.filter(user=user):
+        try:
+            names.add(account.get_provider().name)
+        except SocialApp.DoesNotExist:  # a provider no longer configured: its id still says which
+            names.add(account.provider)
+    return sorted(names)
+
+
 def _profile_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     user = _user(request)
     return {
         "budget": budget_of(user),
         "api_keys": ApiKey.objects.filter(user=user),
+        "sign_in_providers": _sign_in_providers(user),
         "key_form": ApiKeyForm(),
         "my_tests": TestCase.objects.filter(created_by=user).live().order_by("-updated_at")[:20],
         "my_executions": Execution.objects.visible_to(user)

@@ -17,6 +17,7 @@ from accounts.models import ApiKey, User
 from accounts.services import api_key_create
 from accounts.tests.factories import PASSWORD, UserFactory
 from accounts.tests.oidc_provider import CLIENT_ID, PROVIDER_ID, FakeOIDCProvider
+from openbench.api.throttles import RegisterThrottle
 from openbench.tests.api import V1
 
 pytestmark = pytest.mark.django_db
@@ -238,6 +239,10 @@ def test_a_socially_signed_in_user_gets_api_access_with_an_api_key(oidc: FakeOID
     oidc.identity(sub="dana", email="dana@example.com")
     client = Client()
     sign_in(client)
+    profile = client.get("/profile/").content.decode()
+    assert "signs in with Fake SSO" in profile
+    assert 'id="no-password"' in profile  # the page says to use an API key
+    assert "/password/change/" not in profile  # there is no old password to give
     response = client.post("/profile/api-keys/", {"name": "notebook"})
     assert response.status_code == 201
     secret = response.context["new_secret"]
@@ -272,3 +277,97 @@ def test_an_inactive_account_is_not_signed_into(oidc: FakeOIDCProvider) -> None:
     assert response.status_code == 302
     assert response["Location"] == "/oauth/inactive/"
     assert signed_in_as(client) is None
+
+
+def test_new_accounts_from_a_provider_count_against_the_sign_up_rate_of_the_address(
+    oidc: FakeOIDCProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(RegisterThrottle, "THROTTLE_RATES", {"register": "1/hour"})
+    oidc.identity(sub="first", email="first@example.com")
+    assert sign_in(Client()).status_code == 302
+    oidc.identity(sub="second", email="second@example.com")
+    response = sign_in(Client())
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert 'data-reason="throttled"' in response.content.decode()
+    assert not User.objects.filter(email="second@example.com").exists()
+    # Signing into an existing account is no sign-up: not limited by it.
+    oidc.identity(sub="first", email="first@example.com")
+    assert sign_in(Client()).status_code == 302
+
+
+def test_a_signed_in_user_links_an_identity_to_their_own_account(oidc: FakeOIDCProvider, owner: User) -> None:
+    _, secret = api_key_create(user=owner, name="kept")
+    oidc.identity(sub="owner-elsewhere", email="owner.alias@example.net", email_verified=False)
+    client = Client()
+    client.force_login(owner)
+    location = start_process(client, "connect")
+    response = callback(client, authorize(location))
+    assert response.status_code == 302
+    assert response["Location"] == "/profile/"
+    assert SocialAccount.objects.get(uid="owner-elsewhere").user_id == owner.pk
+    owner.refresh_from_db()
+    assert owner.check_password(PASSWORD)  # linking from inside the account takes nothing away
+    assert APIClient().get(f"{V1}/auth/me", HTTP_X_API_KEY=secret).status_code == 200
+    # From now on that identity signs into the account.
+    assert signed_in_as(sign_in_again(oidc)) == owner.email
+
+
+def test_an_identity_of_someone_else_is_not_linked_to_the_signed_in_user(
+    oidc: FakeOIDCProvider, owner: User, other_user: User
+) -> None:
+    _, secret = api_key_create(user=other_user, name="other's")
+    oidc.identity(sub="other-sso", email=other_user.email, email_verified=True)
+    client = Client()
+    client.force_login(owner)
+    response = callback(client, authorize(start_process(client, "connect")))
+    assert response.status_code == 302
+    assert not SocialAccount.objects.exists()
+    other_user.refresh_from_db()
+    assert other_user.check_password(PASSWORD)
+    assert APIClient().get(f"{V1}/auth/me", HTTP_X_API_KEY=secret).status_code == 200
+    assert signed_in_as(client) == owner.email
+
+
+def start_process(client: Client, process: str) -> str:
+    response = client.post(f"{LOGIN_URL}?process={process}")
+    assert response.status_code == 302
+    return response["Location"]
+
+
+@pytest.mark.parametrize(
+    ("provider", "authorize_url", "scope"),
+    [
+        ("github", "https://github.com/login/oauth/authorize", "read:user user:email"),
+        ("google", "https://accounts.google.com/o/oauth2/v2/auth", "profile email"),
+    ],
+)
+def test_github_and_google_buttons_lead_to_their_authorize_pages(
+    settings: Any, provider: str, authorize_url: str, scope: str
+) -> None:
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        provider: {"APPS": [{"client_id": f"{provider}-id", "secret": "s", "key": ""}], "SCOPE": scope.split()}
+    }
+    client = Client()
+    assert f'action="/oauth/{provider}/login/?process=login"' in client.get("/login/").content.decode()
+    response = client.post(f"/oauth/{provider}/login/?process=login")
+    assert response.status_code == 302
+    location = urlsplit(response["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == authorize_url
+    query = parse_qs(location.query)
+    assert query["client_id"] == [f"{provider}-id"]
+    assert set(query["scope"][0].split()) == set(scope.split())
+    assert query["redirect_uri"] == [f"http://testserver/oauth/{provider}/login/callback/"]
+    assert query["state"][0]
+
+
+def test_the_profile_still_shows_when_a_linked_provider_is_no_longer_configured(
+    oidc: FakeOIDCProvider, settings: Any
+) -> None:
+    oidc.identity(sub="frank", email="frank@example.com")
+    client = Client()
+    sign_in(client)
+    settings.SOCIALACCOUNT_PROVIDERS = {}
+    response = client.get("/profile/")
+    assert response.status_code == 200
+    assert f"signs in with {PROVIDER_ID}" in response.content.decode()
