@@ -19,6 +19,7 @@ from leaderboard import selectors
 from leaderboard.api.serializers import MAX_COMPARED
 from leaderboard.caching import analytics_cached
 from leaderboard.charts import interval_chart, line_chart
+from monitoring.views import model_drift_context
 
 # "All time" first: it is the default, and a select shows its first option when nothing is chosen.
 TIMEFRAME_CHOICES = sorted(
@@ -160,5 +161,6 @@ def model_detail(request: HttpRequest, pk: Any) -> HttpResponse:
         .filter(model=model)
         .select_related("test_case")
         .order_by("-executed_at")[:10],
+        **model_drift_context(request, model),  # moderators: its drift alerts (SPEC §12)
     }
     return render(request, "leaderboard/model_detail.html", context, status=400 if form.errors else 200)

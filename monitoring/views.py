@@ -1,0 +1,98 @@
+"""Pages of SPEC §12: suites (anyone), schedules and alerts (moderators), a model's drift history.
+
+Thin: scope (`visible_to`, moderators only where the API is), call a service, render.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from catalog.models import LLMModel, Suite
+from catalog.suites import suite_resolve_tests
+from evaluations.models import Execution
+from monitoring.filters import AlertFilter
+from monitoring.models import Alert, Schedule, SuiteRun
+from monitoring.services import alert_acknowledge
+
+PAGE_SIZE = 20
+SUITE_TESTS_SHOWN = 200
+
+
+def _require_moderator(request: HttpRequest) -> None:
+    if not getattr(request.user, "is_moderator", False):
+        raise PermissionDenied
+
+
+@require_GET
+def suite_list(request: HttpRequest) -> HttpResponse:
+    suites = Suite.objects.prefetch_related("tags").annotate(explicit_tests=Count("tests")).order_by("name")
+    return render(request, "monitoring/suite_list.html", {"suites": suites})
+
+
+@require_GET
+def suite_detail(request: HttpRequest, pk: Any) -> HttpResponse:
+    """A suite, the tests it runs now (as far as the reader may see them) and its latest runs."""
+    suite = get_object_or_404(Suite.objects.prefetch_related("tags"), pk=pk)
+    tests = suite_resolve_tests(suite=suite, user=request.user)
+    unfinished = Count("executions", filter=~Q(executions__status__in=Execution.FINISHED_STATUSES))
+    runs = (
+        SuiteRun.objects.filter(suite=suite)
+        .select_related("schedule")
+        .annotate(executions_total=Count("executions"), executions_unfinished=unfinished)
+        .order_by("-created_at", "id")[:PAGE_SIZE]
+    )
+    context = {"suite": suite, "tests": tests[:SUITE_TESTS_SHOWN], "tests_count": len(tests), "runs": runs}
+    return render(request, "monitoring/suite_detail.html", context)
+
+
+@login_required
+@require_GET
+def schedule_list(request: HttpRequest) -> HttpResponse:
+    _require_moderator(request)
+    schedules = Schedule.objects.select_related("suite").prefetch_related("llm_models").order_by("created_at", "id")
+    return render(request, "monitoring/schedule_list.html", {"schedules": schedules})
+
+
+@login_required
+@require_GET
+def alert_list(request: HttpRequest) -> HttpResponse:
+    _require_moderator(request)
+    filterset = AlertFilter(request.GET, queryset=Alert.objects.select_related("model", "schedule__suite"))
+    alerts = filterset.qs.order_by("-created_at", "id") if filterset.is_valid() else Alert.objects.none()
+    page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"filterset": filterset, "page": page, "query": query.urlencode()}
+    return render(request, "monitoring/alert_list.html", context, status=400 if filterset.errors else 200)
+
+
+@login_required
+@require_POST
+def alert_acknowledge_view(request: HttpRequest, pk: Any) -> HttpResponse:
+    _require_moderator(request)
+    alert = get_object_or_404(Alert, pk=pk)
+    alert_acknowledge(alert=alert, user=request.user)  # type: ignore[arg-type]
+    messages.success(request, "Alert acknowledged.")
+    # Back to the page the button was on (the alerts list or a model page), never to another site.
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(target)
+    return redirect("monitoring:alert-list")
+
+
+def model_drift_context(request: HttpRequest, model: LLMModel) -> dict[str, Any]:
+    """What the model page shows of drift: moderators see its alerts and how many are unacknowledged."""
+    if not getattr(request.user, "is_moderator", False):
+        return {}
+    alerts = Alert.objects.filter(model=model).select_related("schedule__suite").order_by("-created_at", "id")
+    return {"drift_alerts": alerts[:10], "drift_unacknowledged": alerts.unacknowledged().count()}
