@@ -95,3 +95,20 @@ def test_a_large_export_reads_in_chunks(client_for, moderator, django_assert_max
         response = client_for(moderator).get(URL, {"format": "jsonl"})
         lines = body(response).splitlines()
     assert len(lines) == 30
+
+
+def test_pages_link_to_the_export_with_their_filter(client, owner):
+    result = TestResultFactory(execution=ExecutionFactory(test_case=TestCaseFactory(created_by=owner)))
+    client.force_login(owner)
+    pages = {
+        "/leaderboard/": f"{URL}?format=csv",
+        f"/tests/{result.test_case_id}/": f"{URL}?format=csv&amp;test_case={result.test_case_id}",
+        f"/executions/{result.execution_id}/": f"{URL}?format=jsonl&amp;execution={result.execution_id}",
+    }
+    for page, link in pages.items():
+        response = client.get(page)
+        assert response.status_code == 200, page
+        assert f'href="{link}"' in response.content.decode(), page
+    # The link works with the page's session: the owner downloads their own test's results.
+    response = client.get(URL, {"format": "jsonl", "execution": str(result.execution_id)})
+    assert json.loads(body(response))["id"] == str(result.pk)
