@@ -209,11 +209,13 @@ def executions_start_batch(
     started_by: User | None,
     request_id: str = "",
     repeats: int = 1,
+    bypass_cache: bool = False,
 ) -> list[Execution]:
     """One execution per test, all sharing a batch id, dispatched so that one worker overlaps their calls.
 
     Refused as a whole (409 `not_runnable`) when `started_by` may not run one of the tests. Each model is
-    sampled `repeats` times (1–20, SPEC §12; else 400 naming `repeats`).
+    sampled `repeats` times (1–20, SPEC §12; else 400 naming `repeats`). With `bypass_cache` every call
+    reaches the model (a drift check must see today's answers, not the response cache's).
     """
     repeats = check_repeats(repeats)
     if not test_cases:
@@ -233,6 +235,10 @@ def executions_start_batch(
         )
         for test_case in test_cases
     ]
+    if bypass_cache:
+        for execution in executions:
+            for params in execution.config_snapshot.values():
+                params["bypass_cache"] = True
     # COPY on PostgreSQL: a batch is thousands of rows, each execution with its models' parameters as JSON.
     insert_rows(Execution, executions)
     insert_values(

@@ -76,7 +76,13 @@ def suite_run_start(
         started_by=started_by,
     )
     executions = executions_start_batch(
-        test_cases=tests, models=models, started_by=charged_to, request_id=request_id, repeats=repeats
+        test_cases=tests,
+        models=models,
+        started_by=charged_to,
+        request_id=request_id,
+        repeats=repeats,
+        # A schedule watches for change: its runs must ask the models, not the response cache.
+        bypass_cache=schedule is not None,
     )
     run.model_ids = sorted(executions[0].config_snapshot)
     run.save(update_fields=["model_ids"])

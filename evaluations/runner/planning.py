@@ -201,7 +201,9 @@ def plan_executions(
         for model, sample in missing:
             params = (execution.config_snapshot or {}).get(str(model.pk)) or model_parameters(model)
             request = build_request(target, model, params, timeout)
-            key = response_key(model, request, sample) if use_cache and request.temperature == 0 else ""
+            # A run that asked for fresh answers (a schedule's, SPEC §12) neither reads nor feeds the cache.
+            cacheable = use_cache and request.temperature == 0 and not params.get("bypass_cache")
+            key = response_key(model, request, sample) if cacheable else ""
             pairs.append(Pair(plan=plan, model=model, request=request, response_key=key, sample=sample))
 
     if use_cache:

@@ -25,9 +25,9 @@ WRONG_AFTER_THE_CHANGE = 12
 
 
 @pytest.fixture(autouse=True)
-def no_response_cache(settings):
-    # The response cache would hand the second run the first run's answers.
-    settings.EVAL_CACHE = False
+def response_cache_on(settings):
+    # On, as in production: scheduled runs must bypass it, or the second run would get the first's answers.
+    settings.EVAL_CACHE = True
     settings.ALERT_WEBHOOK_URL = ""
 
 
