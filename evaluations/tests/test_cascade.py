@@ -148,6 +148,8 @@ def test_the_execution_page_shows_the_judge_calls_avoided(owner, servers, client
     page = client.get(f"/executions/{execution.pk}/").content.decode()
     assert 'data-field="judge_calls_avoided">2<' in page
     assert "judge calls avoided" in page
+    # Which answers the cheap checks decided, beside their scores.
+    assert page.count('class="muted decided-by"') == 2
 
 
 def test_an_execution_with_no_judge_call_saves_a_count_but_no_price(owner, client_for) -> None:
