@@ -18,7 +18,7 @@ from django.db import transaction
 
 from arena.models import Battle, Vote, VoterKind
 from arena.selectors import arena_cache_invalidate
-from arena.services import answered, battle_build, pair_key
+from arena.services import answered, battle_build, pair_key, vote_record
 from catalog.models import LLMModel, TestCase
 from providers.base import GenerationRequest, ProviderError
 from providers.json_answers import extract_json
@@ -196,16 +196,10 @@ def run_pairwise(
                 continue
             in_order, swapped = outcome
             winner = combine(in_order.winner, swapped.winner)
-            battle.status = Battle.Status.DECIDED
             battle.save()
-            Vote.objects.create(
+            vote_record(
                 battle=battle,
-                voter_kind=VoterKind.JUDGE,
-                judge_model=judge,
                 winner=winner,
-                model_a_id=battle.model_a_id,
-                model_b_id=battle.model_b_id,
-                test_case_id=battle.test_case_id,
                 details={
                     "in_order": {"winner": in_order.winner, "reasoning": in_order.reasoning},
                     "swapped": {"winner": swapped.winner, "reasoning": swapped.reasoning},

@@ -16,7 +16,7 @@ from arena.models import Vote, VoterKind
 from arena.ratings import fit_ratings
 from catalog.models import LLMModel
 from leaderboard import stats
-from leaderboard.caching import generation_bump
+from leaderboard.caching import generation_bump, generation_current
 from leaderboard.selectors.scope import MODEL_FIELDS, model_brief, rounded
 
 ARENA_VERSION_KEY = "arena:version"
@@ -49,14 +49,6 @@ def test_vote_counts(*, kind: str, test_ids: Sequence[Any]) -> dict[Any, int]:
 def arena_cache_invalidate() -> None:
     """A vote landed or was voided: every cached ratings answer is stale."""
     generation_bump(ARENA_VERSION_KEY)
-
-
-def _version() -> int:
-    version = cache.get(ARENA_VERSION_KEY)
-    if version is None:
-        cache.add(ARENA_VERSION_KEY, 1, timeout=None)
-        version = cache.get(ARENA_VERSION_KEY, 1)
-    return int(version)
 
 
 def arena_ratings(*, source: str = "people") -> dict[str, Any]:
@@ -116,7 +108,7 @@ def arena_ratings(*, source: str = "people") -> dict[str, Any]:
 def cached_arena_ratings(*, source: str = "people") -> dict[str, Any]:
     """The ratings through the cache; a vote or a void makes them stale (a new generation), and a renamed
     model shows within ANALYTICS_CACHE_SECONDS."""
-    key = f"arena:ratings:{source}:{_version()}"
+    key = f"arena:ratings:{source}:{generation_current(ARENA_VERSION_KEY)}"
     answer: dict[str, Any] | None = cache.get(key)
     if answer is None:
         answer = arena_ratings(source=source)

@@ -165,20 +165,29 @@ def vote_cast(*, battle: Battle, user: User, winner: str) -> Vote:
                 raise ApplicationError("This battle was voided by a moderator.", code="battle_voided", status=409)
             if locked.status == Battle.Status.DECIDED:
                 raise ApplicationError("You already voted on this battle.", code="already_voted", status=409)
-            vote = Vote.objects.create(
-                battle=locked,
-                voter_kind=VoterKind.PERSON,
-                user=user,
-                winner=winner,
-                model_a_id=locked.model_a_id,
-                model_b_id=locked.model_b_id,
-                test_case_id=locked.test_case_id,
-            )
-            locked.status = Battle.Status.DECIDED
-            locked.save(update_fields=["status"])
+            vote = vote_record(battle=locked, winner=winner)
             transaction.on_commit(arena_cache_invalidate)
     except IntegrityError:
         raise ApplicationError("You already voted on this battle.", code="already_voted", status=409) from None
+    return vote
+
+
+def vote_record(*, battle: Battle, winner: str, details: dict[str, Any] | None = None) -> Vote:
+    """Store the vote on a battle (its voter's, person or judge) and mark the battle decided; the caller holds
+    the transaction and has checked the battle is open."""
+    vote = Vote.objects.create(
+        battle=battle,
+        voter_kind=battle.voter_kind,
+        user_id=battle.user_id,
+        judge_model_id=battle.judge_model_id,
+        winner=winner,
+        model_a_id=battle.model_a_id,
+        model_b_id=battle.model_b_id,
+        test_case_id=battle.test_case_id,
+        details=details or {},
+    )
+    battle.status = Battle.Status.DECIDED
+    battle.save(update_fields=["status"])
     return vote
 
 

@@ -24,13 +24,18 @@ MODEL_VERSION_KEY = "analytics:version:model:{}"
 # --- generations ------------------------------------------------------------------------------
 
 
+def generation_current(key: str) -> int:
+    """The current value of a generation counter, starting it at 1 if it expired or was never set."""
+    version = cache.get(key)
+    if version is None:
+        cache.add(key, 1, timeout=None)
+        version = cache.get(key, 1)
+    return int(version)
+
+
 def analytics_cache_version() -> int:
     """The current generation of cached analytics; bumped whenever results land or tests change."""
-    version = cache.get(ANALYTICS_VERSION_KEY)
-    if version is None:
-        cache.add(ANALYTICS_VERSION_KEY, 1, timeout=None)
-        version = cache.get(ANALYTICS_VERSION_KEY, 1)
-    return int(version)
+    return generation_current(ANALYTICS_VERSION_KEY)
 
 
 def analytics_model_versions(model_ids: Sequence[str]) -> list[int]:

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from arena.models import Battle, Vote, Winner
+from leaderboard.api.serializers import ModelBriefSerializer
 from leaderboard.selectors.scope import model_brief
 
 
@@ -38,13 +39,6 @@ class BattleSerializer(serializers.ModelSerializer):
 
 class VoteRequestSerializer(serializers.Serializer):
     winner = serializers.ChoiceField(choices=Winner.values)
-
-
-class ModelBriefSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    name = serializers.CharField()
-    display_name = serializers.CharField()
-    provider = serializers.CharField()
 
 
 class VoteSerializer(serializers.ModelSerializer):
