@@ -12,10 +12,12 @@ from django.utils import timezone
 from catalog.models import LLMModel, TestCase
 from evaluations.models import Execution, TestResult
 from leaderboard.selectors import Scope, cached_leaderboard
+from openbench.dbrouter import replica_reads
 
 HOME_COUNTS_SECONDS = 60
 
 
+@replica_reads()
 def home_summary(*, user: Any) -> dict[str, Any]:
     """Headline numbers, the best models of the last 30 days, and recent public activity.
 

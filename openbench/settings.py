@@ -179,6 +179,14 @@ else:
         "TEST": {"NAME": str(Path(tempfile.gettempdir()) / f"openbench-test-{os.getpid()}.sqlite3")},
     }
 DATABASES = {"default": _default_db}
+# A read replica for analytics reads (SPEC §14, openbench/dbrouter.py): only with DATABASE_REPLICA_URL.
+from openbench.settings_replica import replica_databases  # noqa: E402
+
+DATABASES.update(replica_databases(_default_db))
+if "replica" in DATABASES:
+    DATABASE_ROUTERS = ["openbench.dbrouter.ReplicaRouter"]
+    _after = MIDDLEWARE.index("openbench.middleware.RequestIdMiddleware") + 1
+    MIDDLEWARE.insert(_after, "openbench.dbrouter.ReplicaRoutingMiddleware")  # a routing scope per request
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 # Covering indexes (INCLUDE) speed up analytics on PostgreSQL; SQLite simply ignores the extra columns.

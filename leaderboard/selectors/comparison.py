@@ -16,6 +16,7 @@ from leaderboard import stats
 from leaderboard.models import LatestResult
 from leaderboard.selectors.intervals import interval_of_counts
 from leaderboard.selectors.scope import Scope, model_brief, rounded
+from openbench.dbrouter import read_connection, replica_reads
 
 
 def _is_binary(values: np.ndarray) -> bool:
@@ -75,11 +76,12 @@ def _shared_scores(models: Sequence[LLMModel], scope: Scope) -> list[tuple[Any, 
     query = shared_scores_query(models, scope)
     if query is None:
         return []
-    with connection.cursor() as cursor:
+    with read_connection(LatestResult).cursor() as cursor:
         cursor.execute(*query)
         return cursor.fetchall()
 
 
+@replica_reads()
 def compare(*, models: Sequence[LLMModel], scope: Scope, tests_limit: int = 100) -> dict[str, Any]:
     """Head-to-head on the tests every model has a counted result for: summary, pairwise tests, tables."""
     ids = [str(m.pk) for m in models]

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from django.db import connection
 from django.utils import timezone
 
 from catalog.models import LLMModel
 from leaderboard import stats
-from leaderboard.models import MEASURE_COLUMNS
+from leaderboard.models import MEASURE_COLUMNS, LatestResult
 from leaderboard.selectors.intervals import interval_of_counts
 from leaderboard.selectors.scope import Scope, latest_rows, model_brief, ratio, rounded
+from openbench.dbrouter import read_connection, replica_reads
 
 # One statement over the model's counted rows (a CTE, read once), grouped five ways: per category,
 # per difficulty, per day, overall, and by distinct score and latency value, so that the interval and
@@ -47,7 +47,7 @@ def _performance_totals(scope: Scope, model: LLMModel) -> list[tuple[Any, ...]]:
     base_sql, params = base.query.sql_with_params()
     columns = ", ".join(MEASURE_COLUMNS)
     sql = f"WITH base ({columns}) AS ({base_sql}) " + " UNION ALL ".join(_PERFORMANCE_GROUPS)
-    with connection.cursor() as cursor:
+    with read_connection(LatestResult).cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -68,6 +68,7 @@ def _weighted_percentile(values: np.ndarray, counts: np.ndarray, q: float) -> fl
     return stats.percentile(np.repeat(values, counts), q) if counts.sum() else None
 
 
+@replica_reads()
 def model_performance(*, model: LLMModel, scope: Scope) -> dict[str, Any]:
     """One model: overall with a 95% interval, per category and difficulty, exact latency percentiles,
     tokens, cost, error rate, and a daily history (by the day each counted result ran)."""

@@ -17,6 +17,7 @@ from leaderboard.histograms import hist_decode
 from leaderboard.models import ROLLUP_SCALARS, Rollup
 from leaderboard.selectors.intervals import Sample, score_intervals
 from leaderboard.selectors.scope import MODEL_FIELDS, Scope, model_brief, ratio, rollup_rows, rounded
+from openbench.dbrouter import replica_reads
 
 
 class _BytesConcat(Aggregate):
@@ -77,6 +78,7 @@ def _score_sample(score_hist: np.ndarray, sums: dict[str, float]) -> Sample:
     return score_hist, round(sums["zeros"]), round(sums["ones"]), round(sums["n"]), sums["score_sum"]
 
 
+@replica_reads()
 def leaderboard(*, scope: Scope, min_tests: int = 0) -> dict[str, Any]:
     """Models ranked by mean score with 95% intervals, rank ranges, pass/error rates, latency and cost."""
     totals, score_hists, latency_hists = _rollup_totals(scope)

@@ -8,18 +8,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from django.db import connection
 from django.db.models import CharField, F, QuerySet, Sum
 from django.db.models.functions import Cast, TruncWeek
 from django.utils import timezone
 
 from catalog.models import LLMModel
+from leaderboard.models import Rollup
 from leaderboard.selectors.scope import MODEL_FIELDS, Scope, model_brief, rollup_rows
+from openbench.dbrouter import read_connection, replica_reads
 
 METRICS = ("score", "pass_rate", "latency", "cost")
 INTERVALS = ("day", "week")
 
 
+@replica_reads()
 def trends(*, metric: str, interval: str, scope: Scope, models: Sequence[LLMModel] | None = None) -> dict[str, Any]:
     """Per model and day/week: the metric over the tests whose counted result ran then, with n per point.
 
@@ -49,7 +51,7 @@ def trends(*, metric: str, interval: str, scope: Scope, models: Sequence[LLMMode
         .order_by("bucket")
     )
     sql, params = rows.query.sql_with_params()
-    with connection.cursor() as cursor:
+    with read_connection(Rollup).cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
     by_raw_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
