@@ -31,6 +31,7 @@ from accounts.models import User
 from catalog.models import LLMModel
 from evaluations.models import BudgetAccount, Execution, SpendReservation, TestResult
 from evaluations.runner.cancellation import flag_cancelled
+from openbench.bulk import update_rows
 from openbench.exceptions import ApplicationError
 from providers.pricing import COST_QUANTUM
 
@@ -214,7 +215,8 @@ def budget_settle(*, execution_ids: Iterable[UUID | str]) -> int:
             move = provider_moves[(reservation.provider, reservation.month)]
             move[0] += spent
             move[1] -= released
-        SpendReservation.objects.bulk_update(changed, ["status", "actual_usd", "settled_at"])
+        # Not bulk_update: its CASE WHEN per column took most of a settlement's time on the worker.
+        update_rows(SpendReservation, changed, ["status", "actual_usd", "settled_at"])
         # The same order as reservations take them: users first, then providers by name.
         for (user_id, day), (spent, reserved) in sorted(user_moves.items(), key=lambda item: str(item[0])):
             _move(kind=BudgetAccount.Kind.USER_DAY, period=day, user_id=user_id, spent=spent, reserved=reserved)
@@ -241,7 +243,10 @@ def budget_overruns(*, execution_ids: Iterable[UUID | str]) -> dict[str, str]:
     as a whole). A handful of grouped queries whatever the number of executions: this runs on every flush.
     """
     ids = sorted({str(execution_id) for execution_id in execution_ids})
-    return _overruns(_execution_rows(ids)) if ids else {}
+    if not ids:
+        return {}
+    rows = _execution_rows(ids)
+    return _overruns(rows, _spends(rows))
 
 
 def _execution_rows(ids: Sequence[str]) -> list[tuple[Any, Any, Decimal, str]]:
@@ -255,8 +260,20 @@ def _execution_rows(ids: Sequence[str]) -> list[tuple[Any, Any, Decimal, str]]:
     return rows
 
 
-def _overruns(rows: Sequence[tuple[Any, Any, Decimal, str]]) -> dict[str, str]:
-    factor = Decimal(str(settings.BUDGET_OVERRUN_FACTOR))
+@dataclass(frozen=True)
+class Spend:
+    """What an execution's overrun is judged on: itself alone, or its whole batch (`group` names which)."""
+
+    group: str
+    actual: Decimal
+    reserved: Decimal
+
+
+def _spends(
+    rows: Sequence[tuple[Any, Any, Decimal, str]], *, members_unless: set[str] | None = None
+) -> dict[str, Spend]:
+    """The Spend of each execution that has a reserve: a running single execution, or one of a batch.
+    With `members_unless`, also that of every other execution of each batch whose group is not in it."""
     single = [pk for pk, batch_id, _, status in rows if batch_id is None and status == Execution.Status.RUNNING]
     batches = sorted({batch_id for _, batch_id, _, _ in rows if batch_id is not None})
     reserved_single: dict[Any, Decimal] = {}
@@ -267,11 +284,8 @@ def _overruns(rows: Sequence[tuple[Any, Any, Decimal, str]]) -> dict[str, str]:
             .annotate(total=Sum("reserved_usd"))
             .values_list("execution_id", "total")
         )
-    reasons: dict[str, str] = {}
-    for pk, batch_id, total_cost, _ in rows:
-        reserved = reserved_single.get(pk)
-        if batch_id is None and reserved is not None and total_cost > reserved * factor:
-            reasons[str(pk)] = _overrun_reason(total_cost, reserved, factor)
+    reserved_batch: dict[Any, Decimal] = {}
+    actual_batch: dict[Any, Decimal] = {}
     if batches:
         reserved_batch = dict(
             SpendReservation.objects.filter(execution__batch_id__in=batches)
@@ -285,17 +299,48 @@ def _overruns(rows: Sequence[tuple[Any, Any, Decimal, str]]) -> dict[str, str]:
             .annotate(total=Sum("total_cost"))
             .values_list("batch_id", "total")
         )
-        over = {
-            batch_id: _overrun_reason(actual_batch[batch_id], reserved_batch[batch_id], factor)
-            for batch_id in batches
-            if batch_id in reserved_batch and actual_batch.get(batch_id, ZERO) > reserved_batch[batch_id] * factor
-        }
-        if over:
-            for pk, batch_id in (
-                Execution.objects.filter(batch_id__in=list(over)).unfinished().values_list("pk", "batch_id")
-            ):
-                reasons[str(pk)] = over[batch_id]
+    spends: dict[str, Spend] = {}
+    for pk, batch_id, total_cost, _ in rows:
+        if batch_id is None and pk in reserved_single:
+            spends[str(pk)] = Spend(f"execution:{pk}", total_cost, reserved_single[pk])
+        elif batch_id in reserved_batch:
+            spends[str(pk)] = Spend(f"batch:{batch_id}", actual_batch.get(batch_id, ZERO), reserved_batch[batch_id])
+    new = [
+        batch_id
+        for batch_id in reserved_batch
+        if members_unless is not None and f"batch:{batch_id}" not in members_unless
+    ]
+    if new:
+        for pk, batch_id in Execution.objects.filter(batch_id__in=new).values_list("pk", "batch_id"):
+            spends.setdefault(
+                str(pk), Spend(f"batch:{batch_id}", actual_batch.get(batch_id, ZERO), reserved_batch[batch_id])
+            )
+    return spends
+
+
+def _overruns(rows: Sequence[tuple[Any, Any, Decimal, str]], spends: dict[str, Spend]) -> dict[str, str]:
+    factor = overrun_factor()
+    reasons: dict[str, str] = {}
+    over: dict[Any, str] = {}  # batches, stopped as a whole
+    for pk, batch_id, _, _ in rows:
+        spend = spends.get(str(pk))
+        if spend is None or spend.actual <= spend.reserved * factor:
+            continue
+        reason = _overrun_reason(spend.actual, spend.reserved, factor)
+        if batch_id is None:
+            reasons[str(pk)] = reason
+        else:
+            over[batch_id] = reason
+    if over:
+        for pk, batch_id in (
+            Execution.objects.filter(batch_id__in=list(over)).unfinished().values_list("pk", "batch_id")
+        ):
+            reasons[str(pk)] = over[batch_id]
     return reasons
+
+
+def overrun_factor() -> Decimal:
+    return Decimal(str(settings.BUDGET_OVERRUN_FACTOR))
 
 
 def _overrun_reason(actual: Decimal, reserved: Decimal, factor: Decimal) -> str:
@@ -345,15 +390,21 @@ def provider_spend_this_month() -> dict[str, tuple[Decimal, Decimal]]:
     return {row.provider: (row.spent_usd, row.reserved_usd) for row in rows}
 
 
-def budget_after_write(*, execution_ids: Iterable[UUID | str]) -> set[str]:
-    """After the engine saved results: stop runs past their reserve (SPEC §11 overrun), then settle the
-    finished ones. Returns the executions stopped here, which the engine stops calling at once."""
-    ids = {str(execution_id) for execution_id in execution_ids}
+def budget_stop_overruns(
+    *, execution_ids: Iterable[UUID | str], known_groups: set[str] | None = None
+) -> tuple[set[str], set[str], dict[str, Spend]]:
+    """Stop the runs past their reserve (SPEC §11 overrun) among `execution_ids`.
+
+    Returns the executions stopped here, those of `execution_ids` already finished, and each one's Spend
+    (what the engine's BudgetWatch judges its own writes against until the next check); with
+    `known_groups`, also the Spend of the other executions of each batch not among them."""
+    ids = sorted({str(execution_id) for execution_id in execution_ids})
     if not ids:
-        return set()
-    rows = _execution_rows(sorted(ids))
+        return set(), set(), {}
+    rows = _execution_rows(ids)
+    spends = _spends(rows, members_unless=known_groups)
     stopped: set[str] = set()
-    for execution_id, reason in _overruns(rows).items():
+    for execution_id, reason in _overruns(rows, spends).items():
         # The cancel machinery: the flag first (a running job checks it before every call), then the row.
         flag_cancelled(execution_id)
         updated = Execution.objects.filter(
@@ -362,9 +413,16 @@ def budget_after_write(*, execution_ids: Iterable[UUID | str]) -> set[str]:
         if updated:
             stopped.add(execution_id)
             logger.warning("execution stopped: budget overrun", extra={"execution_id": execution_id})
+    finished = {str(pk) for pk, _, _, status in rows if status in Execution.FINISHED_STATUSES}
+    return stopped, finished, spends
+
+
+def budget_after_write(*, execution_ids: Iterable[UUID | str]) -> set[str]:
+    """After results were saved: stop runs past their reserve, then settle the finished ones, at once.
+    Returns the executions stopped here. (The engine throttles both: evaluations.runner.budget_watch.)"""
+    stopped, finished, _ = budget_stop_overruns(execution_ids=execution_ids)
     # Only finished runs settle, and the rows read above already say which: most writes finish nothing,
     # and they no longer pay budget_settle's transaction and query (it re-checks under its lock anyway).
-    finished = {str(pk) for pk, _, _, status in rows if status in Execution.FINISHED_STATUSES}
     if finished | stopped:
         budget_settle(execution_ids=finished | stopped)
     return stopped

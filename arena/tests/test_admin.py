@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def moderator_client(moderator: Any) -> Client:
-    client = Client()
+def moderator_client(client: Client, moderator: Any) -> Client:
+    """pytest-django's client, logged in as the moderator persona."""
     client.force_login(moderator)
     return client
 

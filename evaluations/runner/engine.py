@@ -25,6 +25,7 @@ from django.conf import settings
 
 from evaluations.models import TestResult
 from evaluations.runner.bridge import DatabaseBridge
+from evaluations.runner.budget_watch import BudgetWatch
 from evaluations.runner.calls import CallLimits, InternalProviderError, ProviderCaller
 from evaluations.runner.cancellation import CancelWatch
 from evaluations.runner.pair_evaluation import PairEvaluator
@@ -117,6 +118,7 @@ class Engine:
         self.finished: set[str] = set()  # executions waiting to be closed
         self.for_analytics: list[TestResult] = []  # saved, waiting to be announced
         self.analytics_at = time.monotonic()
+        self.budgets = BudgetWatch()
         self.cancels = CancelWatch(self.config.redis_url, on_cancel=self._stop)
         self.caller = ProviderCaller(
             limits=self.config, is_stopped=self.stopped.__contains__, is_cancelled=self.cancels.is_cancelled
@@ -354,7 +356,8 @@ class Engine:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self.buffer and not self.finished and (self.running or not self.for_analytics):
+        pending = self.for_analytics or self.budgets.pending()  # what the last flush must still do
+        if not self.buffer and not self.finished and (self.running or not pending):
             return
         results, self.buffer = self.buffer, []
         finished, self.finished = self.finished, set()
@@ -363,7 +366,7 @@ class Engine:
             batches[self.plans[str(result.execution_id)].lease][0].append(result)
         for execution_id in finished:
             batches[self.plans[execution_id].lease][1].add(execution_id)
-        lost, saved = await self.bridge.run(write_by_lease, dict(batches))
+        lost, saved = await self.bridge.run(write_by_lease, dict(batches), watch=self.budgets, final=not self.running)
         for execution_id in lost:
             self.report.lost.add(execution_id)
             self._stop(execution_id)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from evaluations.models import TestResult
 from evaluations.runner import notify
+from evaluations.runner.budget_watch import BudgetWatch
 from evaluations.runner.planning import Pair, Plan, plan_executions
 from evaluations.runner.writes import claim_executions, fail_executions, poll_executions, write_results
 
@@ -81,17 +82,22 @@ class HeldTicket:
     report: RunReport
 
 
-def write_by_lease(batches: dict[str, tuple[list[TestResult], set[str]]]) -> tuple[set[str], list[TestResult]]:
-    """write_results for each job's lease (a transaction each); then say which executions are closed."""
+def write_by_lease(
+    batches: dict[str, tuple[list[TestResult], set[str]]], *, watch: BudgetWatch | None = None, final: bool = False
+) -> tuple[set[str], list[TestResult]]:
+    """write_results for each job's lease (a transaction each); then say which executions are closed, and
+    hand the finished ones to the engine's budget watch (`final`: the engine's last write)."""
     lost: set[str] = set()
     saved: list[TestResult] = []
     closed: list[str] = []
     for lease, (results, finished) in batches.items():
-        lost_here, saved_here = write_results(lease=lease, results=results, finished=finished)
+        lost_here, saved_here = write_results(lease=lease, results=results, finished=finished, watch=watch)
         lost |= lost_here
         saved += saved_here
         closed += [execution_id for execution_id in finished if execution_id not in lost_here]
     notify.executions_finished(closed)
+    if watch is not None:
+        watch.after_close(finished=[e for _, finished in batches.values() for e in finished] + list(lost), final=final)
     return lost, saved
 
 

@@ -11,8 +11,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from uuid import UUID
 
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 from django.db.models import Case, CharField, F, Q, TextField, Value, When
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from evaluations.budgets import budget_after_write, budget_settle
 from evaluations.models import Execution, TestResult
+from evaluations.runner.budget_watch import BudgetWatch
 from openbench.bulk import insert_rows
 
 logger = logging.getLogger(__name__)
@@ -103,6 +105,56 @@ def _add_to_counters(execution_id: str, *, lease: str, tally: Tally, now: object
     return updated == 1
 
 
+# The counters a batch of results adds to, in Tally's order.
+_COUNTERS = (
+    "progress",
+    "successful_evaluations",
+    "failed_evaluations",
+    "score_sum",
+    "scored_count",
+    "latency_ms_sum",
+    "latency_count",
+    "total_cost",
+)
+
+
+def _counter_values(t: Tally) -> tuple[object, ...]:
+    return (t.progress, t.successful, t.failed, t.score_sum, t.scored, t.latency_sum, t.latency_count, t.cost)
+
+
+def _add_to_many_counters(tallies: dict[str, Tally], *, lease: str, now: datetime) -> set[str]:
+    """_add_to_counters for many executions; returns those updated (still ours).
+
+    PostgreSQL: one parameterised UPDATE … RETURNING per execution, sent together (psycopg pipelines
+    executemany): a flush of a 500-execution batch otherwise compiled and waited for 500 ORM updates."""
+    ordered = sorted(tallies)  # two writers never lock the same execution rows in opposite orders
+    if connection.vendor != "postgresql":
+        return {e for e in ordered if _add_to_counters(e, lease=lease, tally=tallies[e], now=now)}
+    meta = Execution._meta
+    quote = connection.ops.quote_name
+    column_of = {field.name: field.column for field in meta.concrete_fields}
+    columns = [quote(column_of[name]) for name in (*_COUNTERS, "heartbeat_at", "lease_token", "status", "id")]
+    assignments = ", ".join(f"{column} = {column} + %s" for column in columns[: len(_COUNTERS)])
+    pk = columns[-1]
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {assignments}, {columns[-4]} = %s "  # noqa: S608 - names from the model
+        f"WHERE {pk} = %s AND {columns[-3]} = %s AND {columns[-2]} IN (%s, %s) RETURNING {pk}"
+    )
+    params = [
+        [*_counter_values(tallies[e]), now, UUID(e), lease, Execution.Status.RUNNING, Execution.Status.CANCELLED]
+        for e in ordered
+    ]
+    updated: set[str] = set()
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        raw = cursor.cursor  # psycopg's own: Django's wrapper has no `returning`
+        raw.executemany(sql, params, returning=True)
+        while True:
+            updated.update(str(row[0]) for row in raw.fetchall())
+            if not raw.nextset():
+                break
+    return updated
+
+
 def _by_execution(results: Iterable[TestResult]) -> dict[str, list[TestResult]]:
     by_execution: dict[str, list[TestResult]] = defaultdict(list)
     for result in results:
@@ -117,10 +169,11 @@ def _write_batch(results: Sequence[TestResult], *, lease: str) -> tuple[list[Tes
     lost: set[str] = set()
     now = timezone.now()
     with transaction.atomic():
-        # Sorted, so two writers never lock the same execution rows in opposite orders.
-        for execution_id in sorted(by_execution):
-            items = by_execution[execution_id]
-            if _add_to_counters(execution_id, lease=lease, tally=Tally.of(items), now=now):
+        updated = _add_to_many_counters(
+            {execution_id: Tally.of(items) for execution_id, items in by_execution.items()}, lease=lease, now=now
+        )
+        for execution_id, items in by_execution.items():
+            if execution_id in updated:
                 saved.extend(items)
             else:
                 lost.add(execution_id)
@@ -238,7 +291,7 @@ def _cap_error_texts(results: Iterable[TestResult]) -> None:
 
 
 def write_results(
-    *, lease: str, results: Sequence[TestResult], finished: Iterable[str]
+    *, lease: str, results: Sequence[TestResult], finished: Iterable[str], watch: BudgetWatch | None = None
 ) -> tuple[set[str], list[TestResult]]:
     """Save results and bump counters in one transaction, then close the executions that are done.
 
@@ -248,6 +301,8 @@ def write_results(
 
     Returns the executions whose lease we lost (cancelled elsewhere is fine; taken over is not), which
     the engine stops working on, and the results actually saved (a refused one replaced by its failure).
+    Budgets: without a `watch`, overruns are checked and finished runs settled at once; the engine's
+    watch throttles both (evaluations.runner.budget_watch) and settles after write_by_lease announced.
     """
     lost: set[str] = set()
     saved: list[TestResult] = []
@@ -263,7 +318,13 @@ def write_results(
     finished = list(finished)
     finish_executions(lease=lease, execution_ids=[e for e in finished if e not in lost])
     # Budgets (SPEC §11): a run past its reserve stops here, and a finished run's reserve becomes its cost.
-    lost |= budget_after_write(execution_ids={str(result.execution_id) for result in saved} | set(finished))
+    if watch is None:
+        lost |= budget_after_write(execution_ids={str(result.execution_id) for result in saved} | set(finished))
+    else:
+        costs: dict[str, Decimal] = defaultdict(Decimal)
+        for result in saved:
+            costs[str(result.execution_id)] += result.cost + result.judge_cost
+        lost |= watch.after_write(costs=costs)
     return lost, saved
 
 
