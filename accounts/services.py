@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from axes.utils import reset as axes_reset
@@ -91,13 +93,27 @@ def user_password_change(*, user: User, new_password: str) -> User:
     return user
 
 
+class _PasswordResetForm(PasswordResetForm):
+    """Django's form, which also mails an active account with no usable password: one that signs in with
+    GitHub, Google or OIDC (or whose password linking one cleared) may set a password by proving its
+    mailbox, as any account may; Django leaves them out because elsewhere such accounts often live in
+    another system (LDAP), not here."""
+
+    def get_users(self, email: str) -> Iterator[User]:
+        wanted = unicodedata.normalize("NFKC", email).casefold()
+        # Compare like Django does after the database lookup, so Unicode look-alikes never match.
+        for user in User.objects.filter(email__iexact=email, is_active=True):
+            if unicodedata.normalize("NFKC", user.email).casefold() == wanted:
+                yield user
+
+
 def password_reset_send(*, email: str, request: HttpRequest) -> None:
-    """E-mail a password-reset link if an active account with a password has this address; do
+    """E-mail a password-reset link if an active account has this address, with a password or not; do
     nothing otherwise. Callers answer the same either way, so the answer never tells.
 
     The link's origin is SITE_URL when set, else the request's host (checked by ALLOWED_HOSTS).
     """
-    form = PasswordResetForm(data={"email": email})
+    form = _PasswordResetForm(data={"email": email})
     if not form.is_valid():
         return
     site = urlsplit(settings.SITE_URL) if settings.SITE_URL else None

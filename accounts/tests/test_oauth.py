@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from allauth.socialaccount.models import SocialAccount
+from django.core import mail
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -17,6 +18,7 @@ from accounts.models import ApiKey, User
 from accounts.services import api_key_create
 from accounts.tests.factories import PASSWORD, UserFactory
 from accounts.tests.oidc_provider import CLIENT_ID, PROVIDER_ID, FakeOIDCProvider
+from accounts.tests.test_passwords import link_parts
 from openbench.api.throttles import RegisterThrottle
 from openbench.tests.api import V1
 
@@ -371,3 +373,22 @@ def test_the_profile_still_shows_when_a_linked_provider_is_no_longer_configured(
     response = client.get("/profile/")
     assert response.status_code == 200
     assert f"signs in with {PROVIDER_ID}" in response.content.decode()
+
+
+def test_an_account_without_a_password_can_set_one_by_e_mail_and_then_get_a_jwt(oidc: FakeOIDCProvider) -> None:
+    oidc.identity(sub="gina", email="gina@example.com")
+    sign_in(Client())
+    assert (
+        APIClient().post(f"{V1}/auth/password/reset", {"email": "gina@example.com"}, format="json").status_code == 202
+    )
+    assert len(mail.outbox) == 1
+    uid, token = link_parts(mail.outbox[0])
+    new_password = "gina-sets-a-long-passphrase"
+    confirmed = APIClient().post(
+        f"{V1}/auth/password/reset/confirm", {"uid": uid, "token": token, "new_password": new_password}, format="json"
+    )
+    assert confirmed.status_code == 200
+    login = APIClient().post(f"{V1}/auth/login", {"email": "gina@example.com", "password": new_password}, format="json")
+    assert login.status_code == 200
+    access = login.json()["access"]
+    assert APIClient().get(f"{V1}/auth/me", HTTP_AUTHORIZATION=f"Bearer {access}").json()["email"] == "gina@example.com"
