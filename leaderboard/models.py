@@ -44,13 +44,17 @@ class LatestResult(models.Model):
 
     Failed and timed-out calls count (as score 0 and as an error); `counted` says whether the test
     is currently approved and public and still at this revision, i.e. whether analytics include it.
+    When the latest call belongs to a repeated execution (SPEC §12), the row sums up that execution's
+    finished samples of the model instead (see `leaderboard.samples`).
     """
 
     # No index of its own: the covering index below starts with the model.
     model = models.ForeignKey(LLMModel, on_delete=models.CASCADE, related_name="+", db_index=False)
     test_case = models.ForeignKey(TestCase, on_delete=models.CASCADE, related_name="+")
     revision = models.PositiveIntegerField()
-    result_id = models.UUIDField(help_text="The TestResult this row mirrors.")
+    result_id = models.UUIDField(help_text="The TestResult this row mirrors (of several samples, the latest answer).")
+    execution_id = models.UUIDField(null=True, blank=True, help_text="The execution of that result.")
+    samples = models.PositiveSmallIntegerField(default=1, help_text="Finished samples behind the row (SPEC §12).")
     status = models.CharField(max_length=16)
     score = models.FloatField(help_text="The result's score; 0 for failed and timed-out calls.")
     passed = models.BooleanField()

@@ -5,7 +5,9 @@ What counts (decided here, documented in the README): for each (model, test, rev
 latest call therefore counts as a score of 0 and as an error, exactly like "failed calls count as
 0"; it is not skipped in favour of an older success. Cancelled results never count and never
 replace anything. Only results scored against the test's current revision count, and only while
-the test is approved and public (`LatestResult.counted`).
+the test is approved and public (`LatestResult.counted`). When the latest result belongs to a
+repeated execution (SPEC §12), the row sums up all that execution's finished samples of the model
+(`leaderboard.samples`: the mean score, passed when it reaches 0.5).
 
 The arithmetic of the rollups is in `leaderboard.rollups`, their histogram codec in
 `leaderboard.histograms`, the cache generations bumped here in `leaderboard.caching`.
@@ -19,19 +21,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import TestCase
 from leaderboard.caching import analytics_cache_invalidate
 from leaderboard.models import ALL_TIME, ANY, MEASURE_COLUMNS, ROLLUP_SCALARS, IntervalMemo, LatestResult, Rollup
 from leaderboard.rollups import Contributions, rollup_deltas_apply, rollup_rows_aggregate
+from leaderboard.samples import (
+    COUNTED_STATUSES,
+    Sample,
+    finished_samples,
+    latest_order,
+    repeated_executions,
+    row_values,
+)
 from openbench.bulk import insert_rows, insert_values, update_rows
 
 if TYPE_CHECKING:
     from evaluations.models import TestResult
-
-COUNTED_STATUSES = ("completed", "failed", "timeout")
-ERROR_STATUSES = ("failed", "timeout")
 
 
 def _lock_models(model_ids: Iterable[str]) -> None:
@@ -52,29 +60,6 @@ def _counts(test_case: TestCase, revision: int) -> bool:
     return test_case.status == TestCase.Status.APPROVED and test_case.is_public and test_case.revision == revision
 
 
-def _latest_row_from(result: TestResult, test_case: TestCase) -> LatestResult:
-    is_error = result.status in ERROR_STATUSES
-    executed_at = result.executed_at
-    return LatestResult(
-        model_id=result.model_id,
-        test_case_id=result.test_case_id,
-        revision=result.revision,
-        result_id=result.id,
-        status=result.status,
-        score=0.0 if is_error or result.score is None else float(result.score),
-        passed=bool(result.is_correct) and not is_error,
-        is_error=is_error,
-        latency_ms=result.latency_ms,
-        total_tokens=result.total_tokens or 0,
-        cost=float(result.cost or 0),
-        executed_at=executed_at,
-        day=executed_at.astimezone(datetime.UTC).date(),
-        category=test_case.category,
-        difficulty=test_case.difficulty,
-        counted=_counts(test_case, result.revision),
-    )
-
-
 # --- entry points ---------------------------------------------------------------------------
 
 
@@ -93,29 +78,47 @@ def results_recorded(*, results: Sequence[TestResult]) -> None:
 
 @transaction.atomic
 def _latest_results_merge(results: Sequence[TestResult]) -> None:
-    newest: dict[tuple[str, str, int], TestResult] = {}
+    # Per (model, test, revision), the executions this batch brings, each with its samples in the batch.
+    batches: dict[tuple[str, str, int], dict[uuid.UUID, list[Sample]]] = {}
     for result in results:
         key = (str(result.model_id), str(result.test_case_id), result.revision)
-        if key not in newest or result.executed_at >= newest[key].executed_at:
-            newest[key] = result
-    _lock_models(k[0] for k in newest)
-    tests = TestCase.objects.in_bulk({k[1] for k in newest})
+        sample = Sample.of(result)
+        batches.setdefault(key, {}).setdefault(sample.execution_id, []).append(sample)
+    _lock_models(k[0] for k in batches)
+    tests = TestCase.objects.in_bulk({k[1] for k in batches})
     existing = {
         (str(row.model_id), str(row.test_case_id), row.revision): row
         for row in LatestResult.objects.filter(
-            test_case_id__in={k[1] for k in newest}, model_id__in={k[0] for k in newest}
+            test_case_id__in={k[1] for k in batches}, model_id__in={k[0] for k in batches}
         )
     }
+    # A repeated execution's samples arrive over several batches: its row is computed from all of them,
+    # read back from the table (the current row's execution too, when it is a repeated one).
+    involved = {execution for executions in batches.values() for execution in executions}
+    involved |= {row.execution_id for key, row in existing.items() if key in batches and row.execution_id}
+    repeated = repeated_executions(involved)
+    stored = finished_samples(repeated)
     contributions = Contributions()
     to_create, to_update = [], []
-    for key, result in newest.items():
+    for key, executions in batches.items():
         test_case = tests.get(uuid.UUID(key[1]))
         if test_case is None:
             continue
         old = existing.get(key)
-        if old is not None and old.executed_at > result.executed_at:
+        candidates = {
+            execution: stored.get((execution, key[0])) or [] if execution in repeated else samples
+            for execution, samples in executions.items()
+        }
+        if old is not None and old.execution_id in repeated:
+            candidates.setdefault(old.execution_id, stored.get((old.execution_id, key[0])) or [])
+        found = [samples for samples in candidates.values() if samples]
+        if not found:
+            continue
+        winner = max(found, key=latest_order)
+        newest = max(sample.executed_at for sample in winner)
+        if old is not None and old.execution_id not in candidates and old.executed_at > newest:
             continue  # a later result already counts
-        new = _latest_row_from(result, test_case)
+        new = LatestResult(**row_values(winner, test_case, counted=_counts(test_case, key[2])))
         if old is not None:
             contributions.add(old, -1)
             new.pk = old.pk
@@ -156,33 +159,38 @@ def test_case_analytics_sync(*, test_case: TestCase) -> None:
     transaction.on_commit(lambda: analytics_cache_invalidate(model_ids=[row.model_id for row in stale]))
 
 
-def latest_results_forget(*, result_ids: Iterable[Any]) -> None:
+def latest_results_forget(*, result_ids: Iterable[Any], execution_ids: Iterable[Any] = ()) -> None:
     """Results were deleted: where one of them was the result that counted, fall back to the next latest
     finished result of its (model, test, revision), or to nothing. One pass for any number of results,
-    so deleting an execution with thousands of results costs a few queries, not thousands."""
+    so deleting an execution with thousands of results costs a few queries, not thousands.
+
+    `execution_ids` are the deleted results' executions: a row summing up several samples of one of them
+    is computed again from the samples left, whichever sample was deleted."""
     ids = sorted({uuid.UUID(str(result_id)) for result_id in result_ids})
+    executions = {uuid.UUID(str(execution_id)) for execution_id in execution_ids}
     for start in range(0, len(ids), _FORGET_CHUNK):
-        _forget(ids[start : start + _FORGET_CHUNK])
+        _forget(ids[start : start + _FORGET_CHUNK], executions if start == 0 else set())
 
 
 _FORGET_CHUNK = 5000  # ids per statement, well under every database's parameter limit
 
 
-def _forget(ids: list[uuid.UUID]) -> None:
+def _forget(ids: list[uuid.UUID], executions: set[uuid.UUID]) -> None:
     from evaluations.models import TestResult
 
     # Only results really gone (a savepoint rolled back may have restored some of them).
     id_list = list(set(ids) - set(TestResult.objects.filter(pk__in=ids).values_list("pk", flat=True)))
     if not id_list:
         return
-    models_touched = set(
-        LatestResult.objects.filter(result_id__in=id_list).values_list("model_id", flat=True).distinct()
-    )
+    affected = Q(result_id__in=id_list)
+    if executions:
+        affected |= Q(execution_id__in=sorted(executions), samples__gt=1)
+    models_touched = set(LatestResult.objects.filter(affected).values_list("model_id", flat=True).distinct())
     if not models_touched:
         return
     with transaction.atomic():
         _lock_models(str(m) for m in models_touched)
-        rows = list(LatestResult.objects.filter(result_id__in=id_list))  # again, under the locks
+        rows = list(LatestResult.objects.filter(affected))  # again, under the locks
         contributions = Contributions()
         for row in rows:
             contributions.add(row, -1)
@@ -213,9 +221,9 @@ def _forget(ids: list[uuid.UUID]) -> None:
 # Portable (PostgreSQL and SQLite): a window function picks the latest finished result per key.
 _REBUILD_LATEST_SQL = """
 INSERT INTO leaderboard_latest_results (
-    model_id, test_case_id, revision, result_id, status, score, passed, is_error, latency_ms,
-    total_tokens, cost, executed_at, day, category, difficulty, counted)
-SELECT r.model_id, r.test_case_id, r.revision, r.id, r.status,
+    model_id, test_case_id, revision, result_id, execution_id, samples, status, score, passed, is_error,
+    latency_ms, total_tokens, cost, executed_at, day, category, difficulty, counted)
+SELECT r.model_id, r.test_case_id, r.revision, r.id, r.execution_id, 1, r.status,
        CASE WHEN r.status IN ('failed', 'timeout') THEN 0.0 ELSE COALESCE(r.score, 0.0) END,
        CASE WHEN r.status IN ('failed', 'timeout') THEN {false} ELSE COALESCE(r.is_correct, {false}) END,
        r.status IN ('failed', 'timeout'),
@@ -247,9 +255,33 @@ def analytics_rebuild(*, chunk_size: int = 200_000) -> dict[str, int]:
         LatestResult.objects.all().delete()
         with connection.cursor() as cursor:
             cursor.execute(sql)
+        _repeated_rows_rebuild()
         rollups = _rollups_rebuild(chunk_size=chunk_size, postgres=postgres)
     analytics_cache_invalidate(model_ids=LatestResult.objects.values_list("model_id", flat=True).distinct())
     return {"latest_results": LatestResult.objects.count(), "rollups": rollups}
+
+
+def _repeated_rows_rebuild(*, chunk: int = 500) -> None:
+    """The SQL above mirrors each key's latest result; where that result belongs to a repeated execution,
+    the row sums up all the execution's samples instead, computed as the incremental path does."""
+    from evaluations.models import Execution
+
+    repeated = Execution.objects.filter(repeats__gt=1).values("pk")
+    rows = list(LatestResult.objects.filter(execution_id__in=repeated).order_by("pk"))
+    tests = TestCase.objects.in_bulk({row.test_case_id for row in rows})
+    fields = [f.name for f in LatestResult._meta.concrete_fields if not f.primary_key]
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        samples = finished_samples(row.execution_id for row in part if row.execution_id)
+        updated = []
+        for row in part:
+            test_case = tests[row.test_case_id]
+            found = samples.get((row.execution_id, str(row.model_id))) if row.execution_id else None
+            if found:
+                new = LatestResult(**row_values(found, test_case, counted=row.counted))
+                new.pk = row.pk
+                updated.append(new)
+        update_rows(LatestResult, updated, fields)
 
 
 def _rollups_rebuild(*, chunk_size: int, postgres: bool) -> int:

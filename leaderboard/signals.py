@@ -50,18 +50,20 @@ def test_result_deleted(sender: type[TestResult], instance: TestResult, **kwargs
         pending = _local.pending = _PendingForgets()
         transaction.on_commit(pending.callback)
     pending.result_ids.add(instance.pk)
+    pending.execution_ids.add(instance.execution_id)
 
 
 class _PendingForgets:
     def __init__(self) -> None:
         self.result_ids: set[Any] = set()
+        self.execution_ids: set[Any] = set()  # a repeated execution's row sums up all its samples
         self.callback = self.flush  # one bound method, so the connection's list can be searched for it
 
     def is_registered_on(self, connection: Any) -> bool:
         return any(entry[1] is self.callback for entry in connection.run_on_commit)
 
     def flush(self) -> None:
-        services.latest_results_forget(result_ids=self.result_ids)
+        services.latest_results_forget(result_ids=self.result_ids, execution_ids=self.execution_ids)
 
 
 _local = threading.local()  # connections are per thread, and so are their pending deletions
