@@ -86,7 +86,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         messages.info(
             request,
             f"Your {provider} account is now linked to {user.email}; sign in with {provider} from now on.{note} "
-            "For the API, create an API key on your profile page.",
+            "For the API, create an API key on your profile page (or set a password by e-mail).",
         )
 
     def get_connect_redirect_url(self, request: HttpRequest, socialaccount: Any) -> str:
