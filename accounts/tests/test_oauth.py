@@ -5,7 +5,7 @@ HTTP for discovery, the token, the JWKS and userinfo. Nothing of allauth is mock
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import requests
@@ -392,3 +392,13 @@ def test_an_account_without_a_password_can_set_one_by_e_mail_and_then_get_a_jwt(
     assert login.status_code == 200
     access = login.json()["access"]
     assert APIClient().get(f"{V1}/auth/me", HTTP_AUTHORIZATION=f"Bearer {access}").json()["email"] == "gina@example.com"
+
+
+@pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/", "javascript:alert(1)"])
+def test_a_next_address_off_the_site_is_ignored(oidc: FakeOIDCProvider, next_url: str) -> None:
+    oidc.identity(sub="hal", email="hal@example.com")
+    client = Client()
+    response = callback(client, authorize(start(client, next_url=quote(next_url, safe=""))))
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert signed_in_as(client) == "hal@example.com"
