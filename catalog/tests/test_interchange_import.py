@@ -378,3 +378,27 @@ def test_api_approve(client_for, moderator):
     response = upload(client_for(moderator), jsonl(NATIVE), format="jsonl", approve="true")
     assert response.json()["created"] == 1
     assert TestCase.objects.get().status == TestCase.Status.APPROVED
+
+
+def test_a_record_the_database_refuses_does_not_sink_its_chunk(owner, monkeypatch):
+    # What validation cannot know (e.g. a concurrent change) surfaces as a database error at insert: the
+    # chunk is retried one record at a time, and only the refused record is reported.
+    from django.db import IntegrityError
+
+    from catalog.interchange import importing
+
+    real_insert = importing._insert
+
+    def insert(chunk, **kwargs):
+        if any(item.test_case.title == "Refused" for item in chunk):
+            real_insert(chunk, **kwargs)  # the rows are written, then the database refuses the chunk
+            raise IntegrityError("refused")
+        return real_insert(chunk, **kwargs)
+
+    monkeypatch.setattr(importing, "_insert", insert)
+    data = jsonl(NATIVE, {**NATIVE, "title": "Refused"}, {**NATIVE, "title": "Third"})
+    report = run_import(data, "jsonl", owner, chunk_size=10)
+    assert (report.created, report.failed) == (2, 1)
+    assert report.errors[0].line == 2 and "database refused" in report.errors[0].message
+    assert sorted(TestCase.objects.values_list("title", flat=True)) == ["Capital", "Third"]
+    assert TestCaseRevision.objects.count() == 2
