@@ -32,7 +32,7 @@ from openbench.api.permissions import (
     IsOwnerOrModeratorForWrites,
 )
 from openbench.api.schema import error_response
-from openbench.api.viewsets import BaseViewSet
+from openbench.api.viewsets import BaseViewSet, ServiceWriteViewSet
 
 TEST_CASE_QUERYSET = TestCase.objects.prefetch_related("tags")
 
@@ -214,53 +214,42 @@ class ModerationViewSet(mixins.ListModelMixin, BaseViewSet):
 @extend_schema_view(
     list=extend_schema(summary="List suites"),
     retrieve=extend_schema(summary="A suite"),
-    create=extend_schema(summary="Create a suite (moderators)"),
-    partial_update=extend_schema(summary="Edit a suite (moderators); a new selection is a new version"),
-    destroy=extend_schema(summary="Delete a suite without schedules or runs (moderators)"),
+    create=extend_schema(
+        summary="Create a suite (moderators)",
+        request=serializers.SuiteWriteSerializer,
+        responses={201: serializers.SuiteSerializer},
+    ),
+    partial_update=extend_schema(
+        summary="Edit a suite (moderators); a new selection is a new version",
+        request=serializers.SuiteWriteSerializer,
+        responses={200: serializers.SuiteSerializer},
+    ),
+    destroy=extend_schema(
+        summary="Delete a suite without schedules or runs (moderators)",
+        responses={204: None, 409: error_response("409")},
+    ),
 )
 @extend_schema(tags=["suites"])
-class SuiteViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    BaseViewSet,
-):
+class SuiteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ServiceWriteViewSet):
     """Suites (SPEC §12): anyone reads a suite, its explicit tests only as far as they may see them;
     moderators write."""
 
     queryset = Suite.objects.all()
     serializer_class = serializers.SuiteSerializer
+    write_serializer_class = serializers.SuiteWriteSerializer
     permission_classes = [IsModeratorOrReadOnly]
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     filter_backends: list[Any] = []
-    ordering = ["name"]
 
     def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         visible = Prefetch("tests", queryset=TestCase.objects.visible_to(self.request.user).only("pk"))
-        return queryset.select_related(None).prefetch_related(visible, "tags").order_by("name", "id")
+        return queryset.prefetch_related(visible, "tags").order_by("name", "id")
 
-    def _read(self, suite: Suite, *, status_code: int = status.HTTP_200_OK) -> Response:
-        fresh = self.scope_queryset(Suite.objects.all()).get(pk=suite.pk)
-        return Response(serializers.SuiteSerializer(fresh).data, status=status_code)
+    def service_create(self, data: dict[str, Any]) -> Suite:
+        return suite_create(created_by=self.request.user, **data)  # type: ignore[arg-type]
 
-    @extend_schema(request=serializers.SuiteWriteSerializer, responses={201: serializers.SuiteSerializer})
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        data = serializers.SuiteWriteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        suite = suite_create(created_by=request.user, **data.validated_data)  # type: ignore[arg-type]
-        return self._read(suite, status_code=status.HTTP_201_CREATED)
+    def service_update(self, instance: Suite, data: dict[str, Any]) -> Suite:
+        return suite_update(suite=instance, editor=self.request.user, **data)  # type: ignore[arg-type]
 
-    @extend_schema(request=serializers.SuiteWriteSerializer, responses={200: serializers.SuiteSerializer})
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        suite = self.get_object()
-        data = serializers.SuiteWriteSerializer(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        suite = suite_update(suite=suite, editor=request.user, **data.validated_data)  # type: ignore[arg-type]
-        return self._read(suite)
-
-    @extend_schema(responses={204: None, 409: error_response("409")})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         suite_delete(suite=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -27,7 +27,7 @@ from monitoring.services import (
 from openbench.api.permissions import IsModerator
 from openbench.api.schema import error_response
 from openbench.api.throttles import DEFAULT_THROTTLES, RunThrottle
-from openbench.api.viewsets import BaseViewSet
+from openbench.api.viewsets import BaseViewSet, ServiceWriteViewSet
 
 
 def _run_response(run: SuiteRun) -> Response:
@@ -74,48 +74,36 @@ class SuiteRunViewSet(BaseViewSet):
 @extend_schema_view(
     list=extend_schema(summary="List schedules (moderators)"),
     retrieve=extend_schema(summary="A schedule (moderators)"),
-    create=extend_schema(summary="Schedule a suite (moderators)"),
-    partial_update=extend_schema(summary="Edit a schedule (moderators)"),
+    create=extend_schema(
+        summary="Schedule a suite (moderators)",
+        request=serializers.ScheduleWriteSerializer,
+        responses={201: serializers.ScheduleSerializer},
+    ),
+    partial_update=extend_schema(
+        summary="Edit a schedule (moderators)",
+        request=serializers.ScheduleWriteSerializer,
+        responses={200: serializers.ScheduleSerializer},
+    ),
     destroy=extend_schema(summary="Delete a schedule (moderators; its runs and alerts stay)"),
 )
 @extend_schema(tags=["schedules"])
-class ScheduleViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    BaseViewSet,
-):
+class ScheduleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, ServiceWriteViewSet):
     """Schedules of suites, run by the platform: moderators and admins only."""
 
     queryset = Schedule.objects.all()
     serializer_class = serializers.ScheduleSerializer
+    write_serializer_class = serializers.ScheduleWriteSerializer
     permission_classes = [IsModerator]
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     filter_backends: list[Any] = []
 
     def scope_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.prefetch_related("llm_models").order_by("created_at", "id")
 
-    def _read(self, schedule: Schedule, *, status_code: int = status.HTTP_200_OK) -> Response:
-        fresh = self.scope_queryset(Schedule.objects.all()).get(pk=schedule.pk)
-        return Response(serializers.ScheduleSerializer(fresh).data, status=status_code)
+    def service_create(self, data: dict[str, Any]) -> Schedule:
+        return schedule_create(created_by=self.request.user, **data)  # type: ignore[arg-type]
 
-    @extend_schema(request=serializers.ScheduleWriteSerializer, responses={201: serializers.ScheduleSerializer})
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        data = serializers.ScheduleWriteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        schedule = schedule_create(created_by=request.user, **data.validated_data)  # type: ignore[arg-type]
-        return self._read(schedule, status_code=status.HTTP_201_CREATED)
-
-    @extend_schema(request=serializers.ScheduleWriteSerializer, responses={200: serializers.ScheduleSerializer})
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        schedule = self.get_object()
-        data = serializers.ScheduleWriteSerializer(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        schedule = schedule_update(schedule=schedule, **data.validated_data)
-        return self._read(schedule)
+    def service_update(self, instance: Schedule, data: dict[str, Any]) -> Schedule:
+        return schedule_update(schedule=instance, **data)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         schedule_delete(schedule=self.get_object())

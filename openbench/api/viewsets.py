@@ -7,9 +7,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from rest_framework import viewsets
+from rest_framework import status, viewsets
 from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
@@ -74,3 +76,33 @@ class BaseViewSet(ApiViewMixin, viewsets.GenericViewSet):
         obj = get_object_or_404(self.get_queryset(), **{self.lookup_field: lookup})
         self.check_object_permissions(self.request, obj)
         return obj
+
+
+class ServiceWriteViewSet(BaseViewSet):
+    """Create and partial update through a service, where what a client sends differs from what it reads:
+    `write_serializer_class` checks the shape, `service_create` / `service_update` decide, and the answer is
+    the object read again through the caller's scope with `serializer_class`. Document the write serializer
+    on `create` and `partial_update` with `extend_schema_view`."""
+
+    write_serializer_class: type[BaseSerializer[Any]]
+
+    def service_create(self, data: dict[str, Any]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define service_create().")
+
+    def service_update(self, instance: Any, data: dict[str, Any]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define service_update().")
+
+    def read_response(self, instance: Any, *, status_code: int = status.HTTP_200_OK) -> Response:
+        fresh = self.scope_queryset(type(instance).objects.all()).get(pk=instance.pk)
+        return Response(self.get_serializer(fresh).data, status=status_code)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = self.write_serializer_class(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self.read_response(self.service_create(data.validated_data), status_code=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        instance = self.get_object()
+        data = self.write_serializer_class(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        return self.read_response(self.service_update(instance, data.validated_data))
