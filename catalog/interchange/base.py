@@ -51,6 +51,27 @@ class Record:
     def failed(cls, line: int, message: str, *, field: str | None = None, index: int | None = None) -> Record:
         return cls(line=line, errors=[LineError(line=line, message=message, field=field, index=index)], index=index)
 
+    @classmethod
+    def refused(cls, line: int, exc: ValueError, *, index: int | None = None) -> Record:
+        """From a mapper's ValueError("field: why") (or a bare "why")."""
+        field, _, message = str(exc).partition(": ")
+        return cls.failed(line, message or field, field=field if message else None, index=index)
+
+
+# What a foreign record's metadata may set of ours; `metadata.openbench` (an export's full test) wins over all.
+METADATA_FIELDS = ("category", "difficulty", "tags", "language")
+
+
+def apply_metadata(fields: dict[str, Any], metadata: dict[str, Any]) -> None:
+    for name in METADATA_FIELDS:
+        if name in metadata:
+            fields[name] = metadata[name]
+    own = metadata.get("openbench")
+    if own is not None:
+        if not isinstance(own, dict):
+            raise ValueError("metadata.openbench: expected an object")
+        fields.update(own)
+
 
 def file_error(message: str, *, field: str = "file") -> ApplicationError:
     """A whole file refused before anything is written (400 naming the field: `file`, `format`, `map`...)."""

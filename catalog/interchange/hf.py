@@ -66,8 +66,7 @@ def read(stream: BinaryIO, options: ReadOptions) -> Iterator[Record]:
         try:
             yield Record(line=number, fields=fields_from_row(row, mapping))
         except ValueError as exc:
-            field, _, message = str(exc).partition(": ")
-            yield Record.failed(number, message, field=field)
+            yield Record.refused(number, exc)
 
 
 def _jsonl_rows(stream: BinaryIO, mapping: dict[str, str]) -> Iterator[tuple[int, dict[str, Any] | LineError]]:

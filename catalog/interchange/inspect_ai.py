@@ -19,9 +19,11 @@ from typing import Any, BinaryIO
 
 from catalog.interchange.base import (
     DEFAULT_CATEGORY,
+    METADATA_FIELDS,
     LineError,
     ReadOptions,
     Record,
+    apply_metadata,
     csv_rows,
     json_lines,
     sniff_first_byte,
@@ -29,7 +31,6 @@ from catalog.interchange.base import (
 )
 
 LETTERS = string.ascii_uppercase
-_METADATA_FIELDS = ("category", "difficulty", "tags", "language")
 CHOICE_INSTRUCTION = "Answer with the letter of the correct choice only."
 
 
@@ -45,8 +46,7 @@ def read(stream: BinaryIO, options: ReadOptions) -> Iterator[Record]:
         try:
             yield Record(line=number, fields=fields_from_sample(row))
         except ValueError as exc:
-            field, _, message = str(exc).partition(": ")
-            yield Record.failed(number, message, field=field)
+            yield Record.refused(number, exc)
 
 
 def _decode_csv(row: dict[str, str | None]) -> dict[str, Any]:
@@ -134,17 +134,10 @@ def fields_from_sample(sample: dict[str, Any]) -> dict[str, Any]:
         )
     identifier = sample.get("id")
     fields["title"] = str(identifier)[:200] if identifier not in (None, "") else title_from(prompt, "Imported test")
-    for name in _METADATA_FIELDS:
-        if name in metadata:
-            fields[name] = metadata[name]
-    rest = {key: value for key, value in metadata.items() if key not in (*_METADATA_FIELDS, "openbench")}
+    rest = {key: value for key, value in metadata.items() if key not in (*METADATA_FIELDS, "openbench")}
     if rest:
         fields["description"] = "Inspect metadata: " + json.dumps(rest, ensure_ascii=False, sort_keys=True)
-    own = metadata.get("openbench")
-    if own is not None:
-        if not isinstance(own, dict):
-            raise ValueError("metadata.openbench: expected an object")
-        fields.update(own)
+    apply_metadata(fields, metadata)
     return fields
 
 

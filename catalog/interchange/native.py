@@ -31,8 +31,7 @@ def read_csv(stream: BinaryIO, options: ReadOptions) -> Iterator[Record]:
         try:
             yield Record(line=number, fields=fields_from_csv(row))
         except ValueError as exc:
-            field, _, message = str(exc).partition(": ")
-            yield Record.failed(number, message or field, field=field if message else None)
+            yield Record.refused(number, exc)
 
 
 def fields_from_csv(row: dict[str, str | None]) -> dict[str, Any]:

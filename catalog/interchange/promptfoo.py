@@ -20,11 +20,10 @@ from typing import Any, BinaryIO
 
 import yaml
 
-from catalog.interchange.base import DEFAULT_CATEGORY, ReadOptions, Record, file_error, title_from
+from catalog.interchange.base import DEFAULT_CATEGORY, ReadOptions, Record, apply_metadata, file_error, title_from
 
 _VAR = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 _ANY_TAG = re.compile(r"\{\{|\{%|\{#")
-_METADATA_FIELDS = ("category", "difficulty", "tags", "language")
 _MAX_NODES = 1_000_000
 
 
@@ -37,8 +36,7 @@ def read(stream: BinaryIO, options: ReadOptions) -> Iterator[Record]:
             test = _constructor().construct_document(node)
             yield Record(line=line, index=position, fields=_fields(test, template, default))
         except ValueError as exc:
-            field, _, message = str(exc).partition(": ")
-            yield Record.failed(line, message, field=field, index=position)
+            yield Record.refused(line, exc, index=position)
 
 
 def _constructor() -> yaml.SafeLoader:
@@ -164,14 +162,7 @@ def _fields(test: Any, template: str, default: dict[str, Any]) -> dict[str, Any]
     if "openbench" not in metadata:
         asserts = [*(default.get("assert") or []), *(test.get("assert") or [])]
         fields.update(_evaluation(asserts, variables))
-    for name in _METADATA_FIELDS:
-        if name in metadata:
-            fields[name] = metadata[name]
-    own = metadata.get("openbench")
-    if own is not None:
-        if not isinstance(own, dict):
-            raise ValueError("metadata.openbench: expected a mapping")
-        fields.update(own)
+    apply_metadata(fields, metadata)
     return fields
 
 
