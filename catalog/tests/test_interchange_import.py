@@ -402,3 +402,15 @@ def test_a_record_the_database_refuses_does_not_sink_its_chunk(owner, monkeypatc
     assert report.errors[0].line == 2 and "database refused" in report.errors[0].message
     assert sorted(TestCase.objects.values_list("title", flat=True)) == ["Capital", "Third"]
     assert TestCaseRevision.objects.count() == 2
+
+
+def test_api_reads_parquet_and_promptfoo_uploads(client_for, moderator):
+    client = client_for(moderator)
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"q": ["Hi?", "Bye?"], "a": ["Hello", "Goodbye"]}), buffer)
+    response = upload(client, buffer.getvalue(), name="data.parquet", format="hf", map="prompt=q,expected=a")
+    assert response.status_code == 200 and response.json()["created"] == 2, response.content
+    response = upload(client, PROMPTFOO.encode(), name="tests.yaml", format="promptfoo")
+    body = response.json()
+    assert (body["created"], body["failed"]) == (6, 2)
+    assert {"line": 25, "index": 6, "field": "assert[0].type"}.items() <= body["errors"][0].items()
