@@ -241,3 +241,39 @@ class ModelPerformanceSerializer(serializers.Serializer):
     by_category = CategoryStatsSerializer(many=True)
     by_difficulty = DifficultyStatsSerializer(many=True)
     history = DayStatsSerializer(many=True)
+
+
+# GET /models/{id}/stability (SPEC §12)
+class StabilityQuerySerializer(serializers.Serializer):
+    suite = serializers.UUIDField(required=False, help_text="Only the tests this suite selects.")
+
+
+class PassAtKField(serializers.DictField):
+    child = serializers.FloatField()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            help_text='pass@k by k: "1" and samples_per_test (mean over the tests of 1 − C(n−c, k)/C(n, k)).',
+            **kwargs,
+        )
+
+
+class StabilityTestSerializer(serializers.Serializer):
+    test_id = serializers.UUIDField()
+    samples = serializers.IntegerField(help_text="Finished samples of the latest repeated execution (n).")
+    correct = serializers.IntegerField(help_text="Of them, correct (c).")
+    pass_at_k = PassAtKField()
+
+
+class StabilitySerializer(serializers.Serializer):
+    model = serializers.UUIDField()
+    suite = serializers.UUIDField(allow_null=True)
+    test_count = serializers.IntegerField(help_text="Tests with a repeated run (the length of `tests`).")
+    samples_per_test = serializers.IntegerField(
+        allow_null=True, help_text="k: the fewest samples any of the tests has; null without tests."
+    )
+    pass_at_1 = serializers.FloatField(allow_null=True)
+    pass_at_k = PassAtKField()
+    flaky_tests = serializers.IntegerField(help_text="Tests whose samples disagree (some correct, some not).")
+    flaky_rate = serializers.FloatField(allow_null=True, help_text="flaky_tests / test_count.")
+    tests = StabilityTestSerializer(many=True)

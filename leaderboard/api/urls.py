@@ -9,4 +9,5 @@ urlpatterns = [
     path("analytics/trends", views.TrendsView.as_view(), name="analytics-trends"),
     path("analytics/compare", views.CompareView.as_view(), name="analytics-compare"),
     path("models/<uuid:pk>/performance", views.ModelPerformanceView.as_view(), name="model-performance"),
+    path("models/<uuid:pk>/stability", views.ModelStabilityView.as_view(), name="model-stability"),
 ]

@@ -15,12 +15,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.models import LLMModel
+from catalog.models import LLMModel, Suite
 from leaderboard import selectors
 from leaderboard.api import serializers as s
 from leaderboard.caching import analytics_cached_json
+from openbench.api.schema import error_response
 
 MODEL_IDS_PARAM = OpenApiParameter(
     "model_ids", OpenApiTypes.STR, many=True, explode=True, description="Model ids, comma-separated or repeated."
@@ -144,3 +146,25 @@ class ModelPerformanceView(AnalyticsView):
             model_ids=[str(model.pk)],
         )
         return HttpResponse(answer, content_type="application/json")
+
+
+class ModelStabilityView(AnalyticsView):
+    @extend_schema(
+        operation_id="model_stability",
+        summary="One model's stability over repeated runs: pass@k and flaky tests",
+        description=(
+            "Over the tests the caller may see (with `suite`, those it selects): per test, the samples of the "
+            "model's latest execution that sampled it more than once, at the test's current revision. pass@k "
+            "per test is the unbiased estimator 1 − C(n−c, k)/C(n, k) (n samples, c correct; failed calls are "
+            "not correct), averaged over the tests, for k = 1 and k = samples_per_test (the fewest samples of "
+            "any test). A test is flaky when its samples disagree. Unknown model or suite → 404."
+        ),
+        parameters=[s.StabilityQuerySerializer],
+        responses={200: s.StabilitySerializer, 404: error_response("404")},
+    )
+    def get(self, request: Request, pk: Any) -> Response:
+        model = get_object_or_404(LLMModel, pk=pk)
+        query = _query(s.StabilityQuerySerializer, request)
+        suite = get_object_or_404(Suite, pk=query["suite"]) if query.get("suite") else None
+        # Not cached with the public analytics: what it counts depends on who asks (their own tests).
+        return Response(selectors.model_stability(model=model, user=request.user, suite=suite))

@@ -13,7 +13,9 @@ One module per answer, all importable from here:
 - `comparison`: head-to-head compare;
 - `timeseries`: trends per day or week;
 - `performance`: one model's performance;
-- `intervals`: the 95% intervals of mean scores, memoised by sample.
+- `intervals`: the 95% intervals of mean scores, memoised by sample;
+- `stability`: pass@k and flaky tests over repeated runs (SPEC §12), read from the results themselves
+  (per test, the model's latest repeated execution) and scoped by what the caller may see.
 """
 
 from leaderboard.selectors.comparison import compare, shared_scores_query
@@ -27,6 +29,7 @@ from leaderboard.selectors.ranking import (
     warm_leaderboards,
 )
 from leaderboard.selectors.scope import TIMEFRAME_DAYS, Scope, model_brief
+from leaderboard.selectors.stability import model_stability, pass_at_k
 from leaderboard.selectors.timeseries import INTERVALS, METRICS, trends
 
 __all__ = [
@@ -40,6 +43,8 @@ __all__ = [
     "leaderboard",
     "model_brief",
     "model_performance",
+    "model_stability",
+    "pass_at_k",
     "rollup_totals_query",
     "score_intervals",
     "shared_scores_query",
