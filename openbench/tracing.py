@@ -76,7 +76,7 @@ def _install(processor: SpanProcessor, *, service_name: str) -> TracerProvider:
 
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_span_processor(processor)
-    excluded = os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS)
+    excluded = os.environ.get("OTEL_PYTHON_DJANGO_EXCLUDED_URLS") or DEFAULT_EXCLUDED_URLS
     # Each instrumentor gets this provider explicitly, so tests can install and remove it again.
     DjangoInstrumentor().instrument(tracer_provider=provider, excluded_urls=excluded)
     _instrumented[:] = [DjangoInstrumentor()]

@@ -12,9 +12,7 @@ import copy
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -31,6 +29,7 @@ from evaluations.services import execution_start
 from leaderboard.models import LatestResult, Rollup
 from openbench.dbrouter import REPLICA, ReplicaRouter, replica_reads, request_scope
 from openbench.tests.api import V1
+from openbench.tests.test_settings import _run as run_django
 
 ROUTER = "openbench.dbrouter.ReplicaRouter"
 MIDDLEWARE = "openbench.dbrouter.ReplicaRoutingMiddleware"
@@ -198,15 +197,7 @@ print(json.dumps({
 
 
 def _settings_with(**env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DATABASE_REPLICA_URL"}}
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()\n" + _SETTINGS_PROBE],
-        cwd=Path(django_settings.BASE_DIR),
-        env={**clean, "DJANGO_SETTINGS_MODULE": "openbench.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_django("import django; django.setup()\n" + _SETTINGS_PROBE, **{"DATABASE_REPLICA_URL": "", **env})
 
 
 @pytest.mark.slow

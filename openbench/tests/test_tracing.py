@@ -7,11 +7,10 @@ rules are checked in fresh processes, as a web or worker process would start."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,8 @@ from evaluations.tests.conftest import clean_queue, drain_background_work  # noq
 from openbench import tracing
 from openbench.dbpool import close_pools_before_fork
 from openbench.tests.api import V1, client_for
+from openbench.tests.test_settings import _run as run_django
 from providers.testing.fake_servers import FakeServer
-
-BASE_DIR = Path(settings.BASE_DIR)
 
 _STARTUP_PROBE = """
 import json, sys
@@ -59,16 +57,8 @@ print(json.dumps({
 
 
 def _start_a_process(**env: str) -> dict[str, Any]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run(
-        [sys.executable, "-c", _STARTUP_PROBE],
-        cwd=BASE_DIR,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "openbench.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    done = run_django(_STARTUP_PROBE, **{"OTEL_EXPORTER_OTLP_ENDPOINT": "", **env})
+    assert done.returncode == 0, done.stderr
     answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return answer
 
@@ -102,15 +92,7 @@ def test_with_an_endpoint_a_process_installs_tracing_once() -> None:
 
 
 def test_a_bad_endpoint_fails_fast() -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=BASE_DIR,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "openbench.settings", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_django("import django; django.setup()", OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318")
     assert done.returncode != 0
     assert "OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL" in done.stderr
 
@@ -289,3 +271,85 @@ def test_a_job_taken_into_a_running_engine_keeps_its_own_trace(
     assert calls[str(second.pk)].context.trace_id == two.get_span_context().trace_id
     parent = calls[str(second.pk)].parent
     assert parent is not None and parent.span_id == two.get_span_context().span_id
+
+
+class OtlpCollector:
+    """An OTLP/HTTP trace receiver on 127.0.0.1 (POST /v1/traces, protobuf): what a worker process exported."""
+
+    def __init__(self) -> None:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+            ExportTraceServiceResponse,
+        )
+
+        received: list[dict[str, Any]] = []
+        self.received = received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                for resource in request.resource_spans:
+                    service = {a.key: a.value.string_value for a in resource.resource.attributes}["service.name"]
+                    for scope in resource.scope_spans:
+                        for span in scope.spans:
+                            attributes = {a.key: a.value.string_value or a.value.int_value for a in span.attributes}
+                            received.append(
+                                {"name": span.name, "trace_id": span.trace_id.hex(), "service": service, **attributes}
+                            )
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> OtlpCollector:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (a real rq worker process)")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("clean_queue")
+def test_an_rq_worker_process_continues_the_trace_and_exports_it_over_otlp(
+    spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    """The request here, the job in `manage.py rqworker`'s forked work horse: the horse's spans reach the
+    collector (exported before the horse's os._exit) in the request's trace."""
+    from evaluations.tests.test_queue import Workers
+
+    owner = User.objects.create_user(email="tracer@example.com", password="x" * 12)
+    test_case = TestCaseFactory(created_by=owner, expected_output="Paris")
+    model = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 0}, sandbox=True)
+    assert client_for(owner).post(f"{V1}/tests/{test_case.pk}/run", {}, format="json").status_code == 202
+    request = _server_span(spans, "/run")
+    with OtlpCollector() as collector:
+        workers = Workers(tmp_path)
+        try:
+            workers.start(OTEL_EXPORTER_OTLP_ENDPOINT=collector.url, OTEL_SERVICE_NAME="openbench-worker")
+            workers.wait(timeout=120)
+        finally:
+            workers.stop_all()
+        assert Execution.objects.get().status == Execution.Status.COMPLETED, workers.logs()
+        calls = [span for span in collector.received if span["name"].startswith("provider call")]
+    assert len(calls) == 1, collector.received
+    assert calls[0]["trace_id"] == format(request.context.trace_id, "032x")
+    assert calls[0]["service"] == "openbench-worker"
+    assert calls[0]["openbench.model"] == model.name
+    assert calls[0]["openbench.outcome"] == "ok"
+    job = [span for span in collector.received if span["name"] == "evaluations job"]
+    assert [span["trace_id"] for span in job] == [calls[0]["trace_id"]]
