@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from scipy import stats as scipy_stats
 
@@ -151,3 +152,24 @@ def test_the_drift_test_is_the_compare_endpoints_test_on_non_binary_scores():
 
     assert method == "wilcoxon_exact"
     assert p_value == pytest.approx(scipy_stats.wilcoxon(current, previous).pvalue)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(settings.USE_RQ, reason="the in-process executor's path; under rq a worker sends the signal")
+def test_when_the_queue_drains_the_finished_scheduled_run_is_checked_without_being_asked(world):
+    from evaluations import executor
+    from monitoring import notify
+
+    behaviour, schedule, drifting, _ = world
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=now)
+    schedules_fire_due(now=now)  # its executions are dispatched on commit, to this process's executor
+    executor.wait_idle()
+    behaviour.changed = True
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=now + timedelta(hours=1))
+    schedules_fire_due(now=now + timedelta(hours=1))
+    executor.wait_idle()  # the engine sends queue_drained; monitoring's receiver checks the run
+    notify.wait_idle()
+
+    assert SuiteRun.objects.filter(drift_checked_at__isnull=False).count() == 2
+    assert list(Alert.objects.values_list("model_id", "kind")) == [(drifting.pk, "score_drift")]
