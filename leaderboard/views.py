@@ -7,6 +7,7 @@ analytics cache; these views only parse the filters, shape rows for the tables a
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django import forms
 from django.http import HttpRequest, HttpResponse
@@ -20,6 +21,8 @@ from leaderboard.api.serializers import MAX_COMPARED
 from leaderboard.caching import analytics_cached
 from leaderboard.charts import interval_chart, line_chart
 from monitoring.views import model_drift_context
+
+FLAKY_LISTED = 20  # flaky tests named on a model's page; the API lists them all
 
 # "All time" first: it is the default, and a select shows its first option when nothing is chosen.
 TIMEFRAME_CHOICES = sorted(
@@ -162,5 +165,21 @@ def model_detail(request: HttpRequest, pk: Any) -> HttpResponse:
         .select_related("test_case")
         .order_by("-executed_at")[:10],
         **model_drift_context(request, model),  # moderators: its drift alerts (SPEC §12)
+        "stability": _stability(model, request.user),
     }
     return render(request, "leaderboard/model_detail.html", context, status=400 if form.errors else 200)
+
+
+def _stability(model: LLMModel, user: Any) -> dict[str, Any]:
+    """The model's pass@1, pass@k and flaky tests (SPEC §12) as the page shows them, flaky tests by title."""
+    stability = selectors.model_stability(model=model, user=user)
+    k = stability["samples_per_test"]
+    flaky_rows = [row for row in stability["tests"] if 0 < row["correct"] < row["samples"]][:FLAKY_LISTED]
+    titles = TestCase.objects.in_bulk([row["test_id"] for row in flaky_rows])
+    return {
+        **stability,
+        "pass_at_top_k": stability["pass_at_k"].get(str(k)) if k else None,
+        "flaky": [
+            {**row, "title": titles[UUID(row["test_id"])].title} for row in flaky_rows if UUID(row["test_id"]) in titles
+        ],
+    }

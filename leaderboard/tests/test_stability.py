@@ -166,3 +166,21 @@ def test_unknown_models_and_suites_are_404_and_a_bad_suite_id_is_400(fixed: dict
     assert_error(client.get(f"{V1}/models/{model.pk}/stability", {"suite": unknown}), 404)
     error = assert_error(client.get(f"{V1}/models/{model.pk}/stability", {"suite": "nope"}), 400)
     assert list(error["details"]) == ["suite"]
+
+
+def test_the_model_page_shows_pass_at_k_and_names_the_flaky_tests(client: Any, fixed: dict[str, Any]) -> None:
+    html = client.get(f"/models/{fixed['model'].pk}/").content.decode()
+    section = html[html.index('id="stability"') :]
+    truth = _independent(fixed["expected"])
+    assert f'data-stability="pass_at_1">{round(truth["pass_at_1"] * 100)}%' in section
+    assert f'data-stability="pass_at_k">{round(truth["pass_at_k"] * 100)}%' in section
+    assert "pass@3" in section
+    assert 'data-stability="flaky_tests">1<' in section
+    flaky = section[section.index('id="flaky-tests"') :]
+    assert ">A</a>" in flaky and ">B</a>" not in flaky.split("</table>")[0]
+
+
+def test_the_model_page_without_repeated_runs_says_so(client: Any) -> None:
+    model = LLMModelFactory()
+    html = client.get(f"/models/{model.pk}/").content.decode()
+    assert "No test has been sampled more than once" in html
