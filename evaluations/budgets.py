@@ -31,7 +31,7 @@ from accounts.models import User
 from catalog.models import LLMModel
 from evaluations.models import BudgetAccount, Execution, SpendReservation, TestResult
 from evaluations.runner.cancellation import flag_cancelled
-from openbench.bulk import update_rows
+from openbench.bulk import insert_rows, update_rows
 from openbench.exceptions import ApplicationError
 from providers.pricing import COST_QUANTUM
 
@@ -69,12 +69,27 @@ def _account(*, kind: str, period: date, user: User | None = None, provider: str
     return account
 
 
-def _reserve_in(account: BudgetAccount, amount: Decimal, limit: Decimal | None) -> bool:
+def _reserve_in(lookup: dict[str, Any], amount: Decimal, limit: Decimal | None) -> bool:
     """Add `amount` to the account's reserve when the limit leaves room: one conditional UPDATE."""
-    rows = BudgetAccount.objects.filter(pk=account.pk)
+    rows = BudgetAccount.objects.filter(**lookup)
     if limit is not None:
         rows = rows.filter(reserved_usd__lte=Value(limit - amount) - F("spent_usd"))
     return rows.update(reserved_usd=F("reserved_usd") + amount, updated_at=timezone.now()) == 1
+
+
+def _reserve(
+    amount: Decimal, limit: Decimal | None, *, kind: str, period: date, user: User | None = None, provider: str = ""
+) -> BudgetAccount | None:
+    """Reserve `amount` in an account, created on its period's first run; None when done, else the
+    account that has no room. Most runs find their account: one UPDATE, no read and no savepoint."""
+    if kind == BudgetAccount.Kind.USER_DAY:
+        lookup: dict[str, Any] = {"kind": kind, "period": period, "user": user}
+    else:
+        lookup = {"kind": kind, "period": period, "provider": provider}
+    if _reserve_in(lookup, amount, limit):
+        return None
+    account = _account(kind=kind, period=period, user=user, provider=provider)
+    return None if _reserve_in({"pk": account.pk}, amount, limit) else account
 
 
 def _remaining(account: BudgetAccount, limit: Decimal) -> Decimal:
@@ -108,8 +123,8 @@ def budget_reserve(
     total = sum(shares.values(), ZERO)
     if user is not None:
         limit = user.daily_budget_limit
-        account = _account(kind=BudgetAccount.Kind.USER_DAY, period=day, user=user)
-        if not _reserve_in(account, total, limit):
+        account = _reserve(total, limit, kind=BudgetAccount.Kind.USER_DAY, period=day, user=user)
+        if account is not None:
             assert limit is not None
             remaining = _remaining(account, limit)
             raise ApplicationError(
@@ -121,8 +136,8 @@ def budget_reserve(
             )
     for provider, amount in shares.items():
         cap = settings.BUDGET_MONTHLY_USD.get(provider)
-        account = _account(kind=BudgetAccount.Kind.PROVIDER_MONTH, period=_month(day), provider=provider)
-        if not _reserve_in(account, amount, cap):
+        account = _reserve(amount, cap, kind=BudgetAccount.Kind.PROVIDER_MONTH, period=_month(day), provider=provider)
+        if account is not None:
             assert cap is not None
             remaining = _remaining(account, cap)
             raise ApplicationError(
@@ -145,7 +160,7 @@ def budget_reserve(
         for execution in executions
         for provider, amount in shares.items()
     ]
-    SpendReservation.objects.bulk_create(reservations)
+    insert_rows(SpendReservation, reservations)  # COPY on PostgreSQL: a batch reserves for each execution
     return reservations
 
 

@@ -44,7 +44,7 @@ from openbench.exceptions import ApplicationError
 from providers.base import GenerationRequest, Provider, Usage
 from providers.pricing import COST_QUANTUM, cost_for
 from providers.registry import adapter_key, provider_for_model
-from providers.tokenizers import local_token_count
+from providers.tokenizers import OPENAI_FORMAT_PROVIDERS, local_token_count
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ JUDGE_VERDICT_TOKENS = 150
 COUNT_CACHE_SECONDS = 24 * 3600
 # Approximate characters per token, the adapters' rule for vendors without a counter.
 CHARS_PER_TOKEN = 4
+# Providers whose adapter counts tokens with the vendor (overrides Provider.count_tokens). Estimating a run on
+# other providers needs no adapter, so no SDK import (the openai SDK's alone is a second of a command's start).
+# test_estimates checks this against the adapters.
+VENDOR_COUNTERS = frozenset({"anthropic", "google"})
 
 _CHUNK = 500
 
@@ -230,34 +234,65 @@ def _input_tokens(
     """Input tokens of each (test, model): one count per test and provider endpoint, shared by its models.
     Vendor counts are cached (COUNT_CACHE_SECONDS), so showing the run form again calls no vendor."""
     endpoints: dict[tuple[str, str], list[LLMModel]] = {}
+    endpoint_of: dict[Any, tuple[str, str]] = {}
+    # Only providers with a vendor counter need their adapter (and its SDK's import) to estimate.
     for model in models:
-        endpoints.setdefault(adapter_key(model), []).append(model)
+        if model.provider in VENDOR_COUNTERS:
+            endpoint_of[model.pk] = adapter_key(model)
+            endpoints.setdefault(endpoint_of[model.pk], []).append(model)
     cache_keys = {
         (test.pk, key): _count_cache_key(key, requests[(test.pk, endpoint_models[0].pk)])
         for key, endpoint_models in endpoints.items()
         for test in tests
     }
-    cached = _cache_get_many(list(cache_keys.values()))
+    cached = _cache_get_many(list(cache_keys.values())) if cache_keys else {}
     counted = {pair: cached[cache_key] for pair, cache_key in cache_keys.items() if cache_key in cached}
     wanted = [pair for pair in cache_keys if pair not in counted]
     fresh = _run_async(lambda: _count_all(wanted, endpoints, requests)) if wanted else {}
     _cache_set_many({cache_keys[pair]: tokens for pair, tokens in fresh.items()})
     counted.update(fresh)
+    unencoded = _without_local_encoding(models)
+    newly_unencoded: set[str] = set()
     result: dict[tuple[Any, Any], int] = {}
-    for key, endpoint_models in endpoints.items():
+    for model in models:
+        key = endpoint_of.get(model.pk)
+        encoding_key = _encoding_cache_key(model)
         for test in tests:
-            for model in endpoint_models:
-                tokens = counted.get((test.pk, key))
-                if tokens is None:
-                    request = requests[(test.pk, model.pk)]
+            tokens = counted.get((test.pk, key)) if key is not None else None
+            if tokens is None:
+                request = requests[(test.pk, model.pk)]
+                if encoding_key not in unencoded:
                     tokens = local_token_count(
                         provider=model.provider,
                         model_id=request.model_id,
                         system_prompt=request.system_prompt,
                         prompt=request.prompt,
-                    ) or approximate_tokens(f"{request.system_prompt}\n{request.prompt}")
-                result[(test.pk, model.pk)] = tokens
+                    )
+                    if tokens is None:
+                        unencoded.add(encoding_key)
+                        newly_unencoded.add(encoding_key)
+                tokens = tokens or approximate_tokens(f"{request.system_prompt}\n{request.prompt}")
+            result[(test.pk, model.pk)] = tokens
+    _cache_set_many(dict.fromkeys(newly_unencoded & _openai_format_keys(models), 1))
     return result
+
+
+def _encoding_cache_key(model: LLMModel) -> str:
+    digest = hashlib.sha256(f"{model.provider}\n{model.provider_model_id}".encode()).hexdigest()
+    return f"estimate:no-encoding:{digest}"
+
+
+def _openai_format_keys(models: Sequence[LLMModel]) -> set[str]:
+    return {_encoding_cache_key(model) for model in models if model.provider in OPENAI_FORMAT_PROVIDERS}
+
+
+def _without_local_encoding(models: Sequence[LLMModel]) -> set[str]:
+    """The models (as _encoding_cache_key) known to have no local encoding: all but the OpenAI-format ones,
+    and those a past estimate found none for. Looking a model up loads every encoding the first time in a
+    process (a second or more, paid again by each `run_batch`), so a self-hosted model's miss is remembered."""
+    openai_format = _openai_format_keys(models)
+    known = {_encoding_cache_key(model) for model in models} - openai_format
+    return known | set(_cache_get_many(sorted(openai_format))) if openai_format else known
 
 
 def _count_cache_key(endpoint: tuple[str, str], request: GenerationRequest) -> str:
