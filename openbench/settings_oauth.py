@@ -61,6 +61,10 @@ if bool(OIDC_SERVER_URL) != bool(_oidc_id):
     raise _ImproperlyConfigured("OIDC_SERVER_URL, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET must be set together.")
 if OIDC_SERVER_URL:
     _origin(OIDC_SERVER_URL, "OIDC_SERVER_URL")
+    # allauth trusts an id_token fetched straight from the token endpoint without checking its signature
+    # (OIDC Core 3.1.3.7, "TLS server validation MAY be used"): only true over https.
+    if not _env.bool("DEBUG", default=True) and not OIDC_SERVER_URL.startswith("https://"):
+        raise _ImproperlyConfigured("OIDC_SERVER_URL must be an https:// URL when DEBUG is false.")
     OIDC_PROVIDER_ID = _env.str("OIDC_PROVIDER_ID", default="sso")
     # It is a URL segment (/oauth/oidc/<id>/login/) and must not shadow the built-in providers' ids.
     if not _re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", OIDC_PROVIDER_ID) or OIDC_PROVIDER_ID in {"github", "google"}:

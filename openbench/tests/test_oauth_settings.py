@@ -104,6 +104,16 @@ def test_the_authorize_origin_of_an_oidc_provider_can_differ_from_its_issuer() -
             },
             "OIDC_PROVIDER_ID must be",
         ),
+        (
+            {
+                "DEBUG": "false",
+                "SECRET_KEY": "a-production-secret-key-for-this-test-only",
+                "OIDC_SERVER_URL": "http://sso.example.org",
+                "OIDC_CLIENT_ID": "o",
+                "OIDC_CLIENT_SECRET": "s",
+            },
+            "OIDC_SERVER_URL must be an https:// URL when DEBUG is false",
+        ),
     ],
 )
 def test_bad_values_fail_at_start(env: dict[str, str], message: str) -> None:
