@@ -230,3 +230,14 @@ def test_the_execution_page_shows_samples_and_waits_for_models_missing_some(clie
     assert '<th class="num">Sample</th>' in html
     assert "Partial #1" in html and "Done #0" in html and "Done #1" in html
     assert "Waiting for: Partial." in html
+
+
+def test_the_admin_lists_repeats_and_samples(client: Client, admin_user: User) -> None:
+    admin = admin_user
+    execution = execution_start(test_case=TestCaseFactory(), models=[LLMModelFactory()], started_by=admin, repeats=3)
+    TestResultFactory(execution=execution, model=execution.llm_models.get(), sample=2)
+    client.force_login(admin)
+    executions = client.get(reverse("admin:evaluations_execution_changelist")).content.decode()
+    assert "column-repeats" in executions and ">3</td>" in executions
+    results = client.get(reverse("admin:evaluations_testresult_changelist")).content.decode()
+    assert "column-sample" in results and ">2</td>" in results
