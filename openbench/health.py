@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 logger = logging.getLogger(__name__)
 
 
-def check_database() -> None:
-    with connection.cursor() as cursor:
+def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
+    with connections[alias].cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
 
@@ -31,6 +32,9 @@ def check_redis() -> None:
 def readiness_checks() -> dict[str, Callable[[], None]]:
     """The checks that must pass before this instance takes traffic; Redis only when configured."""
     checks: dict[str, Callable[[], None]] = {"database": check_database}
+    if "replica" in settings.DATABASES:
+        # The analytics pages and API read the replica (openbench/dbrouter.py): without it they fail.
+        checks["replica"] = functools.partial(check_database, "replica")
     if settings.REDIS_URL:
         checks["redis"] = check_redis
     return checks

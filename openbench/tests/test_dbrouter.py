@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -244,3 +245,32 @@ def test_a_bad_replica_configuration_fails_fast(env: dict[str, str], message: st
     done = _settings_with(**env)
     assert done.returncode != 0
     assert message in done.stderr
+
+
+@BOTH
+def test_ready_checks_the_replica_too(replica: None) -> None:
+    response = Client().get("/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"]["replica"]["ok"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not django_settings.IS_POSTGRES, reason="a replica needs a PostgreSQL primary")
+def test_ready_is_503_and_names_the_replica_when_it_is_unreachable() -> None:
+    script = (
+        "import django, json; django.setup(); from django.test import Client; "
+        "r = Client().get('/ready'); print(r.status_code); print(r.content.decode())"
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = int(sock.getsockname()[1])
+    done = run_django(
+        script,
+        DATABASE_URL=os.environ["DATABASE_URL"],
+        DATABASE_REPLICA_URL=f"postgresql://postgres@127.0.0.1:{closed}/nowhere",
+        DB_POOL_TIMEOUT="2",
+    )
+    assert done.returncode == 0, done.stderr
+    status, body = done.stdout.strip().splitlines()[-2:]
+    assert status == "503"
+    assert json.loads(body)["failing"] == ["replica"]
