@@ -24,6 +24,9 @@ def _ids(values: list[str] | None) -> list[str]:
 
 class Command(BaseCommand):
     help = "Run approved tests against models (one execution per test); --wait shows progress and a summary."
+    # No system checks: they import every URLconf and view (DRF, the schema, the admin) before the run can
+    # start, a second of the command's own time on each use; `manage.py check` and deployments run them.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--category", help="Only tests of this category.")
