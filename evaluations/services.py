@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from uuid import UUID
 
 from django.conf import settings
@@ -110,6 +111,16 @@ def _refuse_models_outside_sandbox(test_cases: Sequence[TestCase], models: Seque
         )
 
 
+def _checked_models(
+    test_cases: Sequence[TestCase], models: Sequence[LLMModel] | None, *, started_by: User | None
+) -> list[LLMModel]:
+    """The models a run of `test_cases` takes, once the run rules allow it (who may run what, sandbox)."""
+    _refuse_what_may_not_run(test_cases, user=started_by)
+    chosen = _models_to_run(models, sandbox_only=_needs_sandbox(test_cases))
+    _refuse_models_outside_sandbox(test_cases, chosen)
+    return chosen
+
+
 def check_repeats(repeats: object) -> int:
     """`repeats` as SPEC §12 allows it (an integer from 1 to 20), else 400 naming `repeats`."""
     # bool is an int to Python, not to a caller who sent `true`.
@@ -180,9 +191,7 @@ def execution_start(
     The models' parameters are snapshotted on the row; the background job is enqueued only after commit.
     """
     repeats = check_repeats(repeats)
-    _refuse_what_may_not_run([test_case], user=started_by)
-    chosen = _models_to_run(models, sandbox_only=_needs_sandbox([test_case]))
-    _refuse_models_outside_sandbox([test_case], chosen)
+    chosen = _checked_models([test_case], models, started_by=started_by)
     execution = _new_execution(
         test_case=test_case,
         models=chosen,
@@ -220,21 +229,10 @@ def executions_start_batch(
     repeats = check_repeats(repeats)
     if not test_cases:
         raise ApplicationError("The batch has no tests to run.", code="no_tests")
-    _refuse_what_may_not_run(test_cases, user=started_by)
-    chosen = _models_to_run(models, sandbox_only=_needs_sandbox(test_cases))
-    _refuse_models_outside_sandbox(test_cases, chosen)
+    chosen = _checked_models(test_cases, models, started_by=started_by)
+    new = partial(_new_execution, models=chosen, started_by=started_by, request_id=request_id, repeats=repeats)
     batch_id = uuid.uuid4()
-    executions = [
-        _new_execution(
-            test_case=test_case,
-            models=chosen,
-            started_by=started_by,
-            request_id=request_id,
-            batch_id=batch_id,
-            repeats=repeats,
-        )
-        for test_case in test_cases
-    ]
+    executions = [new(test_case=test_case, batch_id=batch_id) for test_case in test_cases]
     if bypass_cache:
         for execution in executions:
             for params in execution.config_snapshot.values():

@@ -37,9 +37,12 @@ def run(
     announce: bool = True,
     execution: Execution | None = None,
     latency_ms: int = 100,
+    revision: int | None = None,
 ) -> list[TestResult]:
     """One execution sampling `model` once per outcome: a score, or 'failed' / 'timeout'."""
-    execution = execution or ExecutionFactory(test_case=test, repeats=len(outcomes), total_evaluations=len(outcomes))
+    execution = execution or ExecutionFactory(
+        test_case=test, revision=revision or test.revision, repeats=len(outcomes), total_evaluations=len(outcomes)
+    )
     start = timezone.now() - datetime.timedelta(days=days_ago)
     results = []
     for sample, outcome in enumerate(outcomes):

@@ -3,19 +3,16 @@ independent computation (every draw of k samples enumerated)."""
 
 from __future__ import annotations
 
-import datetime
 from itertools import combinations
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import LLMModel, Suite, TestCase
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
-from evaluations.models import Execution, TestResult
-from evaluations.tests.factories import ExecutionFactory, TestResultFactory
 from leaderboard.selectors.stability import model_stability, pass_at_k
+from leaderboard.tests.test_samples import run
 from openbench.tests.api import V1, assert_error, client_for, reset_throttles  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.django_db
@@ -43,24 +40,10 @@ def test_the_estimator_refuses_what_it_cannot_estimate(n: int, c: int, k: int) -
 
 def sampled(
     model: LLMModel, test: TestCase, outcomes: list[bool | str], *, days_ago: float = 0, revision: int | None = None
-) -> Execution:
+) -> None:
     """An execution of `test` sampling `model` once per outcome: correct, incorrect, or a failed status."""
-    execution = ExecutionFactory(
-        test_case=test, revision=revision or test.revision, repeats=len(outcomes), total_evaluations=len(outcomes)
-    )
-    start = timezone.now() - datetime.timedelta(days=days_ago)
-    for sample, outcome in enumerate(outcomes):
-        failed = isinstance(outcome, str)
-        TestResultFactory(
-            execution=execution,
-            model=model,
-            sample=sample,
-            status=outcome if failed else TestResult.Status.COMPLETED,
-            is_correct=None if failed else outcome,
-            score=None if failed else float(outcome),
-            executed_at=start + datetime.timedelta(seconds=sample),
-        )
-    return execution
+    scores: list[float | str] = [o if isinstance(o, str) else float(o) for o in outcomes]
+    run(model, test, scores, days_ago=days_ago, revision=revision, announce=False)
 
 
 @pytest.fixture
