@@ -100,11 +100,6 @@ class SuiteRun(models.Model):
     def __str__(self) -> str:
         return f"{self.suite} v{self.suite_version} at {self.created_at:%Y-%m-%d %H:%M}"
 
-    @property
-    def is_finished(self) -> bool:
-        """Every execution finished (a run that started nothing is finished too)."""
-        return not self.executions.exclude(status__in=Execution.FINISHED_STATUSES).exists()
-
 
 class AlertQuerySet(models.QuerySet["Alert"]):
     def unacknowledged(self) -> AlertQuerySet:

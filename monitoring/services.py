@@ -92,6 +92,18 @@ def suite_run_start(
     return run
 
 
+def _active(models: list[LLMModel]) -> list[LLMModel]:
+    """A schedule names active models only (a model deactivated later makes its ticks record why they
+    did not start)."""
+    inactive = [model.name for model in models if not model.is_active]
+    if inactive:
+        raise ApplicationError(
+            f"These models are not active: {', '.join(inactive[:5])}.",
+            details={"model_ids": [f"Model {name} is not active." for name in inactive[:20]]},
+        )
+    return models
+
+
 def _schedule_models(schedule: Schedule) -> list[LLMModel] | None:
     chosen = list(schedule.llm_models.all())
     return chosen or None
@@ -103,7 +115,7 @@ def schedule_create(*, created_by: User, suite: Suite, model_ids: Sequence[UUID 
     unknown = set(fields) - set(SCHEDULE_EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.", code="unknown_fields")
-    models = models_from_ids(model_ids)
+    models = _active(models_from_ids(model_ids))
     schedule = Schedule(suite=suite, created_by=created_by, **fields)
     schedule.full_clean()
     schedule.next_run_at = next_tick(schedule.cron, timezone.now()) if schedule.is_active else None
@@ -133,7 +145,7 @@ def schedule_update(
         schedule.next_run_at = next_tick(schedule.cron, timezone.now())
     schedule.save()
     if model_ids is not None:
-        schedule.llm_models.set(models_from_ids(model_ids))
+        schedule.llm_models.set(_active(models_from_ids(model_ids)))
     return schedule
 
 

@@ -112,10 +112,13 @@ def test_moderators_create_edit_list_and_delete_schedules(client_for, moderator,
         ({"repeats": 0}, "repeats"),
         ({"repeats": 21}, "repeats"),
         ({"model_ids": [UNKNOWN]}, "model_ids"),
+        ({"model_ids": ["inactive"]}, "model_ids"),
         ({"suite": UNKNOWN}, "suite"),
     ],
 )
 def test_bad_schedule_input_is_a_400_naming_the_field(client_for, moderator, suite, payload, field):
+    if payload.get("model_ids") == ["inactive"]:
+        payload = {"model_ids": [str(LLMModelFactory(is_active=False).pk)]}
     data = {"suite": str(suite.pk), "cron": "*/5 * * * *", **payload}
     assert_names(client_for(moderator).post("/api/v1/schedules", data, format="json"), field)
     assert not Schedule.objects.exists()
