@@ -9,7 +9,7 @@ from catalog.models import Suite
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution
 from monitoring.models import Alert, Schedule, SuiteRun
-from monitoring.tests.factories import suite_of
+from monitoring.tests.factories import score_drift_alert, suite_of
 
 pytestmark = pytest.mark.django_db
 
@@ -177,19 +177,7 @@ def test_a_schedule_of_an_unknown_id_is_a_404(client_for, moderator):
 def test_moderators_list_filter_and_acknowledge_alerts(client_for, moderator, suite, model):
     other = LLMModelFactory()
     run = SuiteRun.objects.create(suite=suite, suite_version=1)
-    first = Alert.objects.create(
-        kind="score_drift",
-        model=model,
-        suite_run=run,
-        shared_tests=20,
-        previous_score=1.0,
-        current_score=0.4,
-        delta=-0.6,
-        p_value=0.0005,
-        method="mcnemar_exact",
-        current_execution_ids=["a"],
-        previous_execution_ids=["b"],
-    )
+    first = score_drift_alert(model=model, run=run, current_execution_ids=["a"], previous_execution_ids=["b"])
     Alert.objects.create(
         kind="error_rate",
         model=other,

@@ -16,10 +16,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 from accounts.models import User
 from accounts.tests.factories import UserFactory
-from catalog.tests.factories import LLMModelFactory, TestCaseFactory
-from monitoring.models import Alert, SuiteRun
+from catalog.tests.factories import LLMModelFactory
+from monitoring.models import Alert
 from monitoring.notify import alert_email_moderators, alert_webhook_deliver, alerts_deliver
-from monitoring.tests.factories import suite_of
+from monitoring.tests.factories import score_drift_alert
 
 pytestmark = pytest.mark.django_db
 
@@ -67,18 +67,7 @@ def hook_factory() -> Iterator[Any]:
 
 @pytest.fixture
 def alert() -> Alert:
-    run = SuiteRun.objects.create(suite=suite_of([TestCaseFactory()]), suite_version=1)
-    return Alert.objects.create(
-        kind=Alert.Kind.SCORE_DRIFT,
-        model=LLMModelFactory(name="gpt-drift", display_name="GPT Drift"),
-        suite_run=run,
-        shared_tests=20,
-        previous_score=1.0,
-        current_score=0.4,
-        delta=-0.6,
-        p_value=0.000488,
-        method="mcnemar_exact",
-    )
+    return score_drift_alert(model=LLMModelFactory(name="gpt-drift", display_name="GPT Drift"))
 
 
 def test_the_webhook_is_retried_with_doubling_waits_until_it_answers(alert, hook_factory, settings):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
-from monitoring.models import Alert, Schedule, SuiteRun
-from monitoring.tests.factories import suite_of
+from monitoring.models import Schedule, SuiteRun
+from monitoring.tests.factories import score_drift_alert, suite_of
 
 pytestmark = pytest.mark.django_db
 
@@ -21,18 +21,7 @@ def drift(owner):
     schedule = Schedule.objects.create(suite=suite, cron="0 3 * * *")
     model = LLMModelFactory(display_name="Drifty")
     run = SuiteRun.objects.create(suite=suite, suite_version=1, schedule=schedule, test_ids=[str(public.pk)])
-    alert = Alert.objects.create(
-        kind="score_drift",
-        model=model,
-        schedule=schedule,
-        suite_run=run,
-        shared_tests=20,
-        previous_score=1.0,
-        current_score=0.4,
-        delta=-0.6,
-        p_value=0.000488,
-        method="mcnemar_exact",
-    )
+    alert = score_drift_alert(model=model, run=run)
     return suite, model, alert
 
 
