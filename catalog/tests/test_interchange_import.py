@@ -414,3 +414,14 @@ def test_api_reads_parquet_and_promptfoo_uploads(client_for, moderator):
     body = response.json()
     assert (body["created"], body["failed"]) == (6, 2)
     assert {"line": 25, "index": 6, "field": "assert[0].type"}.items() <= body["errors"][0].items()
+
+
+def test_with_debug_on_the_query_log_does_not_grow_with_the_file(owner, settings):
+    # DEBUG keeps every query's SQL (up to 9,000); a chunk's INSERT is large, so an import clears the log.
+    from django.db import connection
+
+    settings.DEBUG = True
+    connection.queries_log.clear()
+    report = run_import(jsonl(*[{**NATIVE, "title": f"T{i}"} for i in range(60)]), "jsonl", owner, chunk_size=5)
+    assert report.created == 60
+    assert len(connection.queries) <= 10
