@@ -21,9 +21,9 @@ run: install
 	$(PY) manage.py seed_demo --with-results
 	$(PY) manage.py runserver $(HOST)
 
-## A django-rq worker for the evaluations queue (needs REDIS_URL).
+## A django-rq worker for the evaluations queue and the default one (schedule ticks, alerts; needs REDIS_URL).
 worker: install
-	$(PY) manage.py rqworker evaluations --worker-class evaluations.worker.EvaluationWorker
+	$(PY) manage.py rqworker evaluations default --worker-class evaluations.worker.EvaluationWorker
 
 ## Lint, type check, migrations check and the whole test suite.
 test: install lint typecheck migrations-check

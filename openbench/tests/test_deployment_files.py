@@ -22,7 +22,7 @@ def _app_services() -> dict[str, dict]:  # type: ignore[type-arg]
 
 def test_every_app_service_requires_a_secret_key_and_runs_without_debug() -> None:
     services = _app_services()
-    assert set(services) == {"web", "worker"}
+    assert set(services) == {"web", "worker", "scheduler"}
     for name, service in services.items():
         environment = service["environment"]
         # ${VAR:?message} makes `docker compose` stop with the message when VAR is unset or empty.
