@@ -18,16 +18,9 @@ from evaluations.runner.budget_watch import CHECK_INTERVAL, SETTLE_INTERVAL, Bud
 from evaluations.runner.writes import claim_executions, write_results
 from evaluations.services import executions_start_batch
 from evaluations.tests.factories import TestResultFactory
+from evaluations.tests.test_limits import Clock  # a settable clock, as the limiter tests use it
 
 pytestmark = pytest.mark.django_db
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -51,6 +44,15 @@ def _write(watch: BudgetWatch, execution_id: str, model: LLMModel, cost: Decimal
     result.test_case_id, result.revision = execution.test_case_id, execution.revision
     lost, _ = write_results(lease="lease-1", results=[result], finished=[], watch=watch)
     return lost
+
+
+def _checked_once(owner: User, models: list[LLMModel], batch: list[str]) -> tuple[Clock, BudgetWatch, Decimal]:
+    """A watch that has read the batch once (a cheap first result), its clock, and the batch's reserve."""
+    clock = Clock()
+    watch = BudgetWatch(clock=clock)
+    reserved = budget_of(owner).reserved_usd
+    assert _write(watch, batch[0], models[0], reserved / 100) == set()
+    return clock, watch, reserved
 
 
 def _queries_of_after_write(watch: BudgetWatch, execution_id: str, cost: Decimal) -> int:
@@ -79,10 +81,7 @@ def test_a_batch_is_read_once_then_judged_in_memory_until_the_interval_passes(
 def test_our_own_write_past_the_reserve_stops_the_batch_at_once_between_checks(
     owner: User, models: list[LLMModel], batch: list[str]
 ) -> None:
-    clock = Clock()
-    watch = BudgetWatch(clock=clock)
-    reserved = budget_of(owner).reserved_usd
-    assert _write(watch, batch[0], models[0], reserved / 100) == set()
+    clock, watch, reserved = _checked_once(owner, models, batch)
     clock.now += CHECK_INTERVAL / 10  # well before the next scheduled check
 
     lost = _write(watch, batch[1], models[0], reserved * 2)
@@ -96,10 +95,7 @@ def test_our_own_write_past_the_reserve_stops_the_batch_at_once_between_checks(
 def test_what_other_workers_spent_is_seen_at_the_next_check(
     owner: User, models: list[LLMModel], batch: list[str]
 ) -> None:
-    clock = Clock()
-    watch = BudgetWatch(clock=clock)
-    reserved = budget_of(owner).reserved_usd
-    assert _write(watch, batch[0], models[0], reserved / 100) == set()
+    clock, watch, reserved = _checked_once(owner, models, batch)
     # Another worker's results on the same batch, far past its reserve: not in this watch's memory.
     Execution.objects.filter(pk=batch[2]).update(total_cost=F("total_cost") + reserved * 3)
     clock.now += CHECK_INTERVAL / 2
