@@ -147,7 +147,8 @@ def test_run_batch_samples_each_model_k_times(owner: User, clean_queue: None) ->
     models = [LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 1}) for _ in range(2)]
     test = TestCaseFactory()
     names = ",".join(model.name for model in models)
-    call_command("run_batch", "--tests", str(test.pk), "--models", names, "--repeats", "3", "--yes", "--wait")
+    # With Redis the command queues the run for the workers (drained here); without, it runs in-process.
+    call_command("run_batch", "--tests", str(test.pk), "--models", names, "--repeats", "3", "--yes")
     drain_background_work()
     execution = Execution.objects.get()
     assert (execution.repeats, execution.total_evaluations, execution.progress) == (3, 6, 6)
