@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve
-from scipy.special import expit
+
+# scipy is imported inside the fit, not here: this module is imported by the admin (and so by every
+# process that sets Django up, rq workers included), and scipy costs ~0.4 s and ~10 MB to import.
 
 ELO_SCALE = 400 / math.log(10)  # natural-log strength → Elo points
 ELO_MEAN = 1000.0
@@ -65,6 +66,8 @@ def _negative_log_likelihood(
     theta: np.ndarray, a: np.ndarray, b: np.ndarray, wa: np.ndarray, wb: np.ndarray
 ) -> tuple[float, np.ndarray]:
     """The penalised negative log-likelihood and its gradient, pair counts given as weights."""
+    from scipy.special import expit
+
     diff = theta[a] - theta[b]
     # log σ(x) = −log(1 + e^(−x)), computed stably with logaddexp.
     nll = float(wa @ np.logaddexp(0.0, -diff) + wb @ np.logaddexp(0.0, diff))
@@ -80,6 +83,8 @@ def _negative_log_likelihood(
 
 def _hessian(theta: np.ndarray, a: np.ndarray, b: np.ndarray, games: np.ndarray) -> np.ndarray:
     """The Hessian of the negative log-likelihood (positive definite: the virtual ties add to its diagonal)."""
+    from scipy.special import expit
+
     p = expit(theta[a] - theta[b])
     h = games * p * (1 - p)
     n = len(theta)
@@ -102,6 +107,8 @@ def fit_strengths(
     from any start, in a handful of steps (a bootstrap refits hundreds of times; scipy.optimize.minimize
     spends most of its time in its own overhead on problems this small).
     """
+    from scipy.linalg import solve
+
     wa = outcomes.a_wins + 0.5 * outcomes.ties
     wb = outcomes.b_wins + 0.5 * outcomes.ties
     games = wa + wb

@@ -45,8 +45,13 @@ def preload() -> None:
             provider_class(name)
         except Exception:  # an adapter whose SDK is missing must not stop the worker
             logger.warning("Could not preload the %s adapter.", name, exc_info=True)
-    if wanted & {"openai", "together", "openai_compatible"}:
-        # The OpenAI SDK imports its resources lazily, on the first request.
+    if wanted - {"mock"}:
+        from providers.pooling import shared_ssl_context
+
+        shared_ssl_context()  # the CA bundle, ~0.1 s, loaded once here rather than in every work horse
+    if wanted & {"openai", "together"}:
+        # The OpenAI SDK imports its resources lazily, on the first request. (openai_compatible talks
+        # plain JSON over aiohttp and never loads the SDK.)
         for module in ("openai.resources.chat.completions", "openai.types.chat"):
             importlib.import_module(module)
     # What is loaded now lives as long as the worker: frozen, it is left out of every later garbage

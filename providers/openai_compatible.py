@@ -9,12 +9,7 @@ talks to such a server thousands of times.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, cast
-
-import openai
-from openai import AsyncOpenAI
-from openai._legacy_response import LegacyAPIResponse
-from openai.types.chat import ChatCompletion
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from providers.base import (
     GenerationRequest,
@@ -31,6 +26,14 @@ from providers.health import require_configured
 from providers.json_answers import parse_structured
 from providers.pooling import PooledProvider, shared_ssl_context
 from providers.rest import JsonHttpProvider
+
+if TYPE_CHECKING:
+    import openai
+    from openai import AsyncOpenAI
+    from openai._legacy_response import LegacyAPIResponse
+
+# The openai SDK (~1 s and ~20 MB to import) is imported where OpenAIProvider and TogetherProvider use
+# it, not here: OpenAICompatibleProvider, in this module, never needs it.
 
 # OpenAI's servers require a key; local servers ignore it, but the SDK refuses to start without one.
 _NO_KEY = "not-needed"
@@ -157,7 +160,7 @@ def _request_id(headers: Mapping[str, str]) -> str:
     return headers.get("x-request-id", "")
 
 
-class OpenAIProvider(ChatCompletionsMixin, PooledProvider[AsyncOpenAI]):
+class OpenAIProvider(ChatCompletionsMixin, PooledProvider["AsyncOpenAI"]):
     """OpenAI's own API through its official SDK (OPENAI_API_KEY, OPENAI_BASE_URL for gateways and proxies)."""
 
     name: ClassVar[str] = "openai"
@@ -170,8 +173,10 @@ class OpenAIProvider(ChatCompletionsMixin, PooledProvider[AsyncOpenAI]):
         await client.close()
 
     def _new_client(self) -> AsyncOpenAI:
+        import openai
+
         # The engine retries (with backoff shared across workers); the SDK must not retry on its own.
-        return AsyncOpenAI(
+        return openai.AsyncOpenAI(
             api_key=self.api_key or _NO_KEY,
             base_url=self.base_url,
             max_retries=0,
@@ -181,6 +186,9 @@ class OpenAIProvider(ChatCompletionsMixin, PooledProvider[AsyncOpenAI]):
         )
 
     async def generate(self, request: GenerationRequest) -> GenerationResponse:
+        import openai
+        from openai.types.chat import ChatCompletion
+
         body = self._chat_body(request)
         try:
             # The SDK's generic `post` (its documented way to send a body as is) rather than
@@ -224,12 +232,16 @@ class OpenAIProvider(ChatCompletionsMixin, PooledProvider[AsyncOpenAI]):
         )
 
     def _classify(self, exc: openai.APIError) -> ProviderError:
+        import openai
+
         error = classify_sdk_error(exc, label=self.label, sdk=openai)
         if isinstance(exc, openai.APIStatusError):
             error.rate_limit = rate_limit_info(exc.response.headers)
         return error
 
     async def list_models(self) -> list[dict[str, Any]]:
+        import openai
+
         require_configured(self)
         try:
             page = await self.with_client(
