@@ -7,46 +7,79 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('evaluations', '0005_repeats_and_samples'),
+        ("evaluations", "0005_repeats_and_samples"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ResultLabel',
+            name="ResultLabel",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('is_correct', models.BooleanField(help_text="Whether the answer is really correct, in the labeller's judgement.")),
-                ('note', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('labelled_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('result', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='label', to='evaluations.testresult')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                (
+                    "is_correct",
+                    models.BooleanField(help_text="Whether the answer is really correct, in the labeller's judgement."),
+                ),
+                ("note", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "labelled_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "result",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="label", to="evaluations.testresult"
+                    ),
+                ),
             ],
             options={
-                'db_table': 'result_labels',
-                'ordering': ['-updated_at'],
+                "db_table": "result_labels",
+                "ordering": ["-updated_at"],
             },
         ),
         migrations.CreateModel(
-            name='LabelEvent',
+            name="LabelEvent",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('old_is_correct', models.BooleanField(help_text='Empty for the first label of the result.', null=True)),
-                ('new_is_correct', models.BooleanField()),
-                ('note', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('actor', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('result', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='label_events', to='evaluations.testresult')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                (
+                    "old_is_correct",
+                    models.BooleanField(help_text="Empty for the first label of the result.", null=True),
+                ),
+                ("new_is_correct", models.BooleanField()),
+                ("note", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "result",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="label_events",
+                        to="evaluations.testresult",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'label_events',
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(fields=['result', 'created_at'], name='label_event_result_created')],
+                "db_table": "label_events",
+                "ordering": ["-created_at"],
+                "indexes": [models.Index(fields=["result", "created_at"], name="label_event_result_created")],
             },
         ),
     ]
