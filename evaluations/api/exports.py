@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
@@ -38,7 +39,8 @@ class ResultExportView(BaseAPIView):
         description=(
             "One row per result (the shape of `export_results`), oldest first, filtered like the results lists "
             "and /executions. CSV cells that a spreadsheet would run as a formula are prefixed with `'`. "
-            "An unknown `format` is a 400 naming `format`."
+            "An unknown `format` is a 400 naming `format`. Anonymous exports stop after "
+            "RESULTS_EXPORT_ANONYMOUS_MAX_ROWS rows (the `X-Export-Row-Limit` header says so): sign in or filter."
         ),
         parameters=[
             OpenApiParameter("format", OpenApiTypes.STR, enum=list(EXPORT_FORMATS), required=True),
@@ -60,9 +62,15 @@ class ResultExportView(BaseAPIView):
         if not filterset.is_valid():
             raise translate_validation(filterset.errors)
         results = filterset.qs.order_by("executed_at", "id")
+        # Streaming the whole public table costs one anonymous request nothing and us a long scan: cap it.
+        row_limit = 0 if request.user.is_authenticated else settings.RESULTS_EXPORT_ANONYMOUS_MAX_ROWS
+        if row_limit:
+            results = results[:row_limit]
         # iterator(): rows are read in chunks and written as they come, never held all at once.
         response = StreamingHttpResponse(
             export_lines(results.iterator(chunk_size=CHUNK_SIZE), fmt), content_type=_CONTENT_TYPES[fmt]
         )
         response["Content-Disposition"] = f'attachment; filename="results.{fmt}"'
+        if row_limit:
+            response["X-Export-Row-Limit"] = str(row_limit)
         return response

@@ -50,6 +50,17 @@ def test_each_caller_gets_only_what_they_may_see(results, client_for, owner, oth
     assert exported_ids(client_for(moderator)) == set(results.values())
 
 
+def test_an_anonymous_export_stops_at_the_row_limit_and_says_so(results, client_for, moderator, anonymous, settings):
+    for _ in range(2):
+        TestResultFactory(execution=ExecutionFactory(test_case=TestCaseFactory()))
+    settings.RESULTS_EXPORT_ANONYMOUS_MAX_ROWS = 2
+    response = anonymous.get(URL, {"format": "jsonl"})
+    assert response["X-Export-Row-Limit"] == "2"
+    assert len(body(response).splitlines()) == 2
+    # Signed-in callers are throttled and known: no limit.
+    assert len(exported_ids(client_for(moderator))) == 5
+
+
 def test_a_filter_cannot_reach_past_visibility(results, client_for, owner):
     private_test = TestCase.objects.get(results__pk=results["private"])
     assert exported_ids(client_for(owner), test_case=str(private_test.pk)) == set()
