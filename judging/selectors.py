@@ -37,7 +37,11 @@ def _labelled_verdicts(user: Any) -> Any:
             result__status=TestResult.Status.COMPLETED,
             result__is_correct__isnull=False,
         )
-        .exclude(result__evaluation_details__decided_by__in=DECIDED_BY_CASCADE)
+        # Results from before the cascade have no decided_by: NOT (key IN …) alone would drop them too (NULL).
+        .exclude(
+            Q(result__evaluation_details__has_key="decided_by")
+            & Q(result__evaluation_details__decided_by__in=DECIDED_BY_CASCADE)
+        )
         .filter(
             Q(result__evaluation_details__has_key="judge_model_id")
             | Q(result__evaluation_details__has_key="judge_model")

@@ -138,7 +138,7 @@ def test_agreement_counts_the_judges_labelled_verdicts(moderator, anonymous, jud
     label(judged_result(judge, verdict=True, decided_by="contains"), False, moderator)
     label(judged_result(LLMModelFactory(name="other-judge"), verdict=True), False, moderator)
     judged_result(judge, verdict=True)
-    # Counted: a result from before judge_model_id was recorded (the judge named only).
+    # Counted: a result from before the cascade (the judge named only; no judge_model_id, no decided_by).
     label(judged_result(judge, verdict=False, by_name_only=True), False, moderator)
 
     body = anonymous.get(f"{V1}/judges/{judge.pk}/agreement").json()
