@@ -19,22 +19,28 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import yaml
+from django.conf import settings
 
 from catalog.interchange.base import DEFAULT_CATEGORY, ReadOptions, Record, apply_metadata, file_error, title_from
 
 _VAR = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 _ANY_TAG = re.compile(r"\{\{|\{%|\{#")
 _MAX_NODES = 1_000_000
+# Filling vars multiplies text: a defaultTest var used by every test, or a var the template uses many times,
+# turns a file of a few megabytes into gigabytes of prompts. What one file's templates produce is capped at
+# this many times the largest file we take (IMPORT_MAX_BYTES), checked before each text is built.
+RENDERED_PER_FILE_BYTES = 10
 
 
 def read(stream: BinaryIO, options: ReadOptions) -> Iterator[Record]:
     root = _compose(stream)
     tests_node, template, default = _layout(root, options)
+    budget = _Budget(settings.IMPORT_MAX_BYTES * RENDERED_PER_FILE_BYTES)
     for position, node in enumerate(tests_node.value, 1):
         line = node.start_mark.line + 1
         try:
             test = _constructor().construct_document(node)
-            yield Record(line=line, index=position, fields=_fields(test, template, default))
+            yield Record(line=line, index=position, fields=_fields(test, template, default, budget))
         except ValueError as exc:
             yield Record.refused(line, exc, index=position)
 
@@ -132,24 +138,56 @@ def _template_from(prompts: Any) -> str | None:
     return raw
 
 
-def render(template: str, variables: dict[str, Any], where: str) -> str:
-    def value(match: re.Match[str]) -> str:
+class _Budget:
+    """The characters a file's templates may still produce (UTF-8 takes at least one byte for each)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = self.left = limit
+
+    def spend(self, size: int) -> None:
+        if size > self.left:
+            raise file_error(
+                f"Filled in with their vars, the tests would hold more than {self.limit} characters of text "
+                "(a var used by every test or many times in a template?); split the file."
+            )
+        self.left -= size
+
+
+def render(template: str, variables: dict[str, Any], where: str, budget: _Budget) -> str:
+    """The template with its {{ name }} filled in; its size is spent from `budget` before it is built."""
+    texts: dict[str, str] = {}
+    pieces: list[str] = []
+    end = 0
+    for match in _VAR.finditer(template):
         name = match.group(1)
         if name not in variables:
             raise ValueError(f"vars.{name}: missing (the template {where} uses it)")
-        item = variables[name]
-        return item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+        if name not in texts:
+            item = variables[name]
+            texts[name] = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+        pieces += (template[end : match.start()], texts[name])
+        end = match.end()
+    pieces.append(template[end:])
+    budget.spend(sum(map(len, pieces)))
+    return "".join(pieces)
 
-    return _VAR.sub(value, template)
+
+def _vars(test: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    variables: dict[str, Any] = {}
+    for where, value in (("defaultTest.vars", default.get("vars")), ("vars", test.get("vars"))):
+        if value is None:
+            continue
+        if not isinstance(value, dict) or not all(isinstance(name, str) for name in value):
+            raise ValueError(f"{where}: expected a mapping of names to values")
+        variables.update(value)
+    return variables
 
 
-def _fields(test: Any, template: str, default: dict[str, Any]) -> dict[str, Any]:
+def _fields(test: Any, template: str, default: dict[str, Any], budget: _Budget) -> dict[str, Any]:
     if not isinstance(test, dict):
         raise ValueError("test: expected a mapping with vars and assert")
-    variables = {**(default.get("vars") or {}), **(test.get("vars") or {})}
-    if not all(isinstance(name, str) for name in variables):
-        raise ValueError("vars: expected a mapping of names to values")
-    prompt = render(template, variables, "prompt")
+    variables = _vars(test, default)
+    prompt = render(template, variables, "prompt", budget)
     metadata = test.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValueError("metadata: expected a mapping")
@@ -161,12 +199,12 @@ def _fields(test: Any, template: str, default: dict[str, Any]) -> dict[str, Any]
     }
     if "openbench" not in metadata:
         asserts = [*(default.get("assert") or []), *(test.get("assert") or [])]
-        fields.update(_evaluation(asserts, variables))
+        fields.update(_evaluation(asserts, variables, budget))
     apply_metadata(fields, metadata)
     return fields
 
 
-def _evaluation(asserts: Any, variables: dict[str, Any]) -> dict[str, Any]:
+def _evaluation(asserts: Any, variables: dict[str, Any], budget: _Budget) -> dict[str, Any]:
     if not isinstance(asserts, list) or not asserts:
         raise ValueError("assert: a test needs an assertion to become an evaluation")
     kinds = []
@@ -178,7 +216,7 @@ def _evaluation(asserts: Any, variables: dict[str, Any]) -> dict[str, Any]:
                 f"assert[{position}].type: {item['type']!r} cannot be imported (supported: {', '.join(_MAPPERS)})"
             )
         kinds.append(item["type"])
-    values = [_value(item.get("value"), variables, position) for position, item in enumerate(asserts)]
+    values = [_value(item.get("value"), variables, position, budget) for position, item in enumerate(asserts)]
     if len(asserts) > 1:
         if set(kinds) in ({"contains"}, {"icontains"}) and all(isinstance(v, str) for v in values):
             return {
@@ -190,11 +228,11 @@ def _evaluation(asserts: Any, variables: dict[str, Any]) -> dict[str, Any]:
     return _MAPPERS[kinds[0]](values[0])
 
 
-def _value(value: Any, variables: dict[str, Any], position: int) -> Any:
+def _value(value: Any, variables: dict[str, Any], position: int, budget: _Budget) -> Any:
     if isinstance(value, str):
         if value.strip().startswith("file://"):
             raise ValueError(f"assert[{position}].value: values in other files are not read")
-        return render(value, variables, f"of assert[{position}]")
+        return render(value, variables, f"of assert[{position}]", budget)
     return value
 
 

@@ -264,6 +264,32 @@ def test_promptfoo_template_from_the_request_and_whole_file_errors(owner):
     assert TestCase.objects.count() == 1
 
 
+def test_promptfoo_text_filled_in_from_vars_is_capped_per_file(owner, settings):
+    # A 1,000-character defaultTest var used twice by each of 60 tests: a 1.2 KB file, 120,000 characters of
+    # prompts. With IMPORT_MAX_BYTES at 10,000 the file may produce 100,000: refused whole, nothing created.
+    settings.IMPORT_MAX_BYTES = 10_000
+    big = "x" * 1000
+    tests = "".join("- assert: [{type: equals, value: a}]\n" for _ in range(60))
+    data = f"defaultTest: {{vars: {{big: {big}}}}}\ntests:\n{tests}".replace("- assert", "  - assert").encode()
+    with pytest.raises(ApplicationError, match="more than 100000 characters") as caught:
+        run_import(data, "promptfoo", owner, prompt_template="{{big}} {{ big }}")
+    assert "file" in caught.value.details and nothing_created()
+    # The same file with one use of the var (60,000 characters) is within the cap.
+    assert run_import(data, "promptfoo", owner, prompt_template="{{big}}").created == 60
+
+
+def test_promptfoo_vars_that_are_not_a_mapping_refuse_their_test_only(owner):
+    tests = (
+        "- vars: [q, hi]\n  assert: [{type: equals, value: a}]\n- vars: {q: hi}\n  assert: [{type: equals, value: a}]\n"
+    )
+    report = run_import(tests.encode(), "promptfoo", owner, prompt_template="Say {{q}}")
+    assert (report.created, report.failed) == (1, 1)
+    assert [(e.index, e.line, e.field) for e in report.errors] == [(1, 1, "vars")]
+    default = "defaultTest: {vars: text}\ntests:\n  - vars: {q: hi}\n    assert: [{type: equals, value: a}]\n"
+    report = run_import(default.encode(), "promptfoo", owner, prompt_template="Say {{q}}")
+    assert (report.created, report.failed) == (0, 1) and report.errors[0].field == "defaultTest.vars"
+
+
 # -- hf --------------------------------------------------------------------------------------------------
 def test_hf_jsonl_with_a_column_map(owner):
     data = jsonl(
