@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import F, ProtectedError
+from django.db.models import F, ProtectedError, QuerySet
 
 from accounts.models import User
 from catalog.models import Suite, TestCase
@@ -19,12 +19,17 @@ SUITE_EDITABLE_FIELDS = ("name", "description", "category")
 SUITE_DEFINITION_FIELDS = ("test_ids", "category", "tags")
 
 
-def suite_resolve_tests(*, suite: Suite, user: Any = None) -> list[TestCase]:
+def suite_tests(*, suite: Suite, user: Any = None) -> QuerySet[TestCase]:
     """The approved tests a run of `suite` runs now, oldest first. With a user, only the tests that user
     may see (a reader of the suite learns nothing about tests hidden from them); without one (the platform,
-    a schedule), every approved test the suite selects."""
+    a schedule), every approved test the suite selects. A query, for a page to count and slice."""
     tests = TestCase.objects.approved() if user is None else TestCase.objects.visible_to(user).approved()
-    return list(tests.in_suite(suite).order_by("created_at", "id"))
+    return tests.in_suite(suite).order_by("created_at", "id")
+
+
+def suite_resolve_tests(*, suite: Suite, user: Any = None) -> list[TestCase]:
+    """`suite_tests`, read: what a run starts."""
+    return list(suite_tests(suite=suite, user=user))
 
 
 def _explicit_tests(test_ids: Sequence[UUID | str], *, user: User) -> list[TestCase]:

@@ -18,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog.models import LLMModel, Suite
-from catalog.suites import suite_resolve_tests
+from catalog.suites import suite_tests
 from evaluations.models import Execution
 from monitoring.filters import AlertFilter
 from monitoring.models import Alert, Schedule, SuiteRun
@@ -43,15 +43,18 @@ def suite_list(request: HttpRequest) -> HttpResponse:
 def suite_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     """A suite, the tests it runs now (as far as the reader may see them) and its latest runs."""
     suite = get_object_or_404(Suite.objects.prefetch_related("tags"), pk=pk)
-    tests = suite_resolve_tests(suite=suite, user=request.user)
+    # Counted and sliced in the database: a category suite may select many thousands of tests.
+    tests = suite_tests(suite=suite, user=request.user)
     unfinished = Count("executions", filter=~Q(executions__status__in=Execution.FINISHED_STATUSES))
     runs = (
         SuiteRun.objects.filter(suite=suite)
-        .select_related("schedule")
+        .select_related("schedule", "started_by")
         .annotate(executions_total=Count("executions"), executions_unfinished=unfinished)
         .order_by("-created_at", "id")[:PAGE_SIZE]
     )
-    context = {"suite": suite, "tests": tests[:SUITE_TESTS_SHOWN], "tests_count": len(tests), "runs": runs}
+    shown = list(tests[:SUITE_TESTS_SHOWN])
+    count = len(shown) if len(shown) < SUITE_TESTS_SHOWN else tests.count()
+    context = {"suite": suite, "tests": shown, "tests_count": count, "runs": runs}
     return render(request, "monitoring/suite_detail.html", context)
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from accounts.tests.factories import UserFactory
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from monitoring.models import Schedule, SuiteRun
 from monitoring.tests.factories import score_drift_alert, suite_of
@@ -105,3 +108,28 @@ def test_the_admin_lists_runs_and_acknowledges_alerts(client, staff, drift):
     assert response.status_code == 302
     alert.refresh_from_db()
     assert alert.acknowledged_by == staff
+
+
+def test_the_suite_page_reads_its_runs_starters_in_the_same_query_however_many_runs(client, drift):
+    suite, _, _ = drift
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"/suites/{suite.pk}/").status_code == 200
+        return len(captured)
+
+    SuiteRun.objects.create(suite=suite, suite_version=1, started_by=UserFactory(display_name="Starter 0"))
+    one = queries()
+    for i in range(1, 4):
+        SuiteRun.objects.create(suite=suite, suite_version=1, started_by=UserFactory(display_name=f"Starter {i}"))
+    assert queries() == one
+    assert "Starter 3" in client.get(f"/suites/{suite.pk}/").content.decode()
+
+
+def test_the_suite_page_counts_every_test_beyond_those_it_lists(client, drift, owner, monkeypatch):
+    monkeypatch.setattr("monitoring.views.SUITE_TESTS_SHOWN", 1)
+    suite, _, _ = drift
+    client.force_login(owner)
+    page = client.get(f"/suites/{suite.pk}/").content.decode()
+    assert "Tests it runs now (2)" in page and "The first 1 of 2." in page
+    assert "Public question" in page and "Private question" not in page
