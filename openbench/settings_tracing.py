@@ -16,3 +16,7 @@ if OTEL_EXPORTER_OTLP_ENDPOINT and not OTEL_EXPORTER_OTLP_ENDPOINT.startswith(("
     raise _ImproperlyConfigured(
         "OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (the OTLP/HTTP collector, e.g. http://collector:4318)."
     )
+# Whether a request's own traceparent/baggage headers are continued. Off: anyone can send them, and a sampled
+# flag would decide whether (and how often, against a sampling rate) we record and pay for their spans. On
+# only behind a proxy that starts the traces (and drops the clients' headers).
+OTEL_TRUST_INCOMING_CONTEXT = _env.bool("OTEL_TRUST_INCOMING_CONTEXT", default=False)

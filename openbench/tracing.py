@@ -9,6 +9,7 @@ A run continues the trace of the request that started it: the job carries the W3
 (`trace_carrier()` when it is enqueued, `job_span()` when it runs); a job taken into an engine that is
 already running carries its own context, attached to each of its pairs (`continued()`). The engine opens
 one span per provider call (`provider_call()`), with the model, the provider, the tokens and the outcome.
+A request's own traceparent is not continued unless OTEL_TRUST_INCOMING_CONTEXT (`_OutgoingOnly`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -34,6 +43,31 @@ _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _tracer: trace.Tracer | None = None
 _instrumented: list[Any] = []  # the instrumentors applied (BaseInstrumentor subclasses)
+# The propagator configured before `install` (OTEL_PROPAGATORS): jobs' carriers are written and read with it.
+_carrier_propagator: TextMapPropagator | None = None
+
+
+class _OutgoingOnly(TextMapPropagator):
+    """The global propagator while tracing is on, unless OTEL_TRUST_INCOMING_CONTEXT: it writes our context
+    into outgoing calls but reads nothing from incoming requests (the Django instrumentation's only use of
+    extract), so a client's traceparent can neither join our traces nor choose whether they are sampled."""
+
+    def __init__(self, inner: TextMapPropagator) -> None:
+        self.inner = inner
+
+    def extract(
+        self, carrier: CarrierT, context: otel_context.Context | None = None, getter: Getter[CarrierT] = default_getter
+    ) -> otel_context.Context:
+        return context if context is not None else otel_context.Context()
+
+    def inject(
+        self, carrier: CarrierT, context: otel_context.Context | None = None, setter: Setter[CarrierT] = default_setter
+    ) -> None:
+        self.inner.inject(carrier, context, setter)
+
+    @property
+    def fields(self) -> set[str]:
+        return self.inner.fields
 
 
 def setup() -> bool:
@@ -65,7 +99,8 @@ def install(processor: SpanProcessor, *, service_name: str = "openbench") -> Tra
 
 
 def _install(processor: SpanProcessor, *, service_name: str) -> TracerProvider:
-    global _provider, _tracer
+    global _provider, _tracer, _carrier_propagator
+    from django.conf import settings
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -88,17 +123,23 @@ def _install(processor: SpanProcessor, *, service_name: str) -> TracerProvider:
     ):
         instrumentor.instrument(tracer_provider=provider)
         _instrumented.append(instrumentor)
+    _carrier_propagator = propagate.get_global_textmap()
+    if not settings.OTEL_TRUST_INCOMING_CONTEXT:
+        propagate.set_global_textmap(_OutgoingOnly(_carrier_propagator))
     _provider, _tracer = provider, provider.get_tracer("openbench")
     return provider
 
 
 def uninstall() -> None:
     """Remove what `install` did: the instrumentations, and the provider (flushed and shut down)."""
-    global _provider, _tracer
+    global _provider, _tracer, _carrier_propagator
     with _lock:
         for instrumentor in _instrumented:
             instrumentor.uninstrument()
         _instrumented.clear()
+        if _carrier_propagator is not None:
+            propagate.set_global_textmap(_carrier_propagator)
+            _carrier_propagator = None
         if _provider is not None:
             _provider.shutdown()
         _provider = _tracer = None
@@ -121,12 +162,16 @@ def flush(timeout_millis: int = 5000) -> None:
         _provider.force_flush(timeout_millis)
 
 
+def _carriers() -> TextMapPropagator:
+    return _carrier_propagator or propagate.get_global_textmap()
+
+
 def trace_carrier() -> dict[str, str]:
     """The W3C trace context of the current span, to be carried by a job ({} when tracing is off)."""
     if _tracer is None:
         return {}
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    _carriers().inject(carrier)
     return carrier
 
 
@@ -136,7 +181,7 @@ def continued(carrier: Mapping[str, str] | None) -> Iterator[None]:
     if _tracer is None or carrier is None:
         yield
         return
-    token = otel_context.attach(propagate.extract(carrier))
+    token = otel_context.attach(_carriers().extract(carrier))
     try:
         yield
     finally:
@@ -151,7 +196,7 @@ def job_span(
     if _tracer is None:
         yield
         return
-    parent = propagate.extract(carrier or {})
+    parent = _carriers().extract(carrier or {})
     try:
         with _tracer.start_as_current_span(
             name, context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes or None

@@ -112,6 +112,10 @@ def test_the_helpers_do_nothing_when_tracing_is_off() -> None:
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     """Tracing installed for one test; connections opened before it are closed so psycopg's are traced."""
+    yield from _installed()
+
+
+def _installed() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     close_pools_before_fork()
     tracing.install(SimpleSpanProcessor(exporter), service_name="openbench-test")
@@ -161,6 +165,36 @@ def test_a_request_is_one_trace_with_its_queries_and_cache_calls(spans: InMemory
         assert any((span.attributes or {}).get("db.system") == "postgresql" for span in inside)
     if settings.REDIS_URL:  # the analytics cache
         assert any((span.attributes or {}).get("db.system") == "redis" for span in inside)
+
+
+_CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+_CLIENT_TRACEPARENT = f"00-{_CLIENT_TRACE}-00f067aa0ba902b7-01"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_clients_traceparent_is_not_continued(spans: InMemorySpanExporter) -> None:
+    # Anyone may send one: continued, it would put their requests in a trace of their choosing and let its
+    # sampled flag decide whether we record (and pay for) their spans.
+    response = client_for(None).get(f"{V1}/leaderboard", HTTP_TRACEPARENT=_CLIENT_TRACEPARENT)
+    assert response.status_code == 200
+    request = _server_span(spans, "leaderboard")
+    assert request.parent is None
+    assert format(request.context.trace_id, "032x") != _CLIENT_TRACE
+
+
+@pytest.fixture
+def trusting_spans(settings: Any) -> Iterator[InMemorySpanExporter]:
+    settings.OTEL_TRUST_INCOMING_CONTEXT = True
+    yield from _installed()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_behind_a_proxy_that_starts_traces_the_incoming_context_can_be_trusted(
+    trusting_spans: InMemorySpanExporter,
+) -> None:
+    response = client_for(None).get(f"{V1}/leaderboard", HTTP_TRACEPARENT=_CLIENT_TRACEPARENT)
+    assert response.status_code == 200
+    assert format(_server_span(trusting_spans, "leaderboard").context.trace_id, "032x") == _CLIENT_TRACE
 
 
 @pytest.mark.django_db(transaction=True)
