@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from croniter import croniter  # type: ignore[import-untyped]
+from croniter import CroniterBadDateError, croniter  # type: ignore[import-untyped]
 
 
 def cron_errors(expression: str) -> list[str]:
@@ -13,6 +13,11 @@ def cron_errors(expression: str) -> list[str]:
         return ["Use five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * *'."]
     if not croniter.is_valid(expression):
         return ["Not a valid cron expression."]
+    try:
+        next_tick(expression, datetime.now(UTC))
+    except CroniterBadDateError:
+        # Valid fields that no date satisfies ('0 0 31 2 *'): croniter raises when asked for a tick.
+        return ["This expression never fires (no date matches it)."]
     return []
 
 

@@ -109,6 +109,7 @@ def test_moderators_create_edit_list_and_delete_schedules(client_for, moderator,
         ({"cron": "not a cron"}, "cron"),
         ({"cron": "61 * * * *"}, "cron"),
         ({"cron": "* * * *"}, "cron"),
+        ({"cron": "0 0 31 2 *"}, "cron"),  # valid fields, but 31 February never comes
         ({"repeats": 0}, "repeats"),
         ({"repeats": 21}, "repeats"),
         ({"model_ids": [UNKNOWN]}, "model_ids"),
