@@ -12,7 +12,11 @@ The policy is AIMD, helped by the vendor's rate-limit headers where it sends the
   request budget the headers report (`x-ratelimit-limit-requests`): more calls in flight than the
   requests allowed per window (or at once) can never all be taken. "Remaining" is not added to the
   calls in flight: it describes the server when it answered, and calls started since are not in it;
-* the limit stays within [1, ceiling], the ceiling being `<PROVIDER>_CONCURRENCY` / `EVAL_CONCURRENCY`.
+* the limit stays within [1, ceiling], the ceiling being `<PROVIDER>_CONCURRENCY` / `EVAL_CONCURRENCY`;
+* what a limiter learnt outlives it: with Redis, the limit (when below the ceiling) is kept for
+  LEARNED_TTL seconds, and a new limiter for that provider — the next rq job's work horse, another
+  worker — starts from it instead of the ceiling, rather than learning it again from a burst of 429s
+  and their Retry-After.
 
 Waiting calls are woken in order. The state is guarded by a thread lock, and a waiter is woken on its
 own loop, so the in-process executor's threads and the worker's loop can share one limiter.
@@ -23,10 +27,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from providers import metrics
 from providers.base import RateLimitInfo
@@ -34,6 +41,61 @@ from providers.base import RateLimitInfo
 # Cut to this share of the limit on a refusal: gentler than TCP's half, because the in-flight bound
 # below already takes the limit straight down to what the server accepted.
 DECREASE = 0.7
+# How long a learnt limit is trusted by the next limiter (a server's limits change rarely; a stale one
+# costs only the growth back, about a call per round trip), and how often a changing one is saved.
+LEARNED_TTL = 600
+SAVE_EVERY = 1.0
+_LEARNED_KEY = "openbench:adaptive:"
+
+logger = logging.getLogger(__name__)
+
+
+class LearnedLimits:
+    """The limits learnt per provider, in Redis, for the limiters of other processes.
+
+    Never raises: without Redis a limiter simply starts from its ceiling.
+    """
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self._clients: dict[int, Any] = {}  # one client per process: a work horse must not share its parent's
+
+    def _client(self) -> Any:
+        client = self._clients.get(os.getpid())
+        if client is None:
+            import redis
+
+            client = self._clients[os.getpid()] = redis.Redis.from_url(
+                self.redis_url, socket_timeout=1, socket_connect_timeout=1
+            )
+        return client
+
+    def recall(self, name: str) -> float | None:
+        try:
+            value = self._client().get(_LEARNED_KEY + name)
+            return None if value is None else float(value)
+        except Exception:
+            logger.warning("Could not read the learnt concurrency limit of %s.", name, exc_info=True)
+            return None
+
+    def remember(self, name: str, limit: float | None) -> None:
+        """Keep `limit` for LEARNED_TTL seconds; None forgets it (nothing learnt: the ceiling holds)."""
+        try:
+            if limit is None:
+                self._client().delete(_LEARNED_KEY + name)
+            else:
+                self._client().set(_LEARNED_KEY + name, f"{limit:.3f}", ex=LEARNED_TTL)
+        except Exception:
+            logger.warning("Could not keep the learnt concurrency limit of %s.", name, exc_info=True)
+
+    def forget_all(self) -> None:
+        try:
+            client = self._client()
+            keys = list(client.scan_iter(match=_LEARNED_KEY + "*"))
+            if keys:
+                client.delete(*keys)
+        except Exception:
+            logger.warning("Could not forget the learnt concurrency limits.", exc_info=True)
 
 
 @dataclass(eq=False)
@@ -63,11 +125,18 @@ class _Slot:
 class AdaptiveLimiter:
     """A semaphore whose size follows the server, between 1 and `ceiling`.
 
-    `adaptive=False` keeps the size fixed at the ceiling (the global EVAL_CONCURRENCY limit).
+    `adaptive=False` keeps the size fixed at the ceiling (the global EVAL_CONCURRENCY limit). With
+    `learned`, it starts from the limit another limiter learnt for `name`, and keeps what it learns there.
     """
 
     def __init__(
-        self, name: str, *, ceiling: int, adaptive: bool = True, clock: Callable[[], float] = time.monotonic
+        self,
+        name: str,
+        *,
+        ceiling: int,
+        adaptive: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        learned: LearnedLimits | None = None,
     ) -> None:
         self.name = name
         self.adaptive = adaptive
@@ -80,6 +149,12 @@ class AdaptiveLimiter:
         self.refusals = 0
         self.max_in_flight = 0
         self._decreased_at = float("-inf")
+        self.learned = learned if adaptive else None
+        self._saved_at = float("-inf")
+        if self.learned is not None:
+            start = self.learned.recall(name)
+            if start is not None:
+                self.limit = max(1.0, min(float(self.ceiling), start))
         self._publish()
 
     # -- the semaphore ---------------------------------------------------------------------------
@@ -197,6 +272,15 @@ class AdaptiveLimiter:
                 self._wake()
         if int(self.limit) != int(before):
             self._publish()
+            if self.clock() - self._saved_at >= SAVE_EVERY:
+                self.save()
+
+    def save(self) -> None:
+        """Keep the limit for the next limiter of this provider (at the end of a run, and as it changes)."""
+        if self.learned is None:
+            return
+        self._saved_at = self.clock()
+        self.learned.remember(self.name, self.limit if self.limit < self.ceiling else None)
 
     def reconfigure(self, ceiling: int) -> None:
         """A new ceiling (settings changed): start again from it."""
@@ -214,22 +298,32 @@ class AdaptiveLimiter:
 
 _registry: dict[tuple[str, bool], AdaptiveLimiter] = {}
 _registry_lock = threading.Lock()
+_learned: dict[str, LearnedLimits] = {}
 
 
-def limiter_for(name: str, *, ceiling: int, adaptive: bool = True) -> AdaptiveLimiter:
-    """The process's limiter for `name` (a provider, or "*" for the global limit), at this ceiling."""
+def limiter_for(name: str, *, ceiling: int, adaptive: bool = True, redis_url: str = "") -> AdaptiveLimiter:
+    """The process's limiter for `name` (a provider, or "*" for the global limit), at this ceiling; with
+    `redis_url`, a new one starts from what an earlier limiter for `name` learnt."""
     key = (name, adaptive)
     with _registry_lock:
         limiter = _registry.get(key)
         if limiter is None:
-            limiter = _registry[key] = AdaptiveLimiter(name, ceiling=ceiling, adaptive=adaptive)
+            learned = _learned.setdefault(redis_url, LearnedLimits(redis_url)) if redis_url and adaptive else None
+            limiter = _registry[key] = AdaptiveLimiter(name, ceiling=ceiling, adaptive=adaptive, learned=learned)
             return limiter
     if limiter.ceiling != max(1, ceiling):
         limiter.reconfigure(ceiling)
     return limiter
 
 
-def reset_limiters() -> None:
-    """Forget every limiter (tests: what one test taught a limiter must not slow the next)."""
+def reset_limiters(*, learned: bool = True) -> None:
+    """Forget every limiter of this process, and with `learned` what they kept in Redis too (tests: what
+    one test taught a limiter must not slow the next; `learned=False` is a new process, as a work horse)."""
     with _registry_lock:
         _registry.clear()
+    if learned:
+        from django.conf import settings
+
+        urls = set(_learned) | ({settings.REDIS_URL} if settings.REDIS_URL else set())
+        for url in urls:
+            _learned.setdefault(url, LearnedLimits(url)).forget_all()

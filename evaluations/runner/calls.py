@@ -243,11 +243,15 @@ class ProviderCaller:
         slots = self.provider_slots.get(provider)
         if slots is None:
             ceiling = self.limits.provider_concurrency.get(provider, self.limits.concurrency)
-            slots = self.provider_slots[provider] = limiter_for(provider, ceiling=ceiling)
+            slots = self.provider_slots[provider] = limiter_for(
+                provider, ceiling=ceiling, redis_url=self.limits.redis_url
+            )
         return slots
 
     async def aclose(self) -> None:
-        """Close every adapter's client and the limiter's Redis connection."""
+        """Close every adapter's client and the limiter's Redis connection; keep what the limits learnt."""
+        for slots in self.provider_slots.values():
+            slots.save()
         for adapter in self.adapters.values():
             try:
                 await adapter.aclose()

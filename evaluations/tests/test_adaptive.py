@@ -8,11 +8,12 @@ import itertools
 import threading
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
 
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.models import Execution, TestResult
-from evaluations.runner.adaptive import AdaptiveLimiter, Outcome, limiter_for
+from evaluations.runner.adaptive import AdaptiveLimiter, LearnedLimits, Outcome, limiter_for, reset_limiters
 from evaluations.runner.calls import CallLimits, ProviderCaller
 from evaluations.runner.run import run_executions
 from evaluations.services import execution_start
@@ -196,6 +197,59 @@ def test_one_limiter_is_shared_by_threads_that_run_their_own_event_loops() -> No
     assert limiter.max_in_flight == 3
 
 
+class MemoryLearned(LearnedLimits):
+    """LearnedLimits in a dict instead of Redis."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.kept: dict[str, float] = {}
+        self.writes = 0
+
+    def recall(self, name: str) -> float | None:
+        return self.kept.get(name)
+
+    def remember(self, name: str, limit: float | None) -> None:
+        self.writes += 1
+        if limit is None:
+            self.kept.pop(name, None)
+        else:
+            self.kept[name] = limit
+
+
+def test_a_new_limiter_starts_from_what_an_earlier_one_learnt_and_a_limit_at_the_ceiling_is_not_kept() -> None:
+    learned, now = MemoryLearned(), [0.0]
+
+    async def refused(limiter: AdaptiveLimiter) -> None:
+        slots = [await limiter.acquire() for _ in range(limiter.allowed)]
+        for slot in slots[20:]:
+            limiter.record(slot, Outcome(refused=True))
+            limiter.release(slot)
+        for slot in slots[:20]:
+            limiter.release(slot)
+
+    first = AdaptiveLimiter("p", ceiling=50, learned=learned, clock=lambda: now[0])
+    run(refused(first))
+    assert first.allowed == 20 and learned.writes == 1  # 30 refusals in one second: saved once
+    first.save()  # the end of a run
+    assert learned.kept == {"p": 20.0}
+    second = AdaptiveLimiter("p", ceiling=50, learned=learned)
+    assert second.allowed == 20
+    assert AdaptiveLimiter("p", ceiling=10, learned=learned).allowed == 10  # never above its own ceiling
+    assert AdaptiveLimiter("p", ceiling=50, adaptive=False, learned=learned).allowed == 50
+    second.limit = 50.0  # grown back to the ceiling: nothing to teach the next one
+    second.save()
+    assert learned.kept == {}
+    assert AdaptiveLimiter("p", ceiling=50, learned=learned).allowed == 50
+
+
+def test_without_redis_a_learnt_limit_is_neither_read_nor_kept() -> None:
+    broken = LearnedLimits("redis://127.0.0.1:1/0")
+    limiter = AdaptiveLimiter("p", ceiling=50, learned=broken)
+    assert limiter.allowed == 50
+    limiter.limit = 20.0
+    limiter.save()  # logged, not raised
+
+
 def test_the_process_has_one_limiter_per_provider_and_a_new_ceiling_restarts_it() -> None:
     first = limiter_for("openai_compatible", ceiling=50)
     first.limit = 20.0
@@ -318,6 +372,36 @@ def test_runs_of_one_worker_share_what_the_limiter_learnt(owner, limited_server,
         execution.refresh_from_db()
         assert execution.status == Execution.Status.COMPLETED
         assert TestResult.objects.filter(execution=execution, status=TestResult.Status.COMPLETED).count() == 40
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs REDIS_URL (the learnt limit is kept there)")
+def test_a_job_in_a_new_process_starts_from_the_limit_an_earlier_job_learnt(owner, limited_server, settings):
+    settings.EVAL_CONCURRENCY = 50
+    settings.PROVIDER_CONCURRENCY = {**settings.PROVIDER_CONCURRENCY, "openai_compatible": 50}
+    settings.EVAL_BACKOFF_BASE_SECONDS = 0.02
+    settings.EVAL_BACKOFF_MAX_SECONDS = 0.2
+    settings.EVAL_CACHE = False
+    models = [
+        LLMModelFactory(
+            provider="openai_compatible", provider_model_id=f"fake-{i}", config={"base_url": limited_server.base_url}
+        )
+        for i in range(40)
+    ]
+    first = execution_start(test_case=TestCaseFactory(), models=models, started_by=owner)
+    run_executions([first.pk])
+    assert limited_server.outcomes["rate_limit"] > 0  # it started at 50
+    learnt = limiter_for("openai_compatible", ceiling=50).allowed
+    reset_limiters(learned=False)  # as a new rq work horse: no limiter in this process, Redis kept
+    limited_server.reset()
+    second = execution_start(test_case=TestCaseFactory(), models=models, started_by=owner)
+    run_executions([second.pk])
+    assert limited_server.outcomes["rate_limit"] == 0
+    assert limited_server.max_in_flight <= learnt <= 20
+    second.refresh_from_db()
+    assert second.status == Execution.Status.COMPLETED
+    reset_limiters()  # and a reset forgets it
+    assert limiter_for("openai_compatible", ceiling=50, redis_url=settings.REDIS_URL).allowed == 50
 
 
 @pytest.mark.django_db
