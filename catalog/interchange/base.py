@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from django.conf import settings
+
 from openbench.exceptions import ApplicationError
 
 # Imported tests need a category (a slug); formats that have none get this one unless the file names one.
@@ -71,6 +73,17 @@ def apply_metadata(fields: dict[str, Any], metadata: dict[str, Any]) -> None:
         if not isinstance(own, dict):
             raise ValueError("metadata.openbench: expected an object")
         fields.update(own)
+
+
+# Some formats hold more text than their bytes: promptfoo's vars fill templates, Parquet pages are compressed
+# and its strings dictionary-encoded (a file of a few kilobytes can hold gigabytes). What one file may turn
+# into is capped at this many times the largest file we take, checked before the text is built.
+MAX_EXPANSION = 10
+
+
+def expanded_limit() -> int:
+    """The most text (in characters or bytes) one file's records may hold once read."""
+    return settings.IMPORT_MAX_BYTES * MAX_EXPANSION
 
 
 def file_error(message: str, *, field: str = "file") -> ApplicationError:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from catalog.interchange.base import (
@@ -18,6 +19,7 @@ from catalog.interchange.base import (
     LineError,
     ReadOptions,
     Record,
+    expanded_limit,
     file_error,
     json_lines,
     title_from,
@@ -86,15 +88,47 @@ def _parquet_rows(stream: BinaryIO, mapping: dict[str, str]) -> Iterator[tuple[i
         raise file_error("The file starts like Parquet but is not a readable Parquet file.") from None
     _check_columns(mapping, parquet.schema_arrow.names)
     columns = sorted(set(mapping.values()))
+    # Compressed pages and dictionary-encoded strings let a small file hold gigabytes of text: the pages'
+    # size once decompressed (from the file's metadata) and each batch's strings (its dictionaries kept as
+    # they are, so only their indices are read) are counted against the limit before they become Python text.
+    limit = expanded_limit()
+    schema, metadata = parquet.schema, parquet.metadata
+    leaves = [index for index in range(len(schema)) if schema.column(index).path.split(".")[0] in columns]
+    pages = sum(
+        metadata.row_group(group).column(index).total_uncompressed_size
+        for group in range(metadata.num_row_groups)
+        for index in leaves
+    )
+    if pages > limit:
+        raise file_error(f"Decompressed, the mapped columns hold more than {limit} bytes; split the file.")
+    dictionaries = [schema.column(i).path for i in leaves if schema.column(i).physical_type == "BYTE_ARRAY"]
+    parquet = pq.ParquetFile(stream, read_dictionary=dictionaries)
     number = 0
+    read = 0
     try:
         # Record batches keep memory bounded whatever the file's size; only the mapped columns are read.
         for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=columns):
+            read += sum(_decoded_bytes(column) for column in batch.columns)
+            if read > limit:
+                raise file_error(f"Row {number + 1}: the mapped columns hold more than {limit} bytes; split the file.")
             for row in batch.to_pylist():
                 number += 1
                 yield number, row
     except (pa.ArrowException, OSError) as exc:
         raise file_error(f"Row {number + 1}: the Parquet file cannot be read ({type(exc).__name__}).") from None
+
+
+def _decoded_bytes(array: pa.Array) -> int:
+    """About how many bytes `array` holds once its dictionaries are decoded (what to_pylist will build)."""
+    if isinstance(array, pa.DictionaryArray):
+        if pa.types.is_string(array.type.value_type) or pa.types.is_binary(array.type.value_type):
+            return int(pc.sum(pc.binary_length(array.dictionary).take(array.indices)).as_py() or 0)
+        return int(array.nbytes)
+    if isinstance(array, pa.ListArray | pa.LargeListArray | pa.FixedSizeListArray):
+        return _decoded_bytes(array.flatten())
+    if isinstance(array, pa.StructArray):
+        return sum(_decoded_bytes(array.field(index)) for index in range(array.type.num_fields))
+    return int(array.nbytes)
 
 
 def _check_columns(mapping: dict[str, str], columns: Any) -> None:

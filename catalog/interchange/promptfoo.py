@@ -19,23 +19,28 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import yaml
-from django.conf import settings
 
-from catalog.interchange.base import DEFAULT_CATEGORY, ReadOptions, Record, apply_metadata, file_error, title_from
+from catalog.interchange.base import (
+    DEFAULT_CATEGORY,
+    ReadOptions,
+    Record,
+    apply_metadata,
+    expanded_limit,
+    file_error,
+    title_from,
+)
 
 _VAR = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 _ANY_TAG = re.compile(r"\{\{|\{%|\{#")
 _MAX_NODES = 1_000_000
-# Filling vars multiplies text: a defaultTest var used by every test, or a var the template uses many times,
-# turns a file of a few megabytes into gigabytes of prompts. What one file's templates produce is capped at
-# this many times the largest file we take (IMPORT_MAX_BYTES), checked before each text is built.
-RENDERED_PER_FILE_BYTES = 10
 
 
 def read(stream: BinaryIO, options: ReadOptions) -> Iterator[Record]:
     root = _compose(stream)
     tests_node, template, default = _layout(root, options)
-    budget = _Budget(settings.IMPORT_MAX_BYTES * RENDERED_PER_FILE_BYTES)
+    # Filling vars multiplies text (a defaultTest var used by every test, or a var used many times by the
+    # template): what the templates produce is capped (base.expanded_limit), counted before each text is built.
+    budget = _Budget(expanded_limit())
     for position, node in enumerate(tests_node.value, 1):
         line = node.start_mark.line + 1
         try:

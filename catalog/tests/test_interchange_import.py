@@ -323,6 +323,40 @@ def test_hf_parquet_read_by_batches(owner):
         run_import(buffer.getvalue(), "hf", owner, column_map={"prompt": "q"})
 
 
+def parquet(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def test_hf_parquet_text_is_capped_before_it_is_decompressed_or_decoded(owner, settings):
+    # IMPORT_MAX_BYTES at 10,000: the mapped columns may hold 100,000 bytes of text once read.
+    settings.IMPORT_MAX_BYTES = 10_000
+    answers = {"prompt": "q", "expected": "a"}
+    # One 200,000-character prompt compresses to a few hundred bytes: refused from the pages' sizes.
+    compressed = parquet(pa.table({"q": ["x" * 200_000], "a": ["y"]}))
+    assert len(compressed) < 2_000
+    with pytest.raises(ApplicationError, match="Decompressed, the mapped columns hold more than 100000") as caught:
+        run_import(compressed, "hf", owner, column_map=answers)
+    assert "file" in caught.value.details and nothing_created()
+    # 300 rows of one dictionary-encoded 1,000-character string (a 1 KB page, 300,000 characters once
+    # decoded), also inside lists and objects: refused from the decoded size of the first batch.
+    for column in (["z" * 1000] * 300, [["z" * 1000]] * 300, [{"k": "z" * 1000}] * 300):
+        encoded = parquet(pa.table({"q": ["Q"] * 300, "a": column}))
+        with pytest.raises(ApplicationError, match="Row 1: the mapped columns hold more than 100000") as caught:
+            run_import(encoded, "hf", owner, column_map=answers)
+        assert "file" in caught.value.details and nothing_created()
+    # Within the limit, dictionary-encoded texts, lists and objects read as before.
+    table = pa.table({"q": [f"Q{i}" for i in range(10)], "lists": [["red", "blue"]] * 10, "objects": [{"k": "v"}] * 10})
+    for expected in ("lists", "objects"):
+        assert run_import(parquet(table), "hf", owner, column_map={"prompt": "q", "expected": expected}).created == 10
+    assert {tuple(t.evaluation_config.get("values", ())) for t in TestCase.objects.filter(prompt="Q0")} == {
+        ("red", "blue"),
+        (),
+    }
+    assert TestCase.objects.filter(prompt="Q9", expected_output={"k": "v"}).count() == 1
+
+
 # -- the command ---------------------------------------------------------------------------------------
 def test_command_dry_run_and_exit_code(tmp_path, owner):
     path = tmp_path / "tests.jsonl"
