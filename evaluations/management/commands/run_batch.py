@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,14 @@ class Command(BaseCommand):
     # No system checks: they import every URLconf and view (DRF, the schema, the admin) before the run can
     # start, a second of the command's own time on each use; `manage.py check` and deployments run them.
     requires_system_checks: list[str] = []
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        try:
+            super().run_from_argv(argv)
+        finally:
+            # From the command line the process ends here: frozen, Django's heap is left out of the
+            # interpreter's last garbage collections, which took 0.4-0.8 s of every run_batch's exit.
+            gc.freeze()
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--category", help="Only tests of this category.")
