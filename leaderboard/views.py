@@ -172,7 +172,7 @@ def model_detail(request: HttpRequest, pk: Any) -> HttpResponse:
 
 def _stability(model: LLMModel, user: Any) -> dict[str, Any]:
     """The model's pass@1, pass@k and flaky tests (SPEC §12) as the page shows them, flaky tests by title."""
-    stability = selectors.model_stability(model=model, user=user)
+    stability = selectors.cached_model_stability(model=model, user=user)
     k = stability["samples_per_test"]
     flaky_rows = [row for row in stability["tests"] if 0 < row["correct"] < row["samples"]][:FLAKY_LISTED]
     titles = TestCase.objects.in_bulk([row["test_id"] for row in flaky_rows])

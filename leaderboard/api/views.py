@@ -166,5 +166,5 @@ class ModelStabilityView(AnalyticsView):
         model = get_object_or_404(LLMModel, pk=pk)
         query = _query(s.StabilityQuerySerializer, request)
         suite = get_object_or_404(Suite, pk=query["suite"]) if query.get("suite") else None
-        # Not cached with the public analytics: what it counts depends on who asks (their own tests).
-        return Response(selectors.model_stability(model=model, user=request.user, suite=suite))
+        # Cached for anonymous callers only: what it counts depends on who asks (their own tests).
+        return Response(selectors.cached_model_stability(model=model, user=request.user, suite=suite))

@@ -29,7 +29,7 @@ from leaderboard.selectors.ranking import (
     warm_leaderboards,
 )
 from leaderboard.selectors.scope import TIMEFRAME_DAYS, Scope, model_brief
-from leaderboard.selectors.stability import model_stability, pass_at_k
+from leaderboard.selectors.stability import cached_model_stability, model_stability, pass_at_k
 from leaderboard.selectors.timeseries import INTERVALS, METRICS, trends
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "WARM_SCOPES",
     "Scope",
     "cached_leaderboard",
+    "cached_model_stability",
     "compare",
     "leaderboard",
     "model_brief",

@@ -24,6 +24,7 @@ from django.db.models import F
 
 from catalog.models import LLMModel, Suite, TestCase
 from evaluations.models import TestResult
+from leaderboard.caching import analytics_cached
 from leaderboard.samples import COUNTED_STATUSES
 from leaderboard.selectors.scope import rounded
 
@@ -107,3 +108,17 @@ def model_stability(*, model: LLMModel, user: Any, suite: Suite | None = None) -
         "flaky_rate": rounded(flaky / len(entries)) if entries else None,
         "tests": entries,
     }
+
+
+def cached_model_stability(*, model: LLMModel, user: Any, suite: Suite | None = None) -> dict[str, Any]:
+    """`model_stability` for a page or the API. Every anonymous caller sees the same tests, so their answer
+    is cached with the model's generation (new results bump it), as its performance is: else each public
+    view of a model page scans its repeated results again. Signed-in callers may count their own tests: not
+    cached."""
+    if user is not None and user.is_authenticated:
+        return model_stability(model=model, user=user, suite=suite)
+    params = {"model": str(model.pk), "suite": [str(suite.pk), suite.version] if suite is not None else None}
+    answer: dict[str, Any] = analytics_cached(
+        "stability", params, lambda: model_stability(model=model, user=None, suite=suite), model_ids=[str(model.pk)]
+    )
+    return answer

@@ -11,6 +11,7 @@ import pytest
 from accounts.models import User
 from catalog.models import LLMModel, Suite, TestCase
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
+from leaderboard.selectors import stability
 from leaderboard.selectors.stability import model_stability, pass_at_k
 from leaderboard.tests.test_samples import run
 from openbench.tests.api import V1, assert_error, client_for, reset_throttles  # noqa: F401 - autouse fixture
@@ -167,3 +168,30 @@ def test_the_model_page_without_repeated_runs_says_so(client: Any) -> None:
     model = LLMModelFactory()
     html = client.get(f"/models/{model.pk}/").content.decode()
     assert "No test has been sampled more than once" in html
+
+
+def test_anonymous_callers_share_a_cached_answer_until_the_models_results_change(
+    client: Any, fixed: dict[str, Any], owner: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    computed: list[Any] = []
+    real = stability.model_stability
+
+    def counting(**kwargs: Any) -> dict[str, Any]:
+        computed.append(kwargs["user"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(stability, "model_stability", counting)
+    model = fixed["model"]
+    for _ in range(2):
+        assert client.get(f"/models/{model.pk}/").status_code == 200
+        assert client_for(None).get(f"{V1}/models/{model.pk}/stability").status_code == 200
+    assert len(computed) == 1  # one scan of the model's repeated results for every anonymous view
+
+    run(model, TestCaseFactory(), [1.0, 0.0])  # new results bump the model's generation
+    body = client_for(None).get(f"{V1}/models/{model.pk}/stability").json()
+    assert len(computed) == 2 and body["test_count"] == 4
+
+    # Signed in, one's own tests may count: computed for the caller each time.
+    for _ in range(2):
+        client_for(owner).get(f"{V1}/models/{model.pk}/stability")
+    assert computed[2:] == [owner, owner]
