@@ -191,7 +191,8 @@ def batch(ctx: Context) -> None:
 def adaptive(ctx: Context) -> None:
     """A server that takes 20 calls at once (429 + Retry-After + x-ratelimit headers beyond), the engine
     configured for C: `run_batch --models <20> --wait` over 50 tests, command start to exit, and the
-    share of requests the server refused. Rounds share the worker's limiter: the first one learns."""
+    share of requests the server refused. Each round is a new work horse; it starts from the limit the
+    earlier ones learnt (kept in Redis): the first round learns."""
     import json
     from urllib.request import Request, urlopen
 
@@ -206,6 +207,12 @@ def adaptive(ctx: Context) -> None:
             return dict(json.load(response))
 
     fake("config", {"max_concurrent": allowed, "retry_after": 0.5})  # the bench's own server, stopped at the end
+    # Nothing learnt by an earlier bench (kept in Redis for LEARNED_TTL): the first round learns, as documented.
+    from django.conf import settings
+
+    from evaluations.runner.adaptive import LearnedLimits
+
+    LearnedLimits(settings.REDIS_URL).forget_all()
     names = [model.name for model in ctx.models[:models_count]]
     ideal = tests_count * models_count * (ctx.args.latency_ms / 1000) / allowed
     env = {**os.environ, "LOG_LEVEL": "WARNING"}

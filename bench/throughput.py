@@ -122,6 +122,10 @@ def main() -> None:
         )
         for i in range(args.models)
     ]
+    # The project's bytecode, compiled once: with PYTHONDONTWRITEBYTECODE set (the Dockerfile sets it) the
+    # worker and every run_batch would otherwise compile ~100 modules from source at each start (~0.2 s).
+    packages = [path.name for path in BASE_DIR.iterdir() if (path / "__init__.py").exists()]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *packages], cwd=BASE_DIR, stdout=subprocess.DEVNULL)
     # Started after the models exist, as in a deployment, so the worker can preload their adapters.
     command = [sys.executable, "manage.py", "rqworker", "evaluations"]
     if args.worker_class:
