@@ -214,7 +214,13 @@ def schedules_fire_due(*, now: datetime | None = None) -> list[SuiteRun]:
     started = []
     for schedule in Schedule.objects.active().filter(next_run_at__lte=now).select_related("suite"):
         tick = latest_tick(schedule.cron, now)
-        run = _claim_and_run(schedule, tick)
+        try:
+            run = _claim_and_run(schedule, tick)
+        except Exception:
+            # Not a refusal but a fault (a bug, a lost connection): one schedule must not stop the others
+            # in this pass, nor be retried every minute; it tries again at its next tick.
+            logger.exception("Schedule %s: tick %s failed.", schedule.pk, tick.isoformat())
+            run = None
         if run is not None:
             started.append(run)
         # Whoever ran it, the next tick is the one after now.

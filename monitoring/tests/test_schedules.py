@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db import connections
 
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
+from monitoring import services
 from monitoring.cron import latest_tick, next_tick
 from monitoring.jobs import TICK_CRON, cron_scheduler, schedules_tick_job
 from monitoring.models import Schedule, SuiteRun
@@ -127,3 +128,23 @@ def test_rq_cron_enqueues_the_tick_job_every_minute(db):
 
     assert [queued.func_name for queued in queue.jobs] == ["monitoring.jobs.schedules_tick_job"]
     queue.empty()
+
+
+def test_a_schedule_that_fails_does_not_stop_the_others_and_waits_for_its_next_tick(schedule, monkeypatch):
+    broken = Schedule.objects.create(
+        suite=suite_of([TestCaseFactory()], name="broken"), cron="*/5 * * * *", next_run_at=NOW - timedelta(minutes=1)
+    )
+    real = services.suite_run_start
+
+    def failing_for_broken(**kwargs):
+        if kwargs["schedule"] == broken:
+            raise RuntimeError("a fault, not a refusal")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "suite_run_start", failing_for_broken)
+    (run,) = schedules_fire_due(now=NOW)
+
+    assert run.schedule == schedule
+    broken.refresh_from_db()
+    assert broken.next_run_at == datetime(2026, 3, 2, 10, 10, tzinfo=UTC)  # not retried every minute
+    assert not SuiteRun.objects.filter(schedule=broken).exists()
