@@ -114,10 +114,14 @@ def alert_email_moderators(*, alert_id: str) -> int:
         return 0
     text = alert_text(alert)
     body = f"{text}\n\nAcknowledge it on the alerts page (/monitoring/alerts/).\n"
-    # One message per person: moderators do not learn each other's addresses.
+    # One message per person: moderators do not learn each other's addresses. One refused address (a
+    # mailbox the SMTP server rejects) must not keep the alert from the moderators after it.
     sent = 0
     for address in recipients:
-        sent += send_mail(subject=text[:150], message=body, from_email=None, recipient_list=[address])
+        try:
+            sent += send_mail(subject=text[:150], message=body, from_email=None, recipient_list=[address])
+        except Exception:
+            logger.exception("Alert %s: the e-mail to a moderator failed.", alert.pk)
     return sent
 
 

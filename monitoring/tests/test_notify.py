@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import smtplib
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from accounts.models import User
 from accounts.tests.factories import UserFactory
 from catalog.tests.factories import LLMModelFactory
+from monitoring import notify
 from monitoring.models import Alert
 from monitoring.notify import alert_email_moderators, alert_webhook_deliver, alerts_deliver
 from monitoring.tests.factories import score_drift_alert
@@ -117,6 +119,21 @@ def test_alerts_are_e_mailed_to_each_active_moderator_and_admin(alert):
     assert alert_email_moderators(alert_id=str(alert.pk)) == 2
     assert sorted(message.to[0] for message in mail.outbox) == ["a@example.com", "b@example.com"]
     assert "GPT Drift drifted" in mail.outbox[0].subject
+
+
+def test_a_refused_address_does_not_keep_the_alert_from_the_other_moderators(alert, monkeypatch):
+    UserFactory(email="a@example.com", role=User.Role.MODERATOR)
+    UserFactory(email="b@example.com", role=User.Role.MODERATOR)
+    real = notify.send_mail
+
+    def refusing_a(**kwargs: Any) -> int:
+        if kwargs["recipient_list"] == ["a@example.com"]:
+            raise smtplib.SMTPRecipientsRefused({"a@example.com": (550, b"No such user")})
+        return real(**kwargs)
+
+    monkeypatch.setattr(notify, "send_mail", refusing_a)
+    assert alert_email_moderators(alert_id=str(alert.pk)) == 1
+    assert [message.to for message in mail.outbox] == [["b@example.com"]]
 
 
 def test_a_webhook_url_that_is_not_http_is_refused_when_settings_load(monkeypatch):
