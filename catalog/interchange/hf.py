@@ -8,11 +8,7 @@ scorer accepting any of them; an object is a `structured_match` expected output.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, BinaryIO
-
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from catalog.interchange.base import (
     DEFAULT_CATEGORY,
@@ -24,6 +20,12 @@ from catalog.interchange.base import (
     json_lines,
     title_from,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow (~40 MB and ~0.3 s to import) is imported by the Parquet reader when a Parquet file comes, not
+# here: this module is imported with the API's URLs, and so by every process that runs the system checks.
 
 REQUIRED_KEYS = ("prompt", "expected")
 MAP_KEYS = (*REQUIRED_KEYS, "category", "title", "system_prompt", "difficulty")
@@ -82,6 +84,9 @@ def _jsonl_rows(stream: BinaryIO, mapping: dict[str, str]) -> Iterator[tuple[int
 
 
 def _parquet_rows(stream: BinaryIO, mapping: dict[str, str]) -> Iterator[tuple[int, dict[str, Any] | LineError]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         parquet = pq.ParquetFile(stream)
     except (pa.ArrowException, OSError, ValueError):
@@ -120,6 +125,9 @@ def _parquet_rows(stream: BinaryIO, mapping: dict[str, str]) -> Iterator[tuple[i
 
 def _decoded_bytes(array: pa.Array) -> int:
     """About how many bytes `array` holds once its dictionaries are decoded (what to_pylist will build)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if isinstance(array, pa.DictionaryArray):
         if pa.types.is_string(array.type.value_type) or pa.types.is_binary(array.type.value_type):
             return int(pc.sum(pc.binary_length(array.dictionary).take(array.indices)).as_py() or 0)

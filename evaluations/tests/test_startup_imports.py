@@ -20,6 +20,8 @@ _PROBE = """
 import asyncio, json, sys
 import django
 django.setup()
+from django.core.management import call_command
+call_command("check")  # as `manage.py rqworker` does: every URLconf and view imported
 import evaluations.jobs, evaluations.runner.run
 from providers.registry import build_provider
 
