@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -59,6 +60,18 @@ class Schedule(models.Model):
             raise ValidationError({"repeats": f"Ensure this is a whole number from {MIN_REPEATS} to {MAX_REPEATS}."})
 
 
+class SuiteRunQuerySet(models.QuerySet["SuiteRun"]):
+    def visible_to(self, user: Any) -> SuiteRunQuerySet:
+        """The platform's runs (a schedule's) for everyone; a person's run, like their executions (SPEC §2),
+        for that person and moderators only."""
+        if user is not None and user.is_authenticated and getattr(user, "is_moderator", False):
+            return self.all()
+        platform = Q(schedule__isnull=False) | Q(started_by__isnull=True)
+        if user is not None and user.is_authenticated:
+            return self.filter(platform | Q(started_by=user))
+        return self.filter(platform)
+
+
 class SuiteRun(models.Model):
     """One run of a suite: the version and tests it resolved to, and the executions it started.
 
@@ -86,6 +99,8 @@ class SuiteRun(models.Model):
     error = models.CharField(max_length=300, blank=True, help_text="Why a scheduled run started nothing.")
     drift_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SuiteRunQuerySet.as_manager()
 
     class Meta:
         db_table = "suite_runs"

@@ -41,13 +41,15 @@ def suite_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def suite_detail(request: HttpRequest, pk: Any) -> HttpResponse:
-    """A suite, the tests it runs now (as far as the reader may see them) and its latest runs."""
+    """A suite, the tests it runs now (as far as the reader may see them) and its latest runs (the schedules';
+    a person's only to them and moderators)."""
     suite = get_object_or_404(Suite.objects.prefetch_related("tags"), pk=pk)
     # Counted and sliced in the database: a category suite may select many thousands of tests.
     tests = suite_tests(suite=suite, user=request.user)
     unfinished = Count("executions", filter=~Q(executions__status__in=Execution.FINISHED_STATUSES))
     runs = (
-        SuiteRun.objects.filter(suite=suite)
+        SuiteRun.objects.visible_to(request.user)
+        .filter(suite=suite)
         .select_related("schedule", "started_by")
         .annotate(executions_total=Count("executions"), executions_unfinished=unfinished)
         .order_by("-created_at", "id")[:PAGE_SIZE]

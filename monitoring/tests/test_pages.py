@@ -110,8 +110,9 @@ def test_the_admin_lists_runs_and_acknowledges_alerts(client, staff, drift):
     assert alert.acknowledged_by == staff
 
 
-def test_the_suite_page_reads_its_runs_starters_in_the_same_query_however_many_runs(client, drift):
+def test_the_suite_page_reads_its_runs_starters_in_the_same_query_however_many_runs(client, drift, moderator):
     suite, _, _ = drift
+    client.force_login(moderator)
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
@@ -133,3 +134,22 @@ def test_the_suite_page_counts_every_test_beyond_those_it_lists(client, drift, o
     page = client.get(f"/suites/{suite.pk}/").content.decode()
     assert "Tests it runs now (2)" in page and "The first 1 of 2." in page
     assert "Public question" in page and "Private question" not in page
+
+
+def test_a_persons_suite_runs_show_only_to_them_and_moderators(client, drift, owner, other_user, moderator):
+    suite, _, _ = drift
+    SuiteRun.objects.create(suite=suite, suite_version=1, repeats=7, started_by=UserFactory(display_name="Runner"))
+    SuiteRun.objects.create(suite=suite, suite_version=1, repeats=9, started_by=owner)
+
+    def runs_seen() -> tuple[bool, bool, bool]:
+        page = client.get(f"/suites/{suite.pk}/").content.decode()
+        table = page[page.index('id="suite-runs"') :]
+        return "0 3 * * *" in table, ">7<" in table and "Runner" in table, ">9<" in table
+
+    assert runs_seen() == (True, False, False)  # anonymous: the schedule's run only
+    client.force_login(owner)
+    assert runs_seen() == (True, False, True)
+    client.force_login(other_user)
+    assert runs_seen() == (True, False, False)
+    client.force_login(moderator)
+    assert runs_seen() == (True, True, True)
