@@ -343,15 +343,16 @@ def test_without_rate_limit_headers_429s_alone_keep_refusals_low(limited_server)
     assert limiter_for("openai_compatible", ceiling=50).allowed <= 21
 
 
-@pytest.mark.django_db
-def test_runs_of_one_worker_share_what_the_limiter_learnt(owner, limited_server, settings):
+@pytest.fixture
+def engine_models(limited_server, settings) -> list:
+    """The engine configured for 50 at once with quick retries, and 40 models on the limited server."""
     settings.EVAL_CONCURRENCY = 50
     settings.PROVIDER_CONCURRENCY = {**settings.PROVIDER_CONCURRENCY, "openai_compatible": 50}
     settings.EVAL_BACKOFF_BASE_SECONDS = 0.02
     settings.EVAL_BACKOFF_MAX_SECONDS = 0.2
     settings.EVAL_MAX_ATTEMPTS = 6
     settings.EVAL_CACHE = False
-    models = [
+    return [
         LLMModelFactory(
             provider="openai_compatible",
             provider_model_id=f"fake-model-{i}",
@@ -359,6 +360,11 @@ def test_runs_of_one_worker_share_what_the_limiter_learnt(owner, limited_server,
         )
         for i in range(40)
     ]
+
+
+@pytest.mark.django_db
+def test_runs_of_one_worker_share_what_the_limiter_learnt(owner, limited_server, engine_models):
+    models = engine_models
     first = execution_start(test_case=TestCaseFactory(), models=models, started_by=owner)
     run_executions([first.pk])
     refused_in_first = limited_server.outcomes["rate_limit"]
@@ -376,18 +382,10 @@ def test_runs_of_one_worker_share_what_the_limiter_learnt(owner, limited_server,
 
 @pytest.mark.django_db
 @pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs REDIS_URL (the learnt limit is kept there)")
-def test_a_job_in_a_new_process_starts_from_the_limit_an_earlier_job_learnt(owner, limited_server, settings):
-    settings.EVAL_CONCURRENCY = 50
-    settings.PROVIDER_CONCURRENCY = {**settings.PROVIDER_CONCURRENCY, "openai_compatible": 50}
-    settings.EVAL_BACKOFF_BASE_SECONDS = 0.02
-    settings.EVAL_BACKOFF_MAX_SECONDS = 0.2
-    settings.EVAL_CACHE = False
-    models = [
-        LLMModelFactory(
-            provider="openai_compatible", provider_model_id=f"fake-{i}", config={"base_url": limited_server.base_url}
-        )
-        for i in range(40)
-    ]
+def test_a_job_in_a_new_process_starts_from_the_limit_an_earlier_job_learnt(
+    owner, limited_server, engine_models, settings
+):
+    models = engine_models
     first = execution_start(test_case=TestCaseFactory(), models=models, started_by=owner)
     run_executions([first.pk])
     assert limited_server.outcomes["rate_limit"] > 0  # it started at 50
