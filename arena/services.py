@@ -6,6 +6,7 @@ import logging
 import random
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +24,10 @@ from openbench.exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
 _random = random.SystemRandom()
+
+# A person's battle not voted on is theirs to answer for this long: asking again serves it again, so nobody can
+# draw battles until a model they favour comes up (a tie moves on). After that it may be left behind.
+OPEN_BATTLE_REUSE = timedelta(hours=1)
 
 # How many of the least-voted model pairs a battle tries before giving up: pairs that share no
 # answered test are skipped, and in practice the first one or two share many.
@@ -116,6 +121,36 @@ def battle_build(*, test_id: Any, pair: tuple[str, str], kind: str) -> Battle:
         answer_b=result_b.raw_output,
         voter_kind=kind,
     )
+
+
+def battle_open_for(user: User) -> Battle | None:
+    """The person's battle still waiting for their vote (served within OPEN_BATTLE_REUSE), if any."""
+    return (
+        Battle.objects.filter(
+            user=user,
+            voter_kind=VoterKind.PERSON,
+            status=Battle.Status.OPEN,
+            created_at__gte=timezone.now() - OPEN_BATTLE_REUSE,
+        )
+        .select_related("test_case")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def battle_serve(*, user: User, test_case: TestCase | None = None) -> tuple[Battle, bool]:
+    """The battle a person should vote on, and whether it is new: their open battle when they have one (409
+    `battle_open` when they ask for another test meanwhile), else a new one."""
+    waiting = battle_open_for(user)
+    if waiting is None:
+        return battle_create(user=user, test_case=test_case), True
+    if test_case is not None and waiting.test_case_id != test_case.pk:
+        raise ApplicationError(
+            f"Vote on your open battle {waiting.pk} first (a tie is a vote); it is served again until then.",
+            code="battle_open",
+            status=409,
+        )
+    return waiting, False
 
 
 def battle_create(*, user: User, test_case: TestCase | None = None) -> Battle:

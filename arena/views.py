@@ -3,24 +3,19 @@ revealed after the vote, and the ratings."""
 
 from __future__ import annotations
 
-import datetime
 import math
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from arena.models import Battle, Vote, Winner
 from arena.selectors import SOURCES, cached_arena_ratings
-from arena.services import battle_create, vote_cast, vote_refusal
+from arena.services import battle_create, battle_open_for, vote_cast, vote_refusal
 from arena.throttles import ArenaBattleThrottle, ArenaVoteThrottle, page_allows
 from openbench.exceptions import ApplicationError
-
-# A battle served to the page and not voted on is shown again for this long (a reload is not a new battle).
-OPEN_BATTLE_REUSE = datetime.timedelta(hours=1)
 
 
 def _throttled(request: HttpRequest, throttle: type[ArenaBattleThrottle] | type[ArenaVoteThrottle]) -> bool:
@@ -37,13 +32,7 @@ def arena(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"ratings": cached_arena_ratings(source="people")}
     user = request.user
     if user.is_authenticated:
-        battle = (
-            Battle.objects.filter(
-                user=user, status=Battle.Status.OPEN, created_at__gte=timezone.now() - OPEN_BATTLE_REUSE
-            )
-            .select_related("test_case")
-            .first()
-        )
+        battle = battle_open_for(user)
         if battle is None and not _throttled(request, ArenaBattleThrottle):
             try:
                 battle = battle_create(user=user)

@@ -23,7 +23,7 @@ from arena.api.serializers import (
 )
 from arena.models import Battle, Vote
 from arena.selectors import cached_arena_ratings
-from arena.services import battle_create, user_votes_void, vote_cast
+from arena.services import battle_serve, user_votes_void, vote_cast
 from arena.throttles import ArenaBattleThrottle, ArenaVoteThrottle
 from catalog.models import TestCase
 from openbench.api.permissions import IsModerator
@@ -34,7 +34,7 @@ from openbench.api.viewsets import BaseAPIView
 
 @extend_schema(tags=["arena"])
 class BattleCreateView(BaseAPIView):
-    """POST /arena/battles: a new battle for the caller."""
+    """POST /arena/battles: the caller's open battle, else a new one."""
 
     permission_classes = [permissions.IsAuthenticated]
     throttle_classes = [ArenaBattleThrottle, *DEFAULT_THROTTLES]
@@ -47,10 +47,13 @@ class BattleCreateView(BaseAPIView):
             "both answered, the least-voted test are chosen; A/B positions are balanced per pair. Nothing in "
             "the answer identifies the models. A test the caller cannot see is 404; a visible test that is not "
             "approved and public, or that fewer than two models answered successfully, is 409 "
-            "(`not_in_arena`, `not_enough_answers`). The `arena_battle` rate (ARENA_BATTLE_RATE) applies."
+            "(`not_in_arena`, `not_enough_answers`). A caller with a battle not yet voted on (served within the "
+            "last hour) gets that battle again (200), so battles cannot be drawn until a favoured model comes "
+            "up; asking for another test meanwhile is 409 `battle_open`. The `arena_battle` rate "
+            "(ARENA_BATTLE_RATE) applies."
         ),
         request=BattleRequestSerializer,
-        responses={201: BattleSerializer, 409: error_response("409")},
+        responses={201: BattleSerializer, 200: BattleSerializer, 409: error_response("409")},
     )
     def post(self, request: Request) -> Response:
         data = BattleRequestSerializer(data=request.data)
@@ -59,8 +62,8 @@ class BattleCreateView(BaseAPIView):
         test_id = data.validated_data.get("test_id")
         if test_id is not None:
             test_case = get_object_or_404(TestCase.objects.visible_to(request.user), pk=test_id)
-        battle = battle_create(user=request.user, test_case=test_case)  # type: ignore[arg-type]
-        return Response(BattleSerializer(battle).data, status=status.HTTP_201_CREATED)
+        battle, new = battle_serve(user=request.user, test_case=test_case)  # type: ignore[arg-type]
+        return Response(BattleSerializer(battle).data, status=status.HTTP_201_CREATED if new else status.HTTP_200_OK)
 
 
 @extend_schema(tags=["arena"])

@@ -6,9 +6,11 @@ import uuid
 from collections import Counter
 
 import pytest
+from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
 from arena.models import Battle, Vote
+from arena.services import OPEN_BATTLE_REUSE
 from arena.tests.factories import answer, models, new_test, seasoned_user, vote
 from catalog.models import TestCase
 from evaluations.models import TestResult
@@ -100,6 +102,14 @@ def test_without_any_answered_pair_there_is_no_battle(client_for, voter):
     assert response.json()["error"]["code"] == "not_enough_answers"
 
 
+def draw_battle(client) -> dict:
+    """A new battle, then left behind (served over an hour ago), so that the next request draws another."""
+    response = client.post(BATTLES, {}, format="json")
+    assert response.status_code == 201, response.content
+    Battle.objects.filter(pk=response.json()["id"]).update(created_at=timezone.now() - OPEN_BATTLE_REUSE)
+    return response.json()
+
+
 def test_battles_need_a_signed_in_user(anonymous, arena_test):
     assert anonymous.post(BATTLES, {}, format="json").status_code == 401
 
@@ -109,7 +119,7 @@ def test_positions_are_balanced_per_pair(client_for, voter, arena_test):
     client = client_for(voter)
     firsts = Counter()
     for _ in range(10):
-        battle_id = client.post(BATTLES, {}, format="json").json()["id"]
+        battle_id = draw_battle(client)["id"]
         firsts[Battle.objects.get(pk=battle_id).model_a_id] += 1
     assert firsts == Counter({a.pk: 5, b.pk: 5})
 
@@ -124,7 +134,7 @@ def test_the_least_voted_pair_comes_first(client_for, voter):
         vote(a, b, winner, test_case=test, user=someone)
         vote(a, c, winner, test_case=test, user=someone)
     for _ in range(5):
-        battle = Battle.objects.get(pk=client_for(voter).post(BATTLES, {}, format="json").json()["id"])
+        battle = Battle.objects.get(pk=draw_battle(client_for(voter))["id"])
         assert {battle.model_a_id, battle.model_b_id} == {b.pk, c.pk}
 
 
@@ -136,7 +146,7 @@ def test_the_least_voted_test_of_a_pair_comes_first(client_for, voter):
         answer(b, test, "B says")
     vote(a, b, "a", test_case=voted, user=seasoned_user("someone@example.com"))
     for _ in range(3):
-        assert client_for(voter).post(BATTLES, {}, format="json").json()["test"]["title"] == "fresh"
+        assert draw_battle(client_for(voter))["test"]["title"] == "fresh"
 
 
 def test_a_vote_reveals_the_models_and_counts_once(client_for, voter, arena_test):
@@ -212,11 +222,12 @@ def test_votes_and_battles_are_throttled(client_for, voter, arena_test, settings
     settings.ARENA_VOTE_RATE = "2/min"
     settings.ARENA_BATTLE_RATE = "3/min"
     client = client_for(voter)
-    ids = [client.post(BATTLES, {}, format="json").json()["id"] for _ in range(3)]
+    ids = [draw_battle(client)["id"] for _ in range(3)]
     throttled = client.post(BATTLES, {}, format="json")
     assert throttled.status_code == 429
     assert int(throttled["Retry-After"]) >= 1
     assert throttled.json()["error"]["code"] == "throttled"
+    Battle.objects.filter(pk__in=ids).update(created_at=timezone.now())  # still open: votable
     assert [client.post(vote_url(i), {"winner": "a"}, format="json").status_code for i in ids] == [201, 201, 429]
 
 
@@ -286,3 +297,19 @@ def test_ratings_keep_judges_apart(client_for, arena_test):
     assert judges["entries"][0]["model"]["id"] == str(b.pk)
     bad = client_for(None).get("/api/v1/arena/ratings?source=robots")
     assert bad.status_code == 400 and "source" in bad.json()["error"]["details"]
+
+
+def test_an_open_battle_is_served_again_until_it_is_voted_on(client_for, voter, arena_test):
+    test, _ = arena_test
+    client = client_for(voter)
+    first = client.post(BATTLES, {}, format="json")
+    assert first.status_code == 201
+    again = client.post(BATTLES, {}, format="json")
+    assert again.status_code == 200 and again.json() == first.json()
+    assert client.post(BATTLES, {"test_id": str(test.pk)}, format="json").json()["id"] == first.json()["id"]
+    other = new_test(title="another")
+    refused = client.post(BATTLES, {"test_id": str(other.pk)}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "battle_open"
+    assert Battle.objects.filter(user=voter).count() == 1
+    assert client.post(vote_url(first.json()["id"]), {"winner": "tie"}, format="json").status_code == 201
+    assert client.post(BATTLES, {}, format="json").status_code == 201
