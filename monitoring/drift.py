@@ -161,5 +161,11 @@ def drift_check_finished_runs() -> list[Alert]:
     )
     alerts = []
     for run in pending:
-        alerts.extend(drift_check_run(run=run))
+        try:
+            alerts.extend(drift_check_run(run=run))
+        except Exception:
+            # One run that cannot be compared must not keep every later run from being checked, pass after
+            # pass: it is marked checked, and the failure logged with its traceback.
+            logger.exception("Drift check of run %s (schedule %s) failed; it is skipped.", run.pk, run.schedule_id)
+            SuiteRun.objects.filter(pk=run.pk, drift_checked_at__isnull=True).update(drift_checked_at=timezone.now())
     return alerts

@@ -13,6 +13,7 @@ from scipy import stats as scipy_stats
 from evaluations.models import TestResult
 from evaluations.runner.run import run_executions
 from leaderboard import stats
+from monitoring import drift
 from monitoring.drift import drift_check_finished_runs, drift_check_run
 from monitoring.models import Alert, Schedule, SuiteRun
 from monitoring.services import schedules_fire_due
@@ -109,6 +110,32 @@ def test_checking_a_run_twice_stores_its_alerts_once(world):
     assert drift_check_run(run=second) == []
     assert drift_check_finished_runs() == []
     assert Alert.objects.count() == 1
+
+
+def test_a_run_that_cannot_be_compared_is_skipped_and_the_next_run_is_still_checked(world, monkeypatch):
+    behaviour, schedule, drifting, _ = world
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    fire_and_run(schedule, now)
+    drift_check_finished_runs()
+    behaviour.changed = True
+    broken = fire_and_run(schedule, now + timedelta(hours=1))
+    behaviour.changed = False
+    recovered = fire_and_run(schedule, now + timedelta(hours=2))
+    outcomes, calls = drift.run_outcomes, []
+
+    def fails_first(run):
+        calls.append(run.pk)
+        if len(calls) == 1:
+            raise RuntimeError("a run that cannot be read")
+        return outcomes(run)
+
+    monkeypatch.setattr(drift, "run_outcomes", fails_first)
+    (alert,) = drift_check_finished_runs()
+
+    assert alert.suite_run == recovered and alert.previous_run == broken and alert.model == drifting
+    broken.refresh_from_db()
+    assert broken.drift_checked_at is not None  # not retried on every pass
+    assert drift_check_finished_runs() == []
 
 
 def test_an_unfinished_run_is_not_checked(world):
