@@ -13,10 +13,22 @@ from django.db import DEFAULT_DB_ALIAS, connections
 logger = logging.getLogger(__name__)
 
 
+# How long /ready waits for a pooled connection. The pool itself waits DB_POOL_TIMEOUT (10 s by default) for
+# one, which is right for a request under load but makes a probe of a dead database hang past any probe's timeout.
+READY_DATABASE_TIMEOUT = 2.0
+
+
 def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
-    with connections[alias].cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
+    wrapper = connections[alias]
+    pool = getattr(wrapper, "pool", None)  # PostgreSQL with OPTIONS["pool"]; None otherwise
+    if pool is None:
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return
+    pool.open()  # as Django does before its first connection (a no-op once open)
+    with pool.connection(timeout=READY_DATABASE_TIMEOUT) as connection:
+        connection.execute("SELECT 1").fetchone()
 
 
 def check_redis() -> None:

@@ -62,12 +62,17 @@ def test_ready_is_503_when_the_database_is_unreachable() -> None:
     )
     env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_closed_port()}/nowhere", "REDIS_URL": ""}
     env["DJANGO_SETTINGS_MODULE"] = "openbench.settings"
+    # The pool waits up to DB_POOL_TIMEOUT for a connection under load; a probe must not: kubelet's default
+    # probe timeout is 1 s, and a 10 s answer to "is the database there?" is a hang to it.
+    env["DB_POOL_TIMEOUT"] = "10"
+    script += "; import time; t = time.monotonic(); Client().get('/ready'); print(time.monotonic() - t)"
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True
     )
-    status, body = done.stdout.strip().split("\n", 1)
+    status, body, seconds = done.stdout.strip().split("\n", 2)
     assert status == "503"
     assert json.loads(body)["failing"] == ["database"]
+    assert float(seconds) < 5  # READY_DATABASE_TIMEOUT (2 s) and margin, not DB_POOL_TIMEOUT's 10 s
 
 
 def test_health_refuses_other_methods() -> None:
