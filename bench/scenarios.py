@@ -15,9 +15,21 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
-from harness import BASE_DIR, Context, Round, adapter_baseline, create_tests, measure, spread, wait_finished
+from harness import (
+    BASE_DIR,
+    Context,
+    Round,
+    adapter_baseline,
+    cpu_seconds,
+    create_tests,
+    measure,
+    process_tree,
+    spread,
+    wait_finished,
+)
 
 Scenario = Callable[[Context], None]
 
@@ -105,6 +117,8 @@ def many_runs(ctx: Context) -> None:
     ideal = runs * per_run * (ctx.args.latency_ms / 1000) / ctx.args.concurrency
     walls: list[float] = []
     posted: list[float] = []
+    posting_cpu: list[float] = []
+    worker_cpus: list[float] = []
     for number in range(ctx.args.repeat):
         tests = create_tests(ctx.author, f"{ctx.run}-many-{number}", runs)
         ctx.every_test += tests
@@ -129,21 +143,59 @@ def many_runs(ctx: Context) -> None:
         def close_connection(_: int) -> None:
             connections.close_all()
 
+        worker_cpu = worker_tree_cpu(ctx.worker.pid)
+        own_cpu = time.process_time()
         with ThreadPoolExecutor(max_workers=clients) as pool:
             started = time.monotonic()
             ids = list(pool.map(post, range(runs)))
             posted.append(time.monotonic() - started)
+            posting_cpu.append(time.process_time() - own_cpu)
             walls.append(wait_finished(ids, ctx.worker, started))
             list(pool.map(close_connection, range(clients)))
+        time.sleep(0.2)  # the work horse exits and is reaped: its CPU then counts in its parent's
+        worker_cpus.append(worker_tree_cpu(ctx.worker.pid) - worker_cpu)
         print(
-            f"round {number + 1:<2}         all {runs} POSTs answered in {posted[-1]:.2f} s, "
-            f"all completed in {walls[-1]:.2f} s (ideal {ideal:.2f} s, efficiency {ideal / walls[-1]:.3f})"
+            f"round {number + 1:<2}         all {runs} POSTs answered in {posted[-1]:.2f} s "
+            f"({posting_cpu[-1]:.2f} s CPU in the posting process), all completed in {walls[-1]:.2f} s "
+            f"(ideal {ideal:.2f} s, efficiency {ideal / walls[-1]:.3f}); worker CPU {worker_cpus[-1]:.2f} s"
         )
+        print("                 " + timeline(ids))
         time.sleep(1)
     print(f"many-runs        {runs} runs x {per_run} models, {clients} client threads, one worker")
     print(f"POSTs answered   {spread(posted)}")
+    print(f"posting CPU      {spread(posting_cpu)} (the test client, Django and the POSTs, in the bench's process)")
     print(f"all completed    {spread(walls)}; ideal {ideal:.2f} s")
+    print(f"worker CPU       {spread(worker_cpus)} (work horses included)")
     print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
+
+
+def worker_tree_cpu(pid: int) -> float:
+    """CPU of the worker and its work horses: those running, and those it has reaped (cutime, cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(pid) + reaped + sum(cpu_seconds(child) for child in process_tree(pid)[1:])
+
+
+def timeline(ids: list[str]) -> str:
+    """Where a many-runs round's time went, from the executions' own timestamps: from the first POST's row to
+    each execution's start (the queue and the worker's pick-up) and from its start to its end."""
+    from evaluations.models import Execution
+
+    rows = list(Execution.objects.filter(pk__in=ids).values_list("created_at", "started_at", "completed_at"))
+    first = min(created for created, _, _ in rows)
+    waits = sorted((started - created).total_seconds() for created, started, _ in rows if started)
+    runs = sorted((completed - started).total_seconds() for _, started, completed in rows if started and completed)
+    last_created = max(created for created, _, _ in rows)
+    last_done = max(completed for _, _, completed in rows if completed)
+    return (
+        f"rows created over {(last_created - first).total_seconds():.2f} s; created -> started median "
+        f"{statistics.median(waits):.2f} s (max {waits[-1]:.2f}); started -> completed median "
+        f"{statistics.median(runs):.2f} s (max {runs[-1]:.2f}); last row created -> last completed "
+        f"{(last_done - last_created).total_seconds():.2f} s"
+    )
 
 
 @scenario("batch")

@@ -23,8 +23,8 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Sum, Value
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Field, Sum, Value
 from django.utils import timezone
 
 from accounts.models import User
@@ -77,19 +77,69 @@ def _reserve_in(lookup: dict[str, Any], amount: Decimal, limit: Decimal | None) 
     return rows.update(reserved_usd=F("reserved_usd") + amount, updated_at=timezone.now()) == 1
 
 
+def _db_value(name: str, value: Any) -> Any:
+    field = BudgetAccount._meta.get_field(name)
+    assert isinstance(field, Field)
+    return field.get_db_prep_save(value, connection)
+
+
+def _create_reserving(
+    amount: Decimal, limit: Decimal | None, *, kind: str, period: date, user: User | None, provider: str
+) -> bool:
+    """The period's first run: create the account holding `amount`, in one statement. Should a concurrent run
+    have created it meanwhile, reserve in that one instead, under the same condition as _reserve_in (an
+    upsert locks the existing row and re-checks its WHERE, as the UPDATE does). True when reserved."""
+    # The conflict targets are the partial unique constraints of BudgetAccount, predicate included.
+    if kind == BudgetAccount.Kind.USER_DAY:
+        target = "(user_id, period) WHERE kind = 'user_day'"
+    else:
+        target = "(provider, period) WHERE kind = 'provider_month'"
+    params: list[Any] = [
+        kind,
+        _db_value("user", user.pk if user is not None else None),
+        provider,
+        _db_value("period", period),
+        str(amount),
+        _db_value("updated_at", timezone.now()),
+    ]
+    # CAST: SQLite would compare a sum with a text parameter as text (always smaller), never as a number.
+    condition = ""
+    if limit is not None:
+        condition = (
+            "WHERE budget_accounts.spent_usd + budget_accounts.reserved_usd + excluded.reserved_usd"
+            " <= CAST(%s AS NUMERIC)"
+        )
+        params.append(str(limit))
+    # Only the constants above are formatted in; every value is a parameter.
+    sql = (
+        "INSERT INTO budget_accounts (kind, user_id, provider, period, spent_usd, reserved_usd, updated_at) "  # noqa: S608
+        "VALUES (%s, %s, %s, %s, 0, CAST(%s AS NUMERIC), %s) "
+        f"ON CONFLICT {target} DO UPDATE SET reserved_usd = budget_accounts.reserved_usd + excluded.reserved_usd, "
+        f"updated_at = excluded.updated_at {condition} RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None
+
+
 def _reserve(
     amount: Decimal, limit: Decimal | None, *, kind: str, period: date, user: User | None = None, provider: str = ""
 ) -> BudgetAccount | None:
     """Reserve `amount` in an account, created on its period's first run; None when done, else the
-    account that has no room. Most runs find their account: one UPDATE, no read and no savepoint."""
+    account that has no room. Most runs find their account: one UPDATE, no read and no savepoint; the
+    period's first run adds one INSERT (a user's first run of the day: every new user's first POST)."""
     if kind == BudgetAccount.Kind.USER_DAY:
         lookup: dict[str, Any] = {"kind": kind, "period": period, "user": user}
     else:
         lookup = {"kind": kind, "period": period, "provider": provider}
     if _reserve_in(lookup, amount, limit):
         return None
-    account = _account(kind=kind, period=period, user=user, provider=provider)
-    return None if _reserve_in({"pk": account.pk}, amount, limit) else account
+    # No account for this period yet, or no room in it. (An amount above the limit fits in no account.)
+    if (limit is None or amount <= limit) and _create_reserving(
+        amount, limit, kind=kind, period=period, user=user, provider=provider
+    ):
+        return None
+    return _account(kind=kind, period=period, user=user, provider=provider)
 
 
 def _remaining(account: BudgetAccount, limit: Decimal) -> Decimal:

@@ -192,17 +192,29 @@ def run_executions_job(execution_ids: Sequence[str], takeover_stale_after: float
     return job_result(report, own=True)
 
 
+@functools.cache
+def _enqueue_connection() -> Redis:
+    """This process's Redis client for enqueueing. django_rq.get_queue builds a new client (and pool) on every
+    call, so each enqueue used to open a TCP connection, SELECT its db and ask the server's version (INFO)
+    before writing the job. redis-py clients are thread-safe, and their pool starts afresh in a forked child."""
+    return django_rq.get_connection(QUEUE)
+
+
 def enqueue_run(*, execution_ids: Sequence[str], takeover_stale_after: float | None = None) -> str:
-    """Put one engine job on the `evaluations` queue; returns the job id."""
-    queue = django_rq.get_queue(QUEUE)
-    job = queue.enqueue(
-        run_executions_job,
-        list(execution_ids),
-        takeover_stale_after,
-        retry=Retry(max=JOB_RETRIES),
-        description=f"evaluate {len(execution_ids)} execution(s)",
-        meta={TRACE_META: tracing.trace_carrier()},
-    )
+    """Put one engine job on the `evaluations` queue; returns the job id. One round trip to Redis."""
+    queue = django_rq.get_queue(QUEUE, connection=_enqueue_connection())
+    # One MULTI for the queue's registration and the job (rq sends them as two transactions otherwise).
+    with queue.connection.pipeline() as pipeline:
+        job = queue.enqueue(
+            run_executions_job,
+            list(execution_ids),
+            takeover_stale_after,
+            retry=Retry(max=JOB_RETRIES),
+            description=f"evaluate {len(execution_ids)} execution(s)",
+            meta={TRACE_META: tracing.trace_carrier()},
+            pipeline=pipeline,
+        )
+        pipeline.execute()
     logger.info("Enqueued job %s for %d execution(s).", job.id, len(execution_ids))
     return str(job.id)
 

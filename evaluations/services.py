@@ -201,13 +201,24 @@ def execution_start(
         repeats=repeats,
     )
     execution.save()
-    execution.llm_models.set(chosen)
+    # A new execution has no links yet: insert them, without the read of existing ones that .set() makes.
+    insert_values(Execution.llm_models.through, ("execution_id", "llmmodel_id"), [(execution.pk, m.pk) for m in chosen])
+    _with_models(execution, chosen)
     _reserve_budget(
         test_cases=[test_case], models=chosen, started_by=started_by, executions=[execution], repeats=repeats
     )
-    execution_ids = [execution.pk]
-    transaction.on_commit(lambda: executions_dispatch(execution_ids=execution_ids))
+    totals = {execution.pk: execution.total_evaluations}
+    transaction.on_commit(lambda: executions_dispatch(execution_ids=list(totals), totals=totals))
     return execution
+
+
+def _with_models(execution: Execution, models: Sequence[LLMModel]) -> None:
+    """Hold the models just linked as prefetch_related("llm_models") would (in the models' own ordering), so
+    whoever renders the new execution does not read back what was just written."""
+    linked = execution.llm_models.get_queryset()
+    linked._result_cache = sorted(models, key=lambda model: (model.display_name, model.name))
+    linked._prefetch_done = True  # type: ignore[attr-defined]
+    execution._prefetched_objects_cache = {"llm_models": linked}  # type: ignore[attr-defined]
 
 
 @transaction.atomic
@@ -285,9 +296,11 @@ def execution_cancel(*, execution: Execution, actor: User | None) -> Execution:
     return execution
 
 
-def _job_chunks(execution_ids: Sequence[UUID | str]) -> list[list[str]]:
-    """Group executions into jobs of at most JOB_MAX_EVALUATIONS evaluations (an execution is never split)."""
-    totals = dict(Execution.objects.filter(pk__in=list(execution_ids)).values_list("pk", "total_evaluations"))
+def _job_chunks(execution_ids: Sequence[UUID | str], totals: dict[UUID, int] | None = None) -> list[list[str]]:
+    """Group executions into jobs of at most JOB_MAX_EVALUATIONS evaluations (an execution is never split).
+    `totals` ({id: total_evaluations}), when the caller knows them, saves reading them."""
+    if totals is None:
+        totals = dict(Execution.objects.filter(pk__in=list(execution_ids)).values_list("pk", "total_evaluations"))
     chunks: list[list[str]] = []
     current: list[str] = []
     size = 0
@@ -303,12 +316,18 @@ def _job_chunks(execution_ids: Sequence[UUID | str]) -> list[list[str]]:
     return chunks
 
 
-def executions_dispatch(*, execution_ids: Sequence[UUID | str], takeover_stale_after: float | None = None) -> int:
+def executions_dispatch(
+    *,
+    execution_ids: Sequence[UUID | str],
+    takeover_stale_after: float | None = None,
+    totals: dict[UUID, int] | None = None,
+) -> int:
     """Hand executions to the background: django-rq when Redis is configured, else this process's executor.
 
-    Returns the number of jobs. Call only after the rows are committed (services use on_commit).
+    Returns the number of jobs. Call only after the rows are committed (services use on_commit). `totals`
+    ({id: total_evaluations}) spares the read that sizes the jobs when the caller just wrote the rows.
     """
-    chunks = _job_chunks(execution_ids)
+    chunks = _job_chunks(execution_ids, totals)
     # Imported here, and only the one in use: with rq, the web process never loads the engine (its
     # provider SDKs take ~0.1 s to import, which the first run started after a deploy would wait for).
     if settings.USE_RQ:

@@ -79,7 +79,10 @@ class TestCaseRunViewSet(BaseViewSet):
             request_id=getattr(request._request, "request_id", ""),
             repeats=data.validated_data["repeats"],
         )
-        execution = Execution.objects.prefetch_related("llm_models").get(pk=execution.pk)
+        # The execution as it was created (pending), with its models: a run just created has no results, so
+        # nothing was saved by the judge cascade yet (what with_judge_savings would annotate).
+        execution.judge_calls_avoided = execution.judge_calls_made = 0  # type: ignore[attr-defined]
+        execution.judge_calls_cost = None  # type: ignore[attr-defined]
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
 
 

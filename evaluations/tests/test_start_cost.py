@@ -4,10 +4,12 @@ is one UPDATE per account once the account exists."""
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -16,10 +18,12 @@ from accounts.models import User
 from catalog.models import LLMModel
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations import estimates
-from evaluations.budgets import budget_of, budget_reserve
+from evaluations.budgets import _create_reserving, budget_day, budget_of, budget_reserve
 from evaluations.estimates import VENDOR_COUNTERS, approximate_tokens, run_estimate
 from evaluations.models import BudgetAccount, SpendReservation
+from evaluations.services import execution_start
 from evaluations.tests.factories import ExecutionFactory
+from openbench.exceptions import ApplicationError
 from providers.base import Provider
 from providers.registry import PROVIDER_CLASSES, provider_class
 
@@ -83,3 +87,82 @@ def test_a_reservation_in_existing_accounts_is_one_update_each_and_the_first_cre
     assert "SAVEPOINT" not in statements and "SELECT" not in statements
     assert budget_of(owner).reserved_usd == Decimal("0.6")
     assert SpendReservation.objects.filter(execution=execution).count() == 2
+
+
+def test_the_first_run_of_a_period_creates_each_account_holding_its_reserve(owner: User) -> None:
+    owner.daily_budget_usd = Decimal("1")
+    with CaptureQueriesContext(connection) as queries:
+        budget_reserve(user=owner, shares={"mock": Decimal("0.3")}, executions=[ExecutionFactory()])
+    on_accounts = [query["sql"].split()[0].upper() for query in queries if "budget_accounts" in query["sql"]]
+    # Per account: the UPDATE that finds none, then one INSERT that creates it with the reserve (no read,
+    # no second UPDATE).
+    assert on_accounts == ["UPDATE", "INSERT", "UPDATE", "INSERT"]
+    assert budget_of(owner).reserved_usd == Decimal("0.3")
+    provider = BudgetAccount.objects.get(kind=BudgetAccount.Kind.PROVIDER_MONTH, provider="mock")
+    assert provider.reserved_usd == Decimal("0.3")
+
+
+def test_an_account_created_by_a_concurrent_run_takes_the_reserve_only_within_its_limit(owner: User) -> None:
+    # The run that lost the race to create the day's account reserves in the winner's, under the same
+    # condition as the UPDATE (on SQLite too, where a sum compared with a text parameter would always pass).
+    budget_reserve(user=owner, shares={"mock": Decimal("0.6")}, executions=[ExecutionFactory()])
+    day, limit = budget_day(), Decimal("1")
+    kind = BudgetAccount.Kind.USER_DAY
+    assert _create_reserving(Decimal("0.3"), limit, kind=kind, period=day, user=owner, provider="")
+    assert not _create_reserving(Decimal("0.3"), limit, kind=kind, period=day, user=owner, provider="")
+    assert budget_of(owner).reserved_usd == Decimal("0.9")
+    month = budget_day().replace(day=1)
+    provider_kind = BudgetAccount.Kind.PROVIDER_MONTH
+    assert not _create_reserving(Decimal("0.5"), limit, kind=provider_kind, period=month, user=None, provider="mock")
+    assert _create_reserving(Decimal("0.4"), limit, kind=provider_kind, period=month, user=None, provider="mock")
+    assert BudgetAccount.objects.get(kind=provider_kind, provider="mock").reserved_usd == Decimal("1.0")
+    assert BudgetAccount.objects.count() == 2
+
+
+def test_a_first_run_above_the_limit_is_refused_with_what_is_left(owner: User) -> None:
+    owner.daily_budget_usd = Decimal("0.5")
+    with pytest.raises(ApplicationError) as refused:
+        budget_reserve(user=owner, shares={"mock": Decimal("0.6")}, executions=[ExecutionFactory()])
+    assert refused.value.code == "budget_exceeded"
+    assert refused.value.details == {"estimate_usd": "0.60000000", "remaining_usd": "0.50000000"}
+    assert budget_of(owner).reserved_usd == 0
+
+
+def test_a_started_run_is_dispatched_without_reading_its_rows_again(
+    owner: User, monkeypatch: Any, django_capture_on_commit_callbacks: Any, django_assert_num_queries: Any
+) -> None:
+    from evaluations import executor, jobs
+
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(jobs, "enqueue_run", lambda **job: sent.append(job))
+    monkeypatch.setattr(executor, "submit", lambda **job: sent.append(job))
+    models = [LLMModelFactory() for _ in range(3)]
+    with django_capture_on_commit_callbacks() as callbacks:
+        execution = execution_start(test_case=TestCaseFactory(), models=models, started_by=owner, repeats=2)
+    with django_assert_num_queries(0):
+        for callback in callbacks:
+            callback()
+    assert sent == [{"execution_ids": [str(execution.pk)], "takeover_stale_after": None}]
+
+
+@pytest.mark.skipif(not settings.USE_RQ, reason="enqueueing to rq needs Redis")
+def test_enqueueing_reuses_one_redis_client_and_writes_each_job_whole(clean_queue: None, monkeypatch: Any) -> None:
+    import django_rq
+    import django_rq.queues
+
+    from evaluations import jobs
+
+    clients: list[Any] = []
+    real = django_rq.queues.get_redis_connection
+    monkeypatch.setattr(django_rq.queues, "get_redis_connection", lambda *a, **k: clients.append(1) or real(*a, **k))
+    jobs._enqueue_connection.cache_clear()
+    executions = [str(uuid.uuid4()) for _ in range(3)]  # no such rows: a worker that took them would do nothing
+    job_ids = [jobs.enqueue_run(execution_ids=[execution], takeover_stale_after=5.0) for execution in executions]
+    assert len(clients) == 1  # not a new client (a new TCP connection, SELECT, INFO) per run started
+    queue = django_rq.get_queue(jobs.QUEUE)
+    assert queue.job_ids == job_ids
+    assert queue.connection.sismember("rq:queues", queue.key)
+    job = queue.fetch_job(job_ids[2])
+    assert job is not None
+    assert (job.get_status(), job.args, job.retries_left) == ("queued", ([executions[2]], 5.0), jobs.JOB_RETRIES)
+    assert job.func_name == "evaluations.jobs.run_executions_job"
