@@ -7,14 +7,19 @@ catalog never imports scoring code; without a registered hook a `custom` config 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import regex as regex_engine
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError
-from referencing import Registry
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, FormatChecker
+
+# jsonschema (with its format checkers and referencing) is imported on first use, not with the module:
+# catalog.models imports this module, so every process paid ~0.1 s of CPU at start-up for it, and a
+# command such as run_batch never validates a schema.
 
 _BOOLEAN = {"type": "boolean"}
 _FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
@@ -69,8 +74,11 @@ def register_scorer_config_validator(validator: ScorerConfigValidator | None) ->
 
 def json_schema_errors(schema: dict[str, Any], instance: Any, *, check_formats: bool = False) -> list[str]:
     """Why `instance` does not satisfy the JSON Schema `schema`, one message per problem, path first."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
+
     # `format: regex` is checked with the `regex` package, as scoring uses it; the registry retrieves nothing.
-    checker = SCHEMA_FORMAT_CHECKER if check_formats else None
+    checker = schema_format_checker() if check_formats else None
     return _messages(Draft202012Validator(schema, format_checker=checker, registry=Registry()), instance)
 
 
@@ -88,8 +96,11 @@ def output_schema_errors(schema: Any) -> list[str]:
         return []
     if not isinstance(schema, dict | bool):
         return ["A JSON Schema must be an object or a boolean."]
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
-        Draft202012Validator.check_schema(schema, format_checker=SCHEMA_FORMAT_CHECKER)
+        Draft202012Validator.check_schema(schema, format_checker=schema_format_checker())
     except SchemaError as exc:
         where = "/".join(str(part) for part in exc.absolute_path)
         return [f"Not a valid JSON Schema: {exc.message}" + (f" (at {where})" if where else "")]
@@ -102,11 +113,24 @@ def _is_regex(instance: object) -> bool:
     return True
 
 
-# Draft 2020-12's formats, with `regex` meaning what the `regex` package compiles: scoring matches a
-# schema's patterns with it (under a time limit), so `\p{L}` is fine and a pattern it refuses is not.
-SCHEMA_FORMAT_CHECKER = FormatChecker(formats=())
-SCHEMA_FORMAT_CHECKER.checkers = dict(Draft202012Validator.FORMAT_CHECKER.checkers)
-SCHEMA_FORMAT_CHECKER.checks("regex", raises=(regex_engine.error, RecursionError))(_is_regex)
+@functools.cache
+def schema_format_checker() -> FormatChecker:
+    """Draft 2020-12's formats, with `regex` meaning what the `regex` package compiles: scoring matches a
+    schema's patterns with it (under a time limit), so `\\p{L}` is fine and a pattern it refuses is not."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    checker = FormatChecker(formats=())
+    checker.checkers = dict(Draft202012Validator.FORMAT_CHECKER.checkers)
+    checker.checks("regex", raises=(regex_engine.error, RecursionError))(_is_regex)
+    return checker
+
+
+def __getattr__(name: str) -> Any:
+    # `from catalog.validation import SCHEMA_FORMAT_CHECKER` (scoring) still works, built on first use.
+    if name == "SCHEMA_FORMAT_CHECKER":
+        return schema_format_checker()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _REFERENCE_KEYWORDS = ("$ref", "$dynamicRef")
 _MAX_SAFETY_ERRORS = 10

@@ -26,9 +26,14 @@ def preload() -> None:
 
     Only those: every vendor SDK loaded costs the worker memory whether it is used or not.
     """
+    from django.conf import settings
+
     import evaluations.jobs  # the job functions
-    import evaluations.runner.run  # noqa: F401  (the engine and its scorers, which jobs import lazily)
+    import evaluations.runner.run  # noqa: F401  (the engine, which jobs import lazily)
     from providers.registry import PROVIDER_CLASSES, provider_class
+
+    for module in settings.WORKER_PRELOAD:  # the scorers, and what the engine's listeners use
+        importlib.import_module(module)
 
     try:
         from django.db import connection

@@ -11,7 +11,7 @@ import datetime
 from django.db import models
 
 from catalog.models import LLMModel, TestCase
-from leaderboard.stats import LATENCY_BINS, SCORE_BINS
+from leaderboard.bins import LATENCY_BINS, SCORE_BINS
 
 # The rollup row that spans all time uses this date instead of NULL so that the unique
 # constraint also holds for it on every database.

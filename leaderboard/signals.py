@@ -11,14 +11,18 @@ from django.db import transaction
 
 from catalog.models import LLMModel, TestCase
 from evaluations.models import Execution, TestResult
-from leaderboard import services
 from leaderboard.caching import analytics_cache_invalidate
+
+# leaderboard.services (rollups, numpy) is imported by the receivers when they run: this module is
+# imported by every process at start-up (LeaderboardConfig.ready), most of which never save a result.
 
 
 def test_case_saved(sender: type[TestCase], instance: TestCase, created: bool, **kwargs: Any) -> None:
     """Approve/archive/privacy/revision/category changes decide whether a test's results count."""
     if not created and not kwargs.get("raw"):
-        services.test_case_analytics_sync(test_case=instance)
+        from leaderboard.services import test_case_analytics_sync
+
+        test_case_analytics_sync(test_case=instance)
 
 
 def llm_model_saved(sender: type[LLMModel], instance: LLMModel, **kwargs: Any) -> None:
@@ -63,7 +67,9 @@ class _PendingForgets:
         return any(entry[1] is self.callback for entry in connection.run_on_commit)
 
     def flush(self) -> None:
-        services.latest_results_forget(result_ids=self.result_ids, execution_ids=self.execution_ids)
+        from leaderboard.services import latest_results_forget
+
+        latest_results_forget(result_ids=self.result_ids, execution_ids=self.execution_ids)
 
 
 _local = threading.local()  # connections are per thread, and so are their pending deletions

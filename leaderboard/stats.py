@@ -12,17 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+# The bins live in leaderboard.bins (the models import them without numpy); named here for the analytics.
+from leaderboard.bins import LATENCY_BINS, LATENCY_BINS_PER_DOUBLING, SCORE_BINS
+
 Z_95 = 1.959963984540054  # the two-sided 95% quantile of the standard normal
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20_240_601  # fixed: the same scores always give the same interval
-
-# Scores are kept as a histogram over 101 bins (0.00 … 1.00) for the bootstrap: resampling a
-# histogram is a multinomial draw per resample, whatever the number of tests behind it.
-SCORE_BINS = 101
-# Latencies are kept as a histogram with 8 bins per doubling (each bin ~9% wide): bin 0 holds
-# latencies under 1 ms, bin b >= 1 holds [2^((b-1)/8), 2^(b/8)) ms, up to 2^22 ms (70 minutes).
-LATENCY_BINS_PER_DOUBLING = 8
-LATENCY_BINS = 1 + LATENCY_BINS_PER_DOUBLING * 22
 
 
 def wilson_interval(successes: int, n: int, *, z: float = Z_95) -> tuple[float, float]:

@@ -50,7 +50,7 @@ from openbench.settings_signup import TRUSTED_PROXY_COUNT  # noqa: E402 - named:
 from openbench.settings_tracing import *  # noqa: E402,F403 - OpenTelemetry (on with OTEL_EXPORTER_OTLP_ENDPOINT)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "openbench.apps.AdminConfig",  # django.contrib.admin, its ModelAdmins discovered on first use (apps.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -220,6 +220,18 @@ USE_RQ = bool(REDIS_URL)
 # `manage.py rqworker` uses this class unless told otherwise: it imports the engine and the provider
 # SDKs once, before forking, instead of in every job (importing openai alone takes over a second).
 RQ = {"WORKER_CLASS": env.str("RQ_WORKER_CLASS", default="evaluations.worker.EvaluationWorker")}
+# What that worker also imports before it forks, so that no job imports it again in its work horse: what
+# jobs use but start-up leaves out (the scorers with jsonschema; the leaderboard's services and selectors
+# with numpy, which take in results and warm the leaderboards; the drift check after a run).
+WORKER_PRELOAD = [
+    "evaluations.scoring.exact",
+    "evaluations.scoring.judge",
+    "evaluations.scoring.registry",
+    "evaluations.scoring.structured",
+    "leaderboard.services",
+    "leaderboard.selectors",
+    "monitoring.drift",
+]
 
 # --- Auth ---------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

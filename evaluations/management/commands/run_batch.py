@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 
 from accounts.models import User
 from catalog.models import LLMModel, TestCase
@@ -94,9 +94,9 @@ class Command(BaseCommand):
             return
         if not options["wait"]:
             self.stdout.write("No REDIS_URL: running in this process; waiting for it to finish.")
-        ids = [execution.pk for execution in executions]
-        self._wait(ids, total, poll=options["poll"])
-        failed = self._summary(ids)
+        batch_id = executions[0].batch_id
+        self._wait(batch_id, total, poll=options["poll"])
+        failed = self._summary(batch_id)
         if failed:
             self.stderr.write(self.style.ERROR(f"{failed} execution(s) failed."))
             sys.exit(1)
@@ -185,7 +185,7 @@ class Command(BaseCommand):
             found.append(model)
         return found
 
-    def _wait(self, ids: list[Any], total: int, *, poll: float) -> None:
+    def _wait(self, batch_id: Any, total: int, *, poll: float) -> None:
         """Draw the bar until every execution has finished: woken at once when some finish (the engine
         announces them), re-reading the rows every `poll` seconds for progress (and if a wake-up is lost)."""
         from tqdm import tqdm
@@ -193,30 +193,40 @@ class Command(BaseCommand):
         from evaluations.runner.notify import FinishWaiter
 
         waiter = FinishWaiter()  # subscribed before the first read, so no announcement falls in between
-        executions = Execution.objects.filter(pk__in=ids)
+        executions = Execution.objects.filter(batch_id=batch_id)
+        unfinished = Q(status__in=[Execution.Status.PENDING, Execution.Status.RUNNING])
         try:
             with tqdm(total=total, unit="eval", file=sys.stderr, dynamic_ncols=True) as bar:
                 while True:
-                    done = executions.aggregate(n=Sum("progress"))["n"] or 0
-                    bar.update(done - bar.n)
-                    if not executions.unfinished().exists():
+                    # One indexed read per wake-up (the engine announces every flush, dozens a second):
+                    # progress and what is still open together, by batch rather than by a list of ids.
+                    state = executions.aggregate(done=Sum("progress"), open=Count("pk", filter=unfinished))
+                    bar.update((state["done"] or 0) - bar.n)
+                    if not state["open"]:
                         break
                     waiter.wait(poll)
         finally:
             waiter.close()
 
-    def _summary(self, ids: list[Any]) -> int:
-        rows = Execution.objects.filter(pk__in=ids).select_related("test_case").order_by("test_case__title")
+    def _summary(self, batch_id: Any) -> int:
+        # Only what the table shows: not each execution's snapshot and each test's prompt and outputs.
+        columns = ("status", "progress", "total_evaluations", "successful_evaluations", "failed_evaluations")
+        rows = (
+            Execution.objects.filter(batch_id=batch_id)
+            .select_related("test_case")
+            .only(*columns, "score_sum", "scored_count", "total_cost", "test_case__title")
+            .order_by("test_case__title")
+        )
         header = f"{'test':40} {'status':10} {'done':>9} {'ok':>5} {'failed':>6} {'avg score':>9} {'cost':>12}"
-        self.stdout.write(header)
-        self.stdout.write("-" * len(header))
+        lines = [header, "-" * len(header)]
         failed = 0
         for execution in rows:
             failed += execution.status == Execution.Status.FAILED
             avg = f"{execution.avg_score:.3f}" if execution.avg_score is not None else "-"
-            self.stdout.write(
+            lines.append(
                 f"{execution.test_case.title[:40]:40} {execution.status:10} "
                 f"{execution.progress:>4}/{execution.total_evaluations:<4} {execution.successful_evaluations:>5} "
                 f"{execution.failed_evaluations:>6} {avg:>9} {execution.total_cost:>12.6f}"
             )
+        self.stdout.write("\n".join(lines))  # one write for the whole table, however many tests
         return failed
