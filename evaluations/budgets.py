@@ -184,19 +184,6 @@ def budget_reserve(
                 status=402,
                 details={"estimate_usd": money(total), "remaining_usd": money(remaining)},
             )
-    for provider, amount in shares.items():
-        cap = settings.BUDGET_MONTHLY_USD.get(provider)
-        account = _reserve(amount, cap, kind=BudgetAccount.Kind.PROVIDER_MONTH, period=_month(day), provider=provider)
-        if account is not None:
-            assert cap is not None
-            remaining = _remaining(account, cap)
-            raise ApplicationError(
-                f"This run is estimated at ${money(amount)} on {provider}, more than the ${money(remaining)} left "
-                "of the platform's monthly budget for that provider.",
-                code="provider_budget_exceeded",
-                status=402,
-                details={"estimate_usd": money(amount), "remaining_usd": money(remaining), "provider": provider},
-            )
     count = max(1, len(executions))
     reservations = [
         SpendReservation(
@@ -211,6 +198,21 @@ def budget_reserve(
         for provider, amount in shares.items()
     ]
     insert_rows(SpendReservation, reservations)  # COPY on PostgreSQL: a batch reserves for each execution
+    # The providers' months last: every run in the platform updates these rows, and each holds its row's lock
+    # until its transaction commits, so nothing but the commit should come after them.
+    for provider, amount in shares.items():
+        cap = settings.BUDGET_MONTHLY_USD.get(provider)
+        account = _reserve(amount, cap, kind=BudgetAccount.Kind.PROVIDER_MONTH, period=_month(day), provider=provider)
+        if account is not None:
+            assert cap is not None
+            remaining = _remaining(account, cap)
+            raise ApplicationError(
+                f"This run is estimated at ${money(amount)} on {provider}, more than the ${money(remaining)} left "
+                "of the platform's monthly budget for that provider.",
+                code="provider_budget_exceeded",
+                status=402,
+                details={"estimate_usd": money(amount), "remaining_usd": money(remaining), "provider": provider},
+            )
     return reservations
 
 

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import User
 from catalog.models import LLMModel
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
-from evaluations import estimates
+from evaluations import budgets, estimates
 from evaluations.budgets import _create_reserving, budget_day, budget_of, budget_reserve
 from evaluations.estimates import VENDOR_COUNTERS, approximate_tokens, run_estimate
 from evaluations.models import BudgetAccount, SpendReservation
@@ -166,3 +166,23 @@ def test_enqueueing_reuses_one_redis_client_and_writes_each_job_whole(clean_queu
     assert job is not None
     assert (job.get_status(), job.args, job.retries_left) == ("queued", ([executions[2]], 5.0), jobs.JOB_RETRIES)
     assert job.func_name == "evaluations.jobs.run_executions_job"
+
+
+def test_the_providers_accounts_are_the_last_rows_a_reservation_writes(owner: User, monkeypatch: Any) -> None:
+    # Every run locks its provider's month row until its transaction commits: nothing may come after it.
+    shares = {"mock": Decimal("0.1"), "openai": Decimal("0.2")}
+    budget_reserve(user=owner, shares=shares, executions=[ExecutionFactory()])  # the accounts exist from now on
+    writes: list[str] = []
+    real_insert = budgets.insert_rows
+    monkeypatch.setattr(
+        budgets, "insert_rows", lambda model, rows: writes.append(model.__name__) or real_insert(model, rows)
+    )
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "budget_accounts" in sql:
+            writes.append("user account" if "user_id" in sql else "provider account")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        budget_reserve(user=owner, shares=shares, executions=[ExecutionFactory()])
+    assert writes == ["user account", "SpendReservation", "provider account", "provider account"]
