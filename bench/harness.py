@@ -43,6 +43,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and of its children: those running, and those it has reaped (cutime, cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(pid) + reaped + sum(cpu_seconds(child) for child in process_tree(pid)[1:])
+
+
 def process_tree(pid: int) -> list[int]:
     """pid and its descendants (rq's forked work horse)."""
     pids = [pid]
@@ -144,8 +154,7 @@ def measure(tests: list[Any], models: list[Any], worker: subprocess.Popen[bytes]
     from evaluations.services import executions_start_batch
 
     peak_main = peak_any = 0
-    cpu: dict[int, float] = {}
-    cpu_before = cpu_seconds(worker.pid)
+    cpu_before = tree_cpu_seconds(worker.pid)
     server_cpu_before = cpu_seconds(server.pid)
     started = time.monotonic()
     # As `run_batch` without --user starts it: an operator's batch, charged to the provider caps only.
@@ -156,7 +165,6 @@ def measure(tests: list[Any], models: list[Any], worker: subprocess.Popen[bytes]
     last_check = 0.0
     while True:
         for pid in process_tree(worker.pid):
-            cpu[pid] = cpu_seconds(pid) - (cpu_before if pid == worker.pid else 0.0)
             current, peak = rss_kb(pid)
             peak_any = max(peak_any, current, peak)
             if pid == worker.pid:
@@ -170,6 +178,12 @@ def measure(tests: list[Any], models: list[Any], worker: subprocess.Popen[bytes]
             raise SystemExit("The worker died.")
         time.sleep(0.01)
     wall = time.monotonic() - started
+    # The work horse's CPU in full: what it still does once the executions are finished (the leaderboard,
+    # models' health, warming) counts too, so wait (a little) for it to exit and be reaped.
+    deadline = time.monotonic() + 10
+    while len(process_tree(worker.pid)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker_cpu = tree_cpu_seconds(worker.pid) - cpu_before
     results = TestResult.objects.filter(execution_id__in=ids)
     return Round(
         total=sum(execution.total_evaluations for execution in executions),
@@ -177,7 +191,7 @@ def measure(tests: list[Any], models: list[Any], worker: subprocess.Popen[bytes]
         completed=results.filter(status="completed").count(),
         wall=wall,
         dispatched=dispatched,
-        worker_cpu=sum(cpu.values()),
+        worker_cpu=worker_cpu,
         server_cpu=cpu_seconds(server.pid) - server_cpu_before,
         peak_any_kb=peak_any,
         peak_main_kb=peak_main,

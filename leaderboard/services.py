@@ -56,6 +56,10 @@ def _lock_models(model_ids: Iterable[str]) -> None:
     )
 
 
+# The fields of a test that `_counts` and `row_values` read.
+_COUNTING_FIELDS = ("status", "is_public", "revision", "category", "difficulty")
+
+
 def _counts(test_case: TestCase, revision: int) -> bool:
     return test_case.status == TestCase.Status.APPROVED and test_case.is_public and test_case.revision == revision
 
@@ -85,7 +89,9 @@ def _latest_results_merge(results: Sequence[TestResult]) -> None:
         sample = Sample.of(result)
         batches.setdefault(key, {}).setdefault(sample.execution_id, []).append(sample)
     _lock_models(k[0] for k in batches)
-    tests = TestCase.objects.in_bulk({k[1] for k in batches})
+    # Only what decides whether a row counts and where (not each test's prompt and answers: a batch's
+    # 2,000 results name hundreds of tests).
+    tests = TestCase.objects.only(*_COUNTING_FIELDS).in_bulk({k[1] for k in batches})
     existing = {
         (str(row.model_id), str(row.test_case_id), row.revision): row
         for row in LatestResult.objects.filter(

@@ -9,6 +9,8 @@ registry, which `GET /metrics` (django-prometheus) exports.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from providers.base import Usage
@@ -54,17 +56,30 @@ CONCURRENCY_LIMIT = Gauge(
 )
 
 
+# `labels()` validates its arguments and looks the series up under a lock on every call; the engine records
+# hundreds of calls a second on its event loop for a handful of models, so each series is looked up once.
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (id(metric), labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def record_call(provider: str, model: str, latency_s: float, usage: Usage | None, error_kind: str | None) -> None:
     """One finished call: `error_kind` is None on success, else ProviderError.kind (or "cancelled")."""
-    CALLS.labels(provider, model, error_kind or "ok").inc()
-    LATENCY.labels(provider, model).observe(max(0.0, latency_s))
+    _child(CALLS, provider, model, error_kind or "ok").inc()
+    _child(LATENCY, provider, model).observe(max(0.0, latency_s))
     if error_kind:
-        ERRORS.labels(provider, model, error_kind).inc()
+        _child(ERRORS, provider, model, error_kind).inc()
     if usage is not None:
         if usage.input_tokens:
-            TOKENS.labels(provider, model, "input").inc(usage.input_tokens)
+            _child(TOKENS, provider, model, "input").inc(usage.input_tokens)
         if usage.output_tokens:
-            TOKENS.labels(provider, model, "output").inc(usage.output_tokens)
+            _child(TOKENS, provider, model, "output").inc(usage.output_tokens)
 
 
 def record_retry(provider: str, model: str, error_kind: str) -> None:

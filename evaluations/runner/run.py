@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from evaluations.runner.bridge import DatabaseBridge
-from evaluations.runner.engine import Engine
+from evaluations.runner.engine import PLAN_FIRST, Engine
 from evaluations.runner.planning import plan_executions
 from evaluations.runner.tickets import HeldTicket, Intake, RunReport, could_not_start
 from evaluations.runner.writes import claim_executions, fail_executions
@@ -45,18 +45,21 @@ def run_executions(
     if not claimed and intake is None:
         logger.info("Nothing to run: executions already taken or finished.", extra={"executions": len(ids)})
         return RunReport()
+    # The first few executions are planned here, the rest by the engine while their calls run: the first
+    # call does not wait for the whole job's plan.
+    first, rest = claimed[:PLAN_FIRST], claimed[PLAN_FIRST:]
     try:
-        plans, pairs = plan_executions(claimed, lease=lease) if claimed else ([], [])
+        plans, pairs = plan_executions(first, lease=lease) if first else ([], [])
     except Exception as exc:
         # Ours, not the exception's text (it may quote anything); the traceback is in the log.
-        logger.exception("Could not plan %d executions.", len(claimed))
+        logger.exception("Could not plan %d executions.", len(first))
         fail_executions(lease=lease, execution_ids=claimed, message=could_not_start(exc))
         raise
-    logger.info("Running %d evaluations of %d executions.", len(pairs), len(plans))
+    logger.info("Running %d executions (%d evaluations planned to start with).", len(claimed), len(pairs))
     engines: list[Engine] = []
 
     async def main(bridge: DatabaseBridge) -> RunReport:
-        engine = Engine(bridge=bridge, lease=lease, plans=plans, pairs=pairs, intake=intake)
+        engine = Engine(bridge=bridge, lease=lease, plans=plans, pairs=pairs, intake=intake, unplanned=rest)
         engines.append(engine)
         return await engine.run()
 

@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from django.utils import timezone
-
 from evaluations.models import TestResult
 from evaluations.runner import notify
 from evaluations.runner.budget_watch import BudgetWatch
@@ -135,27 +133,38 @@ def claim_and_plan(
     return [(t, claimed[t.lease], *by_ticket[t.lease], failed.get(t.lease)) for t in tickets]
 
 
+def plan_slice(execution_ids: Sequence[str], *, lease: str) -> tuple[list[Plan], list[Pair], list[str]]:
+    """Plan executions already claimed under `lease` (on the database thread), with the executions that could
+    not be planned: when the slice cannot be planned, each one is planned alone, and those that still cannot
+    are failed with our reason (the traceback is in the log)."""
+    try:
+        plans, pairs = plan_executions(execution_ids, lease=lease)
+        return plans, pairs, []
+    except Exception:
+        plans, pairs, failed = [], [], []
+    for execution_id in execution_ids:
+        try:
+            found, found_pairs = plan_executions([execution_id], lease=lease)
+        except Exception as exc:
+            logger.exception("Could not plan execution %s.", execution_id)
+            fail_executions(lease=lease, execution_ids=[execution_id], message=could_not_start(exc))
+            failed.append(execution_id)
+            continue
+        plans += found
+        pairs += found_pairs
+    return plans, pairs, failed
+
+
 def could_not_start(exc: BaseException) -> str:
     """The stored reason of executions that could not be planned: the exception's class, never its text."""
     return f"Could not start ({type(exc).__name__}); see the worker log."
 
 
 def _claim_quickly(ticket: Ticket, running: set[str]) -> list[str]:
-    """claim_executions for one ticket, but in one statement for the common case (pending executions of a
-    first delivery); a retry or a takeover goes through claim_executions itself."""
-    from evaluations.models import Execution
-
+    """claim_executions for one ticket, leaving out what this engine already runs under another lease."""
     wanted = [execution_id for execution_id in ticket.execution_ids if execution_id not in running]
     if not wanted:
         return []
-    if ticket.takeover_stale_after is None and len(wanted) <= 1000:
-        now = timezone.now()
-        taken = Execution.objects.filter(pk__in=wanted, status=Execution.Status.PENDING).update(
-            status=Execution.Status.RUNNING, started_at=now, heartbeat_at=now, lease_token=ticket.lease
-        )
-        if taken == len(wanted):
-            return wanted
-    # Some were not pending: a retry of the same job, a takeover, a duplicate; the full rule decides.
     return claim_executions(wanted, lease=ticket.lease, takeover_stale_after=ticket.takeover_stale_after)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 # SPEC §10: an error text stored in a result is a short reason we composed, at most this long.
 ERROR_TEXT_MAX = 300
+_EVERY_EVALUATION_FAILED = "Every evaluation failed; see the results for each model's error."
 # What a refused insert raises: a database error, or (psycopg, before a byte is sent) an encoding error.
 REFUSALS = (DatabaseError, ValueError)
 
@@ -42,10 +44,14 @@ def claim_executions(
     duplicate delivery of a job finds nothing to take and does nothing.
     """
     now = timezone.now()
-    ids = list(execution_ids)
-    Execution.objects.filter(pk__in=ids, status=Execution.Status.PENDING).update(
+    ids = list(dict.fromkeys(str(execution_id) for execution_id in execution_ids))
+    taken = Execution.objects.filter(pk__in=ids, status=Execution.Status.PENDING).update(
         status=Execution.Status.RUNNING, started_at=now, heartbeat_at=now, lease_token=lease
     )
+    if taken == len(ids):
+        # A first delivery, the common case: every one was pending and is ours now, in one statement (the
+        # re-read below took two more round trips over the same ids before the first call could start).
+        return ids
     if takeover_stale_after is not None:
         cutoff = now - timedelta(seconds=takeover_stale_after)
         Execution.objects.filter(pk__in=ids, status=Execution.Status.RUNNING).filter(
@@ -162,8 +168,11 @@ def _by_execution(results: Iterable[TestResult]) -> dict[str, list[TestResult]]:
     return by_execution
 
 
-def _write_batch(results: Sequence[TestResult], *, lease: str) -> tuple[list[TestResult], set[str]]:
-    """The fast path: bump every execution's counters, then COPY all the results, in one transaction."""
+def _write_batch(
+    results: Sequence[TestResult], *, lease: str, finished: Sequence[str]
+) -> tuple[list[TestResult], set[str]]:
+    """The fast path: bump every execution's counters, COPY all the results, and close the `finished`
+    executions, in one transaction (closing them after it cost a commit, and its WAL flush, per write)."""
     by_execution = _by_execution(results)
     saved: list[TestResult] = []
     lost: set[str] = set()
@@ -179,6 +188,7 @@ def _write_batch(results: Sequence[TestResult], *, lease: str) -> tuple[list[Tes
                 lost.add(execution_id)
         # COPY on PostgreSQL: the worker is CPU-bound, and a result row has 27 columns to quote otherwise.
         insert_rows(TestResult, saved)
+        finish_executions(lease=lease, execution_ids=[e for e in finished if e not in lost])
     return saved, lost
 
 
@@ -306,17 +316,20 @@ def write_results(
     """
     lost: set[str] = set()
     saved: list[TestResult] = []
+    finished = list(finished)
+    closed = False  # whether the finished executions were closed with the results
     if results:
         _cap_error_texts(results)
         try:
-            saved, lost = _write_batch(results, lease=lease)
+            saved, lost = _write_batch(results, lease=lease, finished=finished)
+            closed = True
         except REFUSALS as exc:
             logger.warning(
                 "A batch of %d results was refused (%s); writing it row by row.", len(results), type(exc).__name__
             )
             saved, lost = _write_one_by_one(results, lease=lease)
-    finished = list(finished)
-    finish_executions(lease=lease, execution_ids=[e for e in finished if e not in lost])
+    if not closed:
+        finish_executions(lease=lease, execution_ids=[e for e in finished if e not in lost])
     # Budgets (SPEC §11): a run past its reserve stops here, and a finished run's reserve becomes its cost.
     if watch is None:
         lost |= budget_after_write(execution_ids={str(result.execution_id) for result in saved} | set(finished))
@@ -332,6 +345,9 @@ def finish_executions(*, lease: str, execution_ids: Sequence[str]) -> None:
     """running → completed, or failed when not one evaluation succeeded. Cancelled ones stay cancelled."""
     if not execution_ids:
         return
+    if connection.vendor == "postgresql":
+        _finish_many(lease=lease, execution_ids=execution_ids)
+        return
     all_failed = Q(successful_evaluations=0, total_evaluations__gt=0)
     Execution.objects.filter(pk__in=list(execution_ids), lease_token=lease, status=Execution.Status.RUNNING).update(
         status=Case(
@@ -340,13 +356,41 @@ def finish_executions(*, lease: str, execution_ids: Sequence[str]) -> None:
             output_field=CharField(),
         ),
         error_message=Case(
-            When(all_failed, then=Value("Every evaluation failed; see the results for each model's error.")),
+            When(all_failed, then=Value(_EVERY_EVALUATION_FAILED)),
             default=F("error_message"),
             output_field=TextField(),
         ),
         completed_at=timezone.now(),
         heartbeat_at=timezone.now(),
     )
+
+
+def _finish_many(*, lease: str, execution_ids: Sequence[str]) -> None:
+    """finish_executions as one parameterised statement: the worker closes executions on most flushes of a
+    batch of small runs, and building the ORM's CASE update took ~1 ms of the GIL each time."""
+    quote = connection.ops.quote_name
+    column = {field.name: quote(field.column) for field in Execution._meta.concrete_fields}
+    all_failed = f"{column['successful_evaluations']} = 0 AND {column['total_evaluations']} > 0"
+    sql = (
+        f"UPDATE {quote(Execution._meta.db_table)} SET "  # noqa: S608 - names from the model
+        f"{column['status']} = CASE WHEN {all_failed} THEN %s ELSE %s END, "
+        f"{column['error_message']} = CASE WHEN {all_failed} THEN %s ELSE {column['error_message']} END, "
+        f"{column['completed_at']} = %s, {column['heartbeat_at']} = %s "
+        f"WHERE {column['id']} = ANY(%s) AND {column['lease_token']} = %s AND {column['status']} = %s"
+    )
+    now = timezone.now()
+    params: list[Any] = [
+        Execution.Status.FAILED.value,
+        Execution.Status.COMPLETED.value,
+        _EVERY_EVALUATION_FAILED,
+        now,
+        now,
+        [UUID(str(execution_id)) for execution_id in execution_ids],
+        lease,
+        Execution.Status.RUNNING.value,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def fail_executions(*, lease: str, execution_ids: Sequence[str], message: str) -> None:

@@ -83,6 +83,27 @@ def test_a_job_that_cannot_plan_its_execution_fails_it_and_re_raises(owner) -> N
     assert not TestResult.objects.filter(execution=execution).exists()
 
 
+def test_a_job_planned_in_slices_runs_every_execution_and_one_that_cannot_plan_fails_alone(owner) -> None:
+    # More executions than the engine plans before its first call: the rest are planned while calls run.
+    model = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 0})
+    executions = [
+        execution_start(test_case=TestCaseFactory(), models=[model], started_by=owner)
+        for _ in range(engine.PLAN_FIRST + 5)
+    ]
+    bad = executions[engine.PLAN_FIRST + 2]  # in a later slice
+    Execution.objects.filter(pk=bad.pk).update(revision=7)  # a revision that exists nowhere
+    report = run_executions([execution.pk for execution in executions], lease=LEASE)
+    assert sorted(report.claimed) == sorted(str(execution.pk) for execution in executions)
+    assert report.results == len(executions) - 1
+    bad.refresh_from_db()
+    assert bad.status == Execution.Status.FAILED
+    assert bad.error_message == "Could not start (LookupError); see the worker log."
+    others = Execution.objects.filter(pk__in=[e.pk for e in executions]).exclude(pk=bad.pk)
+    assert {execution.status for execution in others} == {Execution.Status.COMPLETED}
+    assert TestResult.objects.filter(execution__in=others).count() == len(executions) - 1
+    assert not TestResult.objects.filter(execution=bad).exists()
+
+
 def test_of_jobs_taken_in_together_one_that_cannot_plan_fails_alone_with_our_reason(owner) -> None:
     model = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 0})
     good = execution_start(test_case=TestCaseFactory(), models=[model], started_by=owner)
