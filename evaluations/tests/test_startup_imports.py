@@ -131,6 +131,21 @@ def test_manage_py_sets_django_up_without_collections_then_freezes_its_heap() ->
         gc.unfreeze()
 
 
+_WSGI_PROBE = """
+import gc, json
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
+import openbench.wsgi
+print(json.dumps([len(collections) < 10, gc.isenabled(), gc.get_freeze_count() > 0]))  # ~250 collected
+"""
+
+
+def test_the_wsgi_application_is_set_up_without_collections_then_frozen() -> None:
+    done = _run(_WSGI_PROBE, DEBUG="false", SECRET_KEY="x" * 60, ALLOWED_HOSTS="testserver")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, True, True]
+
+
 @pytest.mark.django_db
 def test_run_batch_waits_on_one_query_a_wake_up_and_prints_its_summary_in_one_write(
     django_assert_num_queries: Any, capsys: pytest.CaptureFixture[str]
