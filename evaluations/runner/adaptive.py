@@ -209,6 +209,8 @@ class AdaptiveLimiter:
 
     def _wake(self) -> None:
         """Hand free slots to waiters, first come first served (called with the lock held)."""
+        if not self._waiters:  # the common case, on every release: nothing to look up
+            return
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:

@@ -17,7 +17,13 @@ from evaluations.models import TestResult
 from evaluations.runner import notify
 from evaluations.runner.budget_watch import BudgetWatch
 from evaluations.runner.planning import Pair, Plan, plan_executions
-from evaluations.runner.writes import claim_executions, fail_executions, poll_executions, write_results
+from evaluations.runner.writes import (
+    budgets_after_write,
+    claim_executions,
+    fail_executions,
+    poll_executions,
+    write_results,
+)
 
 logger = logging.getLogger("evaluations.runner.engine")  # the engine's logger: one name to filter on
 
@@ -89,11 +95,16 @@ def write_by_lease(
     saved: list[TestResult] = []
     closed: list[str] = []
     for lease, (results, finished) in batches.items():
-        lost_here, saved_here = write_results(lease=lease, results=results, finished=finished, watch=watch)
+        lost_here, saved_here = write_results(lease=lease, results=results, finished=finished, budgets=False)
         lost |= lost_here
         saved += saved_here
         closed += [execution_id for execution_id in finished if execution_id not in lost_here]
+    # Announced as soon as committed: whoever waits for them (run_batch --wait) need not wait for the
+    # budget checks below, which concern the executions still running.
     notify.executions_finished(closed)
+    lost |= budgets_after_write(
+        saved=saved, finished=[e for _, finished in batches.values() for e in finished], watch=watch
+    )
     if watch is not None:
         watch.after_close(finished=[e for _, finished in batches.values() for e in finished] + list(lost), final=final)
     return lost, saved

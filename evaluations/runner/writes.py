@@ -146,13 +146,16 @@ def _add_to_many_counters(tallies: dict[str, Tally], *, lease: str, now: datetim
         f"UPDATE {quote(meta.db_table)} SET {assignments}, {columns[-4]} = %s "  # noqa: S608 - names from the model
         f"WHERE {pk} = %s AND {columns[-3]} = %s AND {columns[-2]} IN (%s, %s) RETURNING {pk}"
     )
-    params = [
-        [*_counter_values(tallies[e]), now, UUID(e), lease, Execution.Status.RUNNING, Execution.Status.CANCELLED]
-        for e in ordered
-    ]
+    running, cancelled = Execution.Status.RUNNING.value, Execution.Status.CANCELLED.value
+    params = [[*_counter_values(tallies[e]), now, UUID(e), lease, running, cancelled] for e in ordered]
     updated: set[str] = set()
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        raw = cursor.cursor  # psycopg's own: Django's wrapper has no `returning`
+    import psycopg
+
+    connection.ensure_connection()
+    # A plain psycopg cursor (server-side binding; Django's wrapper has no `returning` either): the values
+    # travel as parameters, where Django's client-side cursor quoted each into the text of each statement in
+    # Python, on the thread that shares the GIL with the event loop.
+    with psycopg.Cursor(connection.connection) as raw, connection.wrap_database_errors:
         raw.executemany(sql, params, returning=True)
         while True:
             updated.update(str(row[0]) for row in raw.fetchall())
@@ -301,7 +304,12 @@ def _cap_error_texts(results: Iterable[TestResult]) -> None:
 
 
 def write_results(
-    *, lease: str, results: Sequence[TestResult], finished: Iterable[str], watch: BudgetWatch | None = None
+    *,
+    lease: str,
+    results: Sequence[TestResult],
+    finished: Iterable[str],
+    watch: BudgetWatch | None = None,
+    budgets: bool = True,
 ) -> tuple[set[str], list[TestResult]]:
     """Save results and bump counters in one transaction, then close the executions that are done.
 
@@ -313,6 +321,7 @@ def write_results(
     the engine stops working on, and the results actually saved (a refused one replaced by its failure).
     Budgets: without a `watch`, overruns are checked and finished runs settled at once; the engine's
     watch throttles both (evaluations.runner.budget_watch) and settles after write_by_lease announced.
+    `budgets=False` leaves them to the caller (`budgets_after_write`).
     """
     lost: set[str] = set()
     saved: list[TestResult] = []
@@ -330,15 +339,20 @@ def write_results(
             saved, lost = _write_one_by_one(results, lease=lease)
     if not closed:
         finish_executions(lease=lease, execution_ids=[e for e in finished if e not in lost])
-    # Budgets (SPEC §11): a run past its reserve stops here, and a finished run's reserve becomes its cost.
-    if watch is None:
-        lost |= budget_after_write(execution_ids={str(result.execution_id) for result in saved} | set(finished))
-    else:
-        costs: dict[str, Decimal] = defaultdict(Decimal)
-        for result in saved:
-            costs[str(result.execution_id)] += result.cost + result.judge_cost
-        lost |= watch.after_write(costs=costs)
+    if budgets:
+        lost |= budgets_after_write(saved=saved, finished=finished, watch=watch)
     return lost, saved
+
+
+def budgets_after_write(*, saved: Sequence[TestResult], finished: Iterable[str], watch: BudgetWatch | None) -> set[str]:
+    """Budgets (SPEC §11) after a write: a run past its reserve stops (returned), and a finished run's reserve
+    becomes its cost; at once without a `watch`, throttled by the engine's watch."""
+    if watch is None:
+        return budget_after_write(execution_ids={str(result.execution_id) for result in saved} | set(finished))
+    costs: dict[str, Decimal] = defaultdict(Decimal)
+    for result in saved:
+        costs[str(result.execution_id)] += result.cost + result.judge_cost
+    return watch.after_write(costs=costs)
 
 
 def finish_executions(*, lease: str, execution_ids: Sequence[str]) -> None:

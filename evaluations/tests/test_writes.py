@@ -121,3 +121,28 @@ def test_the_engine_loop_runs_on_uvloop() -> None:
         return type(asyncio.get_running_loop())
 
     assert DatabaseBridge().serve(loop_type) is uvloop.Loop
+
+
+def test_finished_executions_are_announced_before_the_budget_checks_of_the_write(owner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # run_batch --wait wakes on the announcement: it must not wait for the budget checks, which concern the
+    # executions still running (a finished one is never stopped).
+    from evaluations.runner import notify, tickets
+    from evaluations.runner.budget_watch import BudgetWatch
+
+    model = LLMModelFactory()
+    execution = _claimed(owner, [model])
+    events: list[str] = []
+    monkeypatch.setattr(notify, "executions_finished", lambda ids: events.append(f"announced {sorted(ids)}"))
+
+    class Watch(BudgetWatch):
+        def after_write(self, *, costs):  # type: ignore[no-untyped-def]
+            events.append("checked")
+            return set()
+
+    result = TestResultFactory.build(execution=execution, model=model)
+    lost, saved = tickets.write_by_lease({"lease-1": ([result], {str(execution.pk)})}, watch=Watch())
+
+    assert lost == set() and saved == [result]
+    assert events == [f"announced {[str(execution.pk)]}", "checked"]
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.COMPLETED and execution.progress == 1
