@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from catalog.models import LLMModel, TestCase
@@ -80,6 +81,31 @@ def test_a_run_reserves_its_estimate_and_the_actual_cost_replaces_it(owner: User
     assert (reservation.status, reservation.actual_usd) == ("settled", execution.total_cost)
     month = BudgetAccount.objects.get(kind="provider_month", provider="mock")
     assert (month.spent_usd, month.reserved_usd) == (execution.total_cost, 0)
+
+
+def test_many_users_runs_settle_together_in_one_statement_per_kind_of_account(
+    owner: User, other_user: User, models: list[LLMModel]
+) -> None:
+    openai = LLMModelFactory(provider="openai", provider_model_id="gpt-4o-mini")
+    third = User.objects.create_user("third@example.com", "a-long-unusual-passphrase")
+    executions = [
+        execution_start(test_case=TestCaseFactory(), models=[*models, openai], started_by=user)
+        for user in (owner, other_user, third)
+    ]
+    Execution.objects.filter(pk__in=[e.pk for e in executions]).update(status=Execution.Status.COMPLETED)
+    for execution in executions:
+        TestResultFactory(execution=execution, model=models[0], cost=Decimal("0.001"), judge_cost=Decimal("0.0005"))
+        TestResultFactory(execution=execution, model=openai, cost=Decimal("0.002"))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert budget_settle(execution_ids=[e.pk for e in executions]) == 6
+    for user in (owner, other_user, third):
+        assert (budget_of(user).spent_today_usd, budget_of(user).reserved_usd) == (Decimal("0.0035"), 0)
+    months = dict(BudgetAccount.objects.filter(kind="provider_month").values_list("provider", "spent_usd"))
+    assert months == {"mock": Decimal("0.0045"), "openai": Decimal("0.006")}
+    assert all(account.reserved_usd == 0 for account in BudgetAccount.objects.all())  # (SQLite: floats)
+    moves = [query["sql"] for query in queries if "UPDATE" in query["sql"] and "budget_accounts" in query["sql"]]
+    assert len(moves) == 2  # the users' days, then the providers' months: each one executemany
 
 
 def test_a_cancelled_run_gives_back_what_it_did_not_spend(owner: User, models: list[LLMModel]) -> None:
