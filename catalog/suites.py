@@ -95,7 +95,8 @@ def suite_update(
     before = suite_definition(suite)
     for name, value in fields.items():
         setattr(suite, name, value)
-    suite.full_clean()
+    # Not created_by: it is empty once the creator's account is deleted (SET_NULL), and an edit never sets it.
+    suite.full_clean(exclude=["created_by"])
     suite.save()
     if test_ids is not None:
         suite.tests.set(_explicit_tests(test_ids, user=editor))

@@ -1,4 +1,5 @@
-"""Pages of SPEC §12: suites (anyone), schedules and alerts (moderators), a model's drift history.
+"""Pages of SPEC §12: suites (anyone reads and runs; moderators create, edit, delete), schedules and alerts
+(moderators), a model's drift history.
 
 Thin: scope (`visible_to`, moderators only where the API is), call a service, render.
 """
@@ -9,20 +10,24 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.models import LLMModel, Suite
-from catalog.suites import suite_tests
+from catalog.suites import suite_create, suite_delete, suite_tests, suite_update
+from evaluations.forms import RunForm
 from evaluations.models import Execution
 from monitoring.filters import AlertFilter
+from monitoring.forms import SuiteForm
 from monitoring.models import Alert, Schedule, SuiteRun
-from monitoring.services import alert_acknowledge
+from monitoring.services import alert_acknowledge, suite_run_start
+from openbench.exceptions import ApplicationError
+from openbench.forms import add_service_errors
 
 PAGE_SIZE = 20
 SUITE_TESTS_SHOWN = 200
@@ -56,8 +61,106 @@ def suite_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     )
     shown = list(tests[:SUITE_TESTS_SHOWN])
     count = len(shown) if len(shown) < SUITE_TESTS_SHOWN else tests.count()
-    context = {"suite": suite, "tests": shown, "tests_count": count, "runs": runs}
+    context = {
+        "suite": suite,
+        "tests": shown,
+        "tests_count": count,
+        "runs": runs,
+        "run_form": RunForm() if request.user.is_authenticated else None,
+    }
     return render(request, "monitoring/suite_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def suite_create_view(request: HttpRequest) -> HttpResponse:
+    _require_moderator(request)
+    form = SuiteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            suite = suite_create(created_by=request.user, **form.service_fields())  # type: ignore[arg-type]
+        except (ValidationError, ApplicationError) as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Created suite “{suite.name}” (version 1).")
+            return redirect("monitoring:suite-detail", pk=suite.pk)
+    return _suite_form_page(request, form, None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def suite_edit(request: HttpRequest, pk: Any) -> HttpResponse:
+    _require_moderator(request)
+    suite = get_object_or_404(Suite.objects.prefetch_related("tags"), pk=pk)
+    form = SuiteForm(request.POST or None, initial=SuiteForm.initial_for(suite))
+    if request.method == "POST" and form.is_valid():
+        version = suite.version
+        try:
+            suite = suite_update(suite=suite, editor=request.user, **form.service_fields())  # type: ignore[arg-type]
+        except (ValidationError, ApplicationError) as exc:
+            add_service_errors(form, exc)
+            suite.refresh_from_db()  # the service changed the instance before it refused
+        else:
+            if suite.version != version:
+                messages.success(request, f"Saved as version {suite.version}: what the suite selects changed.")
+            else:
+                messages.success(request, "Saved.")
+            return redirect("monitoring:suite-detail", pk=suite.pk)
+    return _suite_form_page(request, form, suite)
+
+
+def _suite_form_page(request: HttpRequest, form: SuiteForm, suite: Suite | None) -> HttpResponse:
+    status = 400 if form.errors else 200
+    return render(request, "monitoring/suite_form.html", {"form": form, "suite": suite}, status=status)
+
+
+@login_required
+@require_POST
+def suite_delete_view(request: HttpRequest, pk: Any) -> HttpResponse:
+    _require_moderator(request)
+    suite = get_object_or_404(Suite, pk=pk)
+    try:
+        suite_delete(suite=suite)
+    except ApplicationError as exc:  # suite_in_use: schedules or runs refer to it
+        messages.error(request, exc.message)
+        return redirect("monitoring:suite-detail", pk=suite.pk)
+    messages.success(request, f"Deleted suite “{suite.name}”.")
+    return redirect("monitoring:suite-list")
+
+
+@login_required
+@require_POST
+def suite_run(request: HttpRequest, pk: Any) -> HttpResponse:
+    """Run a suite as the signed-in user, as POST /api/v1/suites/{id}/run does: the tests they may see,
+    charged to them, under the same run budget."""
+    suite = get_object_or_404(Suite, pk=pk)
+    back = redirect("monitoring:suite-detail", pk=suite.pk)
+    form = RunForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.error_text())
+        return back
+    # Imported late: DRF's settings import this module while rest_framework.views loads.
+    from openbench.api.throttles import RunThrottle
+
+    throttle = RunThrottle()
+    if not throttle.allow_request(request, None):  # type: ignore[arg-type]
+        messages.error(request, f"You have started many runs recently. Try again in {int(throttle.wait() or 1)} s.")
+        return back
+    try:
+        run = suite_run_start(
+            suite=suite,
+            models=list(form.cleaned_data["models"]) or None,
+            repeats=form.cleaned_data["repeats"],
+            started_by=request.user,  # type: ignore[arg-type]
+            request_id=getattr(request, "request_id", ""),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return back
+    count = len(run.test_ids)
+    tests = f"{count} test{'s' if count != 1 else ''}"
+    messages.success(request, f"Started a run of {tests} at version {run.suite_version}.")
+    return back
 
 
 @login_required

@@ -96,6 +96,10 @@ class RejectSerializer(serializers.Serializer):
 
 # A suite names at most this many tests explicitly; bigger sets are what the category/tags filter is for.
 SUITE_MAX_TEST_IDS = 1000
+# The other limits of a suite's write, shared with the pages' form (monitoring.forms.SuiteForm).
+SUITE_MAX_TAGS = 20
+SUITE_TAG_MAX_LENGTH = 50
+SUITE_DESCRIPTION_MAX_LENGTH = 5000
 
 
 class SuiteSerializer(serializers.ModelSerializer[Suite]):
@@ -129,14 +133,14 @@ class SuiteWriteSerializer(serializers.Serializer):
     """What a moderator sends to create or edit a suite."""
 
     name = serializers.CharField(max_length=100)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=SUITE_DESCRIPTION_MAX_LENGTH)
     test_ids = serializers.ListField(
         child=serializers.UUIDField(), required=False, max_length=SUITE_MAX_TEST_IDS, help_text="Explicit tests."
     )
     category = serializers.SlugField(required=False, allow_blank=True, max_length=64)
     tags = serializers.ListField(
-        child=serializers.CharField(max_length=50),
+        child=serializers.CharField(max_length=SUITE_TAG_MAX_LENGTH),
         required=False,
-        max_length=20,
+        max_length=SUITE_MAX_TAGS,
         help_text="Tests carrying all of these.",
     )
