@@ -14,6 +14,7 @@ from catalog.models import Suite
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from monitoring.models import Alert
 from monitoring.tests.factories import score_drift_alert
+from openbench.tests.test_browser_csp import Watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -46,6 +47,7 @@ def test_a_moderator_acknowledges_an_alert_from_the_model_page_and_the_badge_goe
 def test_a_moderator_creates_a_suite_then_edits_its_tests_and_sees_version_2(live_server: Any, page: Any) -> None:
     moderator = UserFactory(email="curator@example.com", role=User.Role.MODERATOR)
     first, second = TestCaseFactory(title="First question"), TestCaseFactory(title="Second question")
+    watch = Watch(page)  # the new pages and the Delete confirm stay within the site's CSP
 
     page.goto(f"{live_server.url}/login/?next=/suites/")
     page.fill("#id_username", moderator.email)
@@ -76,4 +78,5 @@ def test_a_moderator_creates_a_suite_then_edits_its_tests_and_sees_version_2(liv
     page.get_by_role("button", name="Delete").click()
     expect(page.locator("#suite-version")).to_have_text("version 2")
     assert asked == ["Delete this suite? A suite with schedules or runs is kept."]
+    assert watch.problems() == []
     assert Suite.objects.get(name="Capitals").version == 2
