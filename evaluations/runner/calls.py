@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from catalog.models import LLMModel
 from evaluations.runner.adaptive import AdaptiveLimiter, Outcome, limiter_for
 from evaluations.runner.limits import CircuitBreaker, RateLimiter, backoff_delay
@@ -71,6 +73,28 @@ class CallLimits:
     breaker_threshold: int
     breaker_cooldown: float
     redis_url: str
+
+
+@dataclass(frozen=True)
+class EngineSettings(CallLimits):
+    """The engine's knobs, read once per job from settings: those of the calls, and the heartbeat's."""
+
+    heartbeat_every: float
+
+    @classmethod
+    def from_settings(cls) -> EngineSettings:
+        return cls(
+            concurrency=settings.EVAL_CONCURRENCY,
+            provider_concurrency=dict(settings.PROVIDER_CONCURRENCY),
+            provider_rpm=dict(settings.PROVIDER_RPM),
+            max_attempts=settings.EVAL_MAX_ATTEMPTS,
+            backoff_base=settings.EVAL_BACKOFF_BASE_SECONDS,
+            backoff_max=settings.EVAL_BACKOFF_MAX_SECONDS,
+            breaker_threshold=settings.EVAL_BREAKER_THRESHOLD,
+            breaker_cooldown=settings.EVAL_BREAKER_COOLDOWN_SECONDS,
+            heartbeat_every=max(1.0, min(15.0, settings.EVAL_STALE_AFTER_SECONDS / 4)),
+            redis_url=settings.REDIS_URL,
+        )
 
 
 class ProviderCaller:

@@ -18,7 +18,6 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -26,7 +25,7 @@ from django.conf import settings
 from evaluations.models import TestResult
 from evaluations.runner.bridge import DatabaseBridge
 from evaluations.runner.budget_watch import BudgetWatch
-from evaluations.runner.calls import CallLimits, InternalProviderError, ProviderCaller
+from evaluations.runner.calls import EngineSettings, InternalProviderError, ProviderCaller
 from evaluations.runner.cancellation import CancelWatch
 from evaluations.runner.pair_evaluation import PairEvaluator
 from evaluations.runner.planning import Pair, Plan
@@ -63,28 +62,6 @@ TAKE_BATCH = 50  # jobs claimed and planned together at most
 # calls run. Planning a 500-execution job took 70-130 ms before its first call could start.
 PLAN_FIRST = 8
 PLAN_GROWTH = 4
-
-
-@dataclass(frozen=True)
-class EngineSettings(CallLimits):
-    """The engine's knobs, read once per job from settings: those of the calls, and the heartbeat's."""
-
-    heartbeat_every: float
-
-    @classmethod
-    def from_settings(cls) -> EngineSettings:
-        return cls(
-            concurrency=settings.EVAL_CONCURRENCY,
-            provider_concurrency=dict(settings.PROVIDER_CONCURRENCY),
-            provider_rpm=dict(settings.PROVIDER_RPM),
-            max_attempts=settings.EVAL_MAX_ATTEMPTS,
-            backoff_base=settings.EVAL_BACKOFF_BASE_SECONDS,
-            backoff_max=settings.EVAL_BACKOFF_MAX_SECONDS,
-            breaker_threshold=settings.EVAL_BREAKER_THRESHOLD,
-            breaker_cooldown=settings.EVAL_BREAKER_COOLDOWN_SECONDS,
-            heartbeat_every=max(1.0, min(15.0, settings.EVAL_STALE_AFTER_SECONDS / 4)),
-            redis_url=settings.REDIS_URL,
-        )
 
 
 class Engine:
