@@ -112,6 +112,8 @@ class Vote(models.Model):
         indexes = [
             models.Index(fields=["voter_kind", "voided"], name="arena_vote_kind_voided"),
             models.Index(fields=["user", "voided"], name="arena_vote_user_voided"),
+            # The next battle counts each shared test's counted votes: read from this index alone.
+            models.Index(fields=["test_case", "voter_kind"], condition=Q(voided=False), name="arena_vote_test_counted"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(winner__in=["a", "b", "tie"]), name="arena_vote_winner"),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from catalog.models import LLMModel
 from leaderboard import stats
 from leaderboard.caching import generation_bump, generation_current
 from leaderboard.selectors.scope import MODEL_FIELDS, model_brief, rounded
+from openbench.exceptions import ApplicationError
 
 ARENA_VERSION_KEY = "arena:version"
 # The `source` of the ratings answer → the voter kind whose votes it fits.
@@ -32,18 +33,6 @@ def pair_vote_counts(*, kind: str) -> dict[tuple[str, str], int]:
         low, high = sorted((str(row["model_a_id"]), str(row["model_b_id"])))
         counts[low, high] += row["n"]
     return dict(counts)
-
-
-def test_vote_counts(*, kind: str, test_ids: Sequence[Any]) -> dict[Any, int]:
-    """Counted votes per test, for the given tests."""
-    rows = (
-        Vote.objects.counted(kind=kind)
-        .filter(test_case_id__in=test_ids)
-        .values("test_case_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    return {row["test_case_id"]: row["n"] for row in rows}
 
 
 def arena_cache_invalidate() -> None:
@@ -105,12 +94,88 @@ def arena_ratings(*, source: str = "people") -> dict[str, Any]:
     return {"generated_at": timezone.now(), "source": source, "votes": sum(n for *_, n in votes), "entries": entries}
 
 
-def cached_arena_ratings(*, source: str = "people") -> dict[str, Any]:
-    """The ratings through the cache; a vote or a void makes them stale (a new generation), and a renamed
-    model shows within ANALYTICS_CACHE_SECONDS."""
-    key = f"arena:ratings:{source}:{generation_current(ARENA_VERSION_KEY)}"
-    answer: dict[str, Any] | None = cache.get(key)
-    if answer is None:
-        answer = arena_ratings(source=source)
-        cache.set(key, answer, timeout=settings.ANALYTICS_CACHE_SECONDS)
+# The last answer per source, kept under a stable key (not per generation) so that it can be served while a
+# newer one is computed; "v2" because the stored shape changed from the bare answer.
+RATINGS_KEY = "arena:ratings:v2:{}"
+REFIT_LOCK_KEY = "arena:ratings:refit:{}"
+# The refit lock's lifetime: longer than any fit (a fit of 40 models and 20,000 votes takes ~0.5 s, of 200
+# models minutes), so a second refit starts only if the holder died without releasing it.
+REFIT_LOCK_SECONDS = 600
+# With nothing cached yet (a cold cache), how long a reader waits for the one computing the first answer
+# before it is told to come back (RatingsComputing: 503 with Retry-After).
+FIRST_ANSWER_WAIT_SECONDS = 5.0
+FIRST_ANSWER_POLL_SECONDS = 0.1
+
+
+class RatingsComputing(ApplicationError):
+    """No ratings answer exists yet and another process is computing the first one."""
+
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The arena ratings are being computed; try again in a few seconds.",
+            code="ratings_computing",
+            status=503,
+            details={"retry_after_seconds": self.retry_after},
+        )
+
+
+def _now() -> float:
+    """Wall-clock seconds (shared by every process); tests move it forward."""
+    return time.time()
+
+
+def _refit(source: str, generation: int) -> dict[str, Any]:
+    """Fit and store the answer with the generation it reflects (read before the fit, so a vote landing
+    during the fit leaves it stale) and when it was stored (the refit interval counts from there)."""
+    answer = arena_ratings(source=source)
+    cache.set(
+        RATINGS_KEY.format(source),
+        {"answer": answer, "generation": generation, "stored_at": _now()},
+        timeout=REFIT_LOCK_SECONDS + max(settings.ANALYTICS_CACHE_SECONDS, settings.ARENA_REFIT_SECONDS) * 10,
+    )
     return answer
+
+
+def cached_arena_ratings(*, source: str = "people") -> dict[str, Any]:
+    """The ratings through the cache, refitted by one process at a time and at most every ARENA_REFIT_SECONDS.
+
+    Each vote or void makes the stored answer stale (a new generation), and so does age past
+    ANALYTICS_CACHE_SECONDS (a renamed model). A stale answer is refitted by the one reader that takes the
+    refit lock, once ARENA_REFIT_SECONDS have passed since it was stored; every other reader meanwhile gets
+    the stale answer with `stale: true` (a fit is seconds of CPU: N readers after a vote used to be N fits).
+    With nothing stored, the lock holder computes the first answer and the others wait for it briefly, then
+    get RatingsComputing (503).
+    """
+    key, lock = RATINGS_KEY.format(source), REFIT_LOCK_KEY.format(source)
+    generation = generation_current(ARENA_VERSION_KEY)
+    entry: dict[str, Any] | None = cache.get(key)
+    if entry is not None:
+        age = _now() - entry["stored_at"]
+        stale = entry["generation"] != generation or age >= settings.ANALYTICS_CACHE_SECONDS
+        if not stale or age < settings.ARENA_REFIT_SECONDS or not cache.add(lock, 1, timeout=REFIT_LOCK_SECONDS):
+            return {**entry["answer"], "stale": stale}
+    elif not cache.add(lock, 1, timeout=REFIT_LOCK_SECONDS):
+        deadline = time.monotonic() + FIRST_ANSWER_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(FIRST_ANSWER_POLL_SECONDS)
+            entry = cache.get(key)
+            if entry is not None:
+                return {**entry["answer"], "stale": entry["generation"] != generation_current(ARENA_VERSION_KEY)}
+        raise RatingsComputing()
+    try:
+        # The previous holder may have stored a current answer between our read and the lock.
+        generation = generation_current(ARENA_VERSION_KEY)
+        latest: dict[str, Any] | None = cache.get(key)
+        if (
+            latest is not None
+            and latest["generation"] == generation
+            and _now() - latest["stored_at"] < settings.ANALYTICS_CACHE_SECONDS
+        ):
+            return {**latest["answer"], "stale": False}
+        answer = _refit(source, generation)
+    finally:
+        # Released by the holder (a fit never outlives REFIT_LOCK_SECONDS, so it is still ours).
+        cache.delete(lock)
+    return {**answer, "stale": False}

@@ -11,12 +11,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
 from arena.models import Battle, Vote, VoterKind, Winner
-from arena.selectors import arena_cache_invalidate, pair_vote_counts, test_vote_counts
+from arena.selectors import arena_cache_invalidate, pair_vote_counts
 from catalog.models import LLMModel, TestCase
 from evaluations.models import TestResult
 from leaderboard.models import LatestResult
@@ -37,7 +38,9 @@ PAIR_ATTEMPTS = 50
 def answered() -> QuerySet[LatestResult]:
     """The answers battles are made of: each model's latest result on an approved, public test at its current
     revision (the leaderboard's read model: `counted`), when that result succeeded."""
-    return LatestResult.objects.filter(counted=True, status=TestResult.Status.COMPLETED).order_by()
+    # `is_error=False` is the same as status "completed" (rows hold completed, failed or timeout), but it is in
+    # the covering index (model, counted, test_case), so a model's answered tests are read from the index alone.
+    return LatestResult.objects.filter(counted=True, is_error=False).order_by()
 
 
 def pair_key(a: Any, b: Any) -> tuple[str, str]:
@@ -52,12 +55,28 @@ def _least(items: Sequence[Any], weight: dict[Any, int]) -> Any:
     return _random.choice([item for item in items if weight.get(item, 0) == fewest])
 
 
-def _shared_tests(pair: tuple[str, str]) -> list[Any]:
-    rows = answered().filter(model_id__in=pair).values_list("test_case_id", "model_id")
-    seen: dict[Any, set[str]] = {}
-    for test_id, model_id in rows:
-        seen.setdefault(test_id, set()).add(str(model_id))
-    return [test_id for test_id, models in seen.items() if len(models) == 2]
+def _least_voted_shared_test(pair: tuple[str, str], kind: str) -> Any | None:
+    """The test with the fewest votes (of this voter kind) among those both models answered, at random among
+    equals; None when they share none. One query: both models' answered tests come in test order from the
+    covering index (a merge join, bounded by one model's tests, not the whole table) and each shared test's
+    votes are counted through the votes' test index."""
+    low, high = uuid.UUID(pair[0]), uuid.UUID(pair[1])
+    votes = (
+        Vote.objects.counted(kind=kind)
+        .filter(test_case_id=OuterRef("test_case_id"))
+        .order_by()
+        .values("test_case_id")
+        .annotate(n=Count("test_case_id"))  # not "id": the count is read from arena_vote_test_counted alone
+        .values("n")
+    )
+    return (
+        answered()
+        .filter(model_id=low, test_case_id__in=answered().filter(model_id=high).values("test_case_id"))
+        .annotate(votes=Coalesce(Subquery(votes), 0))
+        .order_by("votes", "?")
+        .values_list("test_case_id", flat=True)
+        .first()
+    )
 
 
 def battle_pick(*, kind: str = VoterKind.PERSON, test_case: TestCase | None = None) -> tuple[Any, tuple[str, str]]:
@@ -77,13 +96,15 @@ def battle_pick(*, kind: str = VoterKind.PERSON, test_case: TestCase | None = No
             )
         pairs = [pair_key(a, b) for i, a in enumerate(model_ids) for b in model_ids[i + 1 :]]
         return test_case.pk, _least(pairs, pair_votes)
-    model_ids = sorted({str(m) for m in answered().values_list("model_id", flat=True).distinct()})
+    # One index probe per model (does it have any answer?) instead of reading every latest result.
+    has_answers = Exists(answered().filter(model_id=OuterRef("pk")))
+    model_ids = sorted(str(m) for m in LLMModel.objects.filter(has_answers).values_list("pk", flat=True))
     pairs = [pair_key(a, b) for i, a in enumerate(model_ids) for b in model_ids[i + 1 :]]
     pairs.sort(key=lambda pair: (pair_votes.get(pair, 0), _random.random()))
     for pair in pairs[:PAIR_ATTEMPTS]:
-        shared = _shared_tests(pair)
-        if shared:
-            return _least(shared, test_vote_counts(kind=kind, test_ids=shared)), pair
+        test_id = _least_voted_shared_test(pair, kind)
+        if test_id is not None:
+            return test_id, pair
     raise ApplicationError(
         "No approved test has successful answers from two different models yet, so there is no battle to show.",
         code="not_enough_answers",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -12,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from arena.models import Battle, Vote, Winner
-from arena.selectors import SOURCES, cached_arena_ratings
+from arena.selectors import SOURCES, RatingsComputing, cached_arena_ratings
 from arena.services import battle_create, battle_open_for, vote_cast, vote_refusal
 from arena.throttles import ArenaBattleThrottle, ArenaVoteThrottle, page_allows
 from openbench.exceptions import ApplicationError
@@ -26,10 +27,18 @@ def _throttled(request: HttpRequest, throttle: type[ArenaBattleThrottle] | type[
     return not allowed
 
 
+def _ratings(source: str) -> dict[str, object] | None:
+    """The ratings, or None while the very first fit runs elsewhere (the page says so instead of waiting)."""
+    try:
+        return cached_arena_ratings(source=source)
+    except RatingsComputing:
+        return None
+
+
 @require_GET
 def arena(request: HttpRequest) -> HttpResponse:
     """The battle to vote on: the visitor's open one, else a new one."""
-    context: dict[str, object] = {"ratings": cached_arena_ratings(source="people")}
+    context: dict[str, object] = {"ratings": _ratings("people"), "refit_seconds": settings.ARENA_REFIT_SECONDS}
     user = request.user
     if user.is_authenticated:
         battle = battle_open_for(user)
@@ -84,4 +93,5 @@ def ratings(request: HttpRequest) -> HttpResponse:
     source = request.GET.get("source", "people")
     if source not in SOURCES:
         source = "people"
-    return render(request, "arena/ratings.html", {"ratings": cached_arena_ratings(source=source), "source": source})
+    context = {"ratings": _ratings(source), "source": source, "refit_seconds": settings.ARENA_REFIT_SECONDS}
+    return render(request, "arena/ratings.html", context)

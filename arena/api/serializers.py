@@ -89,6 +89,9 @@ class RatingsSerializer(serializers.Serializer):
     # The metaclass takes declared fields out of the class, so this does not shadow Field.source.
     source = serializers.ChoiceField(choices=["people", "judge"])  # type: ignore[assignment]
     votes = serializers.IntegerField()
+    stale = serializers.BooleanField(
+        help_text="Votes or voids landed since generated_at; a refit follows within ARENA_REFIT_SECONDS."
+    )
     entries = RatingEntrySerializer(many=True)
 
 

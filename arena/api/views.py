@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,12 +22,13 @@ from arena.api.serializers import (
     VoteSerializer,
 )
 from arena.models import Battle, Vote
-from arena.selectors import cached_arena_ratings
+from arena.selectors import RatingsComputing, cached_arena_ratings
 from arena.services import battle_serve, user_votes_void, vote_cast
 from arena.throttles import ArenaBattleThrottle, ArenaVoteThrottle
 from catalog.models import TestCase
+from openbench.api.exceptions import error_body
 from openbench.api.permissions import IsModerator
-from openbench.api.schema import error_response
+from openbench.api.schema import ErrorSerializer, error_response
 from openbench.api.throttles import DEFAULT_THROTTLES
 from openbench.api.viewsets import BaseAPIView
 
@@ -107,15 +108,29 @@ class RatingsView(BaseAPIView):
             "400·log10 strengths with mean 1000; `ci_low`/`ci_high` are the 95% percentile bootstrap over votes "
             "(ARENA_BOOTSTRAP_ROUNDS resamples, fixed seed); `rank_upper`/`rank_lower` are the best and worst "
             "ranks those intervals allow, as on the leaderboard. `source=judge` fits the judge models' votes "
-            "(run_pairwise) instead of people's."
+            "(run_pairwise) instead of people's. The ratings are refitted at most every ARENA_REFIT_SECONDS, by "
+            "one process at a time: until then the previous fit is served with `stale: true` (votes or voids "
+            "landed since `generated_at`), so a vote shows within ARENA_REFIT_SECONDS (plus a fit). Before the "
+            "very first fit has finished, 503 `ratings_computing` with Retry-After."
         ),
         parameters=[OpenApiParameter("source", str, enum=["people", "judge"], description="Whose votes.")],
-        responses={200: RatingsSerializer},
+        responses={
+            200: RatingsSerializer,
+            503: OpenApiResponse(
+                response=ErrorSerializer,
+                description="`ratings_computing`: the first fit is still running; retry after `Retry-After` seconds.",
+            ),
+        },
     )
     def get(self, request: Request) -> Response:
         query = RatingsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return Response(cached_arena_ratings(source=query.validated_data["source"]))
+        try:
+            return Response(cached_arena_ratings(source=query.validated_data["source"]))
+        except RatingsComputing as exc:
+            response = Response(error_body(code=exc.code, message=exc.message, details=exc.details), status=exc.status)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
 
 
 @extend_schema(tags=["arena"])

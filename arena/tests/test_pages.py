@@ -47,7 +47,10 @@ def test_a_reload_shows_the_same_open_battle(battle_ready: Any) -> None:
     assert Battle.objects.count() == 1
 
 
-def test_voting_with_the_form_reveals_the_models(battle_ready: Any, django_capture_on_commit_callbacks: Any) -> None:
+def test_voting_with_the_form_reveals_the_models(
+    battle_ready: Any, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    settings.ARENA_REFIT_SECONDS = 0  # the interval has its own tests (test_ratings_cache)
     _, a, b = battle_ready
     client = logged_in(seasoned_user("page@example.com"))
     client.get("/arena/")

@@ -11,14 +11,20 @@ from openbench.tests.test_settings import _run
 PROBE = (
     "import json, django; django.setup(); from django.conf import settings as s; "
     "print(json.dumps([s.ARENA_VOTE_RATE, s.ARENA_BATTLE_RATE, s.ARENA_MIN_ACCOUNT_AGE_HOURS, "
-    "s.ARENA_MIN_APPROVED_TESTS, s.ARENA_BOOTSTRAP_ROUNDS]))"
+    "s.ARENA_MIN_APPROVED_TESTS, s.ARENA_BOOTSTRAP_ROUNDS, s.ARENA_REFIT_SECONDS]))"
 )
 
 
 def test_values_come_from_the_environment() -> None:
-    done = _run(PROBE, ARENA_VOTE_RATE="5/hour", ARENA_MIN_ACCOUNT_AGE_HOURS="0", ARENA_BOOTSTRAP_ROUNDS="50")
+    done = _run(
+        PROBE,
+        ARENA_VOTE_RATE="5/hour",
+        ARENA_MIN_ACCOUNT_AGE_HOURS="0",
+        ARENA_BOOTSTRAP_ROUNDS="50",
+        ARENA_REFIT_SECONDS="0",
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["5/hour", "60/min", 0.0, 1, 50]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["5/hour", "60/min", 0.0, 1, 50, 0]
 
 
 @pytest.mark.parametrize(
@@ -28,6 +34,9 @@ def test_values_come_from_the_environment() -> None:
         {"ARENA_BATTLE_RATE": "0/min"},
         {"ARENA_MIN_ACCOUNT_AGE_HOURS": "-1"},
         {"ARENA_BOOTSTRAP_ROUNDS": "5"},
+        {"ARENA_REFIT_SECONDS": "-1"},
+        {"ARENA_REFIT_SECONDS": "7200"},
+        {"ARENA_REFIT_SECONDS": "soon"},
     ],
 )
 def test_bad_values_fail_at_start(env: dict[str, str]) -> None:
