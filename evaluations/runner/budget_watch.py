@@ -27,7 +27,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
-from evaluations.budgets import ZERO, Spend, budget_settle, budget_stop_overruns, overrun_factor
+from evaluations.budgets import ZERO, budget_settle
+from evaluations.overruns import Spend, budget_stop_overruns, overrun_factor
 
 CHECK_INTERVAL = 1.0  # seconds between database checks of an execution whose cost moved
 SETTLE_INTERVAL = 1.0  # seconds between settlements of the executions finished meanwhile

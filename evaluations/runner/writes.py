@@ -20,8 +20,9 @@ from django.db import DatabaseError, DataError, IntegrityError, connection, tran
 from django.db.models import Case, CharField, F, Q, TextField, Value, When
 from django.utils import timezone
 
-from evaluations.budgets import budget_after_write, budget_settle
+from evaluations.budgets import budget_settle
 from evaluations.models import Execution, TestResult
+from evaluations.overruns import budget_after_write
 from evaluations.runner.budget_watch import BudgetWatch
 from openbench.bulk import insert_rows
 
