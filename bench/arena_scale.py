@@ -10,11 +10,13 @@ and VOTES people's votes, then prints:
 * battle_pick: the next battle's test and pair, median and p95 of several picks, and the EXPLAIN of the
   latest-results query behind it.
 
-    .venv/bin/python bench/arena.py                    # reuses loaded data when it is complete
-    .venv/bin/python bench/arena.py --reload           # drop and recreate the bench rows
+    .venv/bin/python bench/arena_scale.py                    # reuses loaded data when it is complete
+    .venv/bin/python bench/arena_scale.py --reload           # drop and recreate the bench rows
 
 Environment: BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/openbench_arena),
 BENCH_REDIS_URL (default redis://127.0.0.1:6379/7; the bench flushes only its own keys' generations).
+
+Not bench/arena.py: bench/throughput.py puts bench/ first on the import path, where that name hid the arena app.
 """
 
 from __future__ import annotations
