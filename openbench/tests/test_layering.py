@@ -64,3 +64,11 @@ def test_no_module_outside_migrations_and_tests_passes_450_lines() -> None:
             if lines > MAX_LINES:
                 long.append(f"{path.relative_to(ROOT)}: {lines}")
     assert long == []
+
+
+def test_no_bench_script_is_named_like_an_app() -> None:
+    # bench/throughput.py puts bench/ first on the import path: a bench/arena.py hid the arena app there.
+    clashing = sorted(
+        path.stem for path in (ROOT / "bench").glob("*.py") if path.stem in RANK or path.stem == "openbench"
+    )
+    assert clashing == []
