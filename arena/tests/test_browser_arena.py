@@ -31,15 +31,20 @@ def test_keys_vote_reveal_the_models_and_bring_the_next_battle(live_server: Any,
     first = Battle.objects.get()
     assert first.model_a.display_name not in page.content()
 
+    # The keys work once arena-keys.js has run: the heading can show before the script has loaded, and a key
+    # pressed in between does nothing (as for a person, who would press it again).
+    page.wait_for_load_state("load")
     page.keyboard.press("b")
     expect(page.get_by_role("heading", name="You chose B")).to_be_visible()
     expect(page.locator("#model-b")).to_have_text(first.model_b.display_name)
+    page.wait_for_load_state("load")
     vote = Vote.objects.get()
     assert (vote.battle_id, vote.winner, vote.user_id) == (first.pk, "b", user.pk)
 
     page.keyboard.press("n")
     expect(page.get_by_role("heading", name="Keyboard battle")).to_be_visible()
     expect(page.locator("#arena-vote")).to_be_visible()
+    page.wait_for_load_state("load")
     page.keyboard.press("t")
     expect(page.get_by_role("heading", name="A tie")).to_be_visible()
     assert sorted(Vote.objects.values_list("winner", flat=True)) == ["b", "tie"]
