@@ -113,3 +113,24 @@ def test_check_deploy_is_clean_in_production() -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+BLAS_THREADS = (
+    "import django; django.setup(); import numpy; from threadpoolctl import threadpool_info; "
+    "print(max(pool['num_threads'] for pool in threadpool_info() if pool['user_api'] == 'blas'))"
+)
+
+
+def test_a_process_uses_one_blas_thread_unless_the_operator_says_otherwise() -> None:
+    # OpenBLAS's pool, a spinning thread per core, made an arena fit cost 14 times the CPU on two cores.
+    clean = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    clean["DJANGO_SETTINGS_MODULE"] = "openbench.settings"
+    run = [sys.executable, "-c", BLAS_THREADS]
+    done = subprocess.run(run, cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "1"
+    chosen = subprocess.run(
+        run, cwd=ROOT, env={**clean, "OPENBLAS_NUM_THREADS": "2"}, capture_output=True, text=True, timeout=60
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.strip().splitlines()[-1] == "2"
