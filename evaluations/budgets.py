@@ -85,7 +85,9 @@ def _reserve_in(
     condition = ""
     if limit is not None:
         # CAST: SQLite would compare a sum with a text parameter as text (always smaller), never as a number.
-        condition = " AND spent_usd + reserved_usd + CAST(%s AS NUMERIC) <= CAST(%s AS NUMERIC)"
+        # ROUND: SQLite adds binary floats (0.1 + 0.2 > 0.3), which refused a run that fits exactly; rounded to
+        # the columns' 8 places the sum is the decimal one again (a no-op on PostgreSQL's exact numeric).
+        condition = " AND ROUND(spent_usd + reserved_usd + CAST(%s AS NUMERIC), 8) <= CAST(%s AS NUMERIC)"
         params += [str(amount), str(limit)]
     sql = (
         "UPDATE budget_accounts SET reserved_usd = reserved_usd + CAST(%s AS NUMERIC), updated_at = %s "  # noqa: S608
@@ -131,8 +133,9 @@ def _create_reserving(
     # CAST: SQLite would compare a sum with a text parameter as text (always smaller), never as a number.
     condition = ""
     if limit is not None:
+        # ROUND: as in _reserve_in.
         condition = (
-            "WHERE budget_accounts.spent_usd + budget_accounts.reserved_usd + excluded.reserved_usd"
+            "WHERE ROUND(budget_accounts.spent_usd + budget_accounts.reserved_usd + excluded.reserved_usd, 8)"
             " <= CAST(%s AS NUMERIC)"
         )
         params.append(str(limit))

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import User
 from catalog.models import LLMModel, TestCase
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
-from evaluations.budgets import budget_of, budget_reserve, budget_settle
+from evaluations.budgets import _create_reserving, budget_day, budget_of, budget_reserve, budget_settle
 from evaluations.models import BudgetAccount, Execution, SpendReservation
 from evaluations.runner import cancellation
 from evaluations.runner.run import run_executions
@@ -161,6 +161,32 @@ def test_reservations_never_exceed_the_budget(owner: User) -> None:
             outcomes.append(exc.code)
     assert outcomes == ["granted"] * 3 + ["budget_exceeded"] * 7
     assert budget_of(owner).reserved_usd == Decimal("0.9")
+
+
+@pytest.mark.parametrize(("first", "second", "limit"), [("0.1", "0.2", "0.3"), ("0.01", "0.02", "0.03")])
+def test_a_run_that_fits_the_budget_exactly_is_granted(owner: User, first: str, second: str, limit: str) -> None:
+    # On SQLite the sums are binary floats: 0.1 + 0.2 came out above 0.3, and the second run was refused.
+    owner.daily_budget_usd = Decimal(limit)
+    for amount in (first, second):
+        with transaction.atomic():
+            budget_reserve(
+                user=owner, shares={"mock": Decimal(amount)}, executions=[ExecutionFactory(created_by=owner)]
+            )
+    assert budget_of(owner).reserved_usd == Decimal(limit)
+
+
+def test_the_first_run_upsert_grants_an_exact_fit_in_an_existing_account(owner: User) -> None:
+    # The upsert's DO UPDATE re-checks the limit on an account a concurrent first run created meanwhile.
+    day = budget_day()
+    BudgetAccount.objects.create(kind="user_day", user=owner, period=day, reserved_usd=Decimal("0.1"))
+    fits = _create_reserving(
+        Decimal("0.2"), Decimal("0.3"), kind=BudgetAccount.Kind.USER_DAY, period=day, user=owner, provider=""
+    )
+    assert fits
+    assert BudgetAccount.objects.get(kind="user_day", user=owner).reserved_usd == Decimal("0.3")
+    assert not _create_reserving(
+        Decimal("0.00000001"), Decimal("0.3"), kind=BudgetAccount.Kind.USER_DAY, period=day, user=owner, provider=""
+    )
 
 
 @pytest.mark.django_db(transaction=True)
