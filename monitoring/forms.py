@@ -36,7 +36,10 @@ def _test_id(token: str) -> str | None:
         return str(UUID(token))
     except ValueError:
         pass
-    path = urlsplit(token).path
+    try:
+        path = urlsplit(token).path
+    except ValueError:  # e.g. an unclosed "[" in the host ("Invalid IPv6 URL")
+        return None
     if not path.startswith("/"):
         return None
     try:

@@ -259,6 +259,8 @@ def test_an_edit_of_what_a_suite_selects_makes_a_new_version_and_of_its_text_doe
             "Not a test id or a test page address",
         ),
         ({"test_ids": "12345"}, "test_ids", "Not a test id or a test page address: 12345"),
+        # urlsplit refuses an unclosed IPv6 host with ValueError: a 400 as well, not a 500.
+        ({"test_ids": "http://[oops/tests/1/"}, "test_ids", "Not a test id or a test page address: http://[oops"),
         ({"tags": ", ".join(f"tag{i}" for i in range(21))}, "tags", "At most 20 tags (got 21)."),
         ({"tags": "x" * 51}, "tags", "A tag has at most 50 characters"),
         ({"tags": "!!!"}, "tags", "Invalid tag &#x27;!!!&#x27;."),
