@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import F, ProtectedError, QuerySet
 
 from accounts.models import User
@@ -64,6 +65,18 @@ def _refuse_unknown_fields(fields: dict[str, Any]) -> None:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.", code="unknown_fields")
 
 
+def _save_named(suite: Suite) -> None:
+    """Save; a name another editor took between full_clean and this insert is the same 400 as a name taken
+    before (the unique constraint decides, full_clean only asked first)."""
+    try:
+        with transaction.atomic():
+            suite.save()
+    except IntegrityError as error:
+        if Suite.objects.exclude(pk=suite.pk).filter(name=suite.name).exists():
+            raise ValidationError({"name": ["Suite with this Name already exists."]}) from error
+        raise
+
+
 @transaction.atomic
 def suite_create(
     *, created_by: User, test_ids: Sequence[UUID | str] = (), tags: Iterable[str] = (), **fields: Any
@@ -72,7 +85,7 @@ def suite_create(
     _refuse_unknown_fields(fields)
     suite = Suite(created_by=created_by, **fields)
     suite.full_clean()
-    suite.save()
+    _save_named(suite)
     suite.tests.set(_explicit_tests(test_ids, user=created_by))
     suite.tags.set(_tags_from_names(tags))
     return suite
@@ -97,7 +110,7 @@ def suite_update(
         setattr(suite, name, value)
     # Not created_by: it is empty once the creator's account is deleted (SET_NULL), and an edit never sets it.
     suite.full_clean(exclude=["created_by"])
-    suite.save()
+    _save_named(suite)
     if test_ids is not None:
         suite.tests.set(_explicit_tests(test_ids, user=editor))
     if tags is not None:

@@ -32,6 +32,6 @@ if ARENA_MIN_ACCOUNT_AGE_HOURS < 0 or ARENA_MIN_APPROVED_TESTS < 0 or not 20 <= 
 # The ratings are refitted (a bootstrap of ARENA_BOOTSTRAP_ROUNDS fits) at most this often per source, by one
 # process at a time; meanwhile readers get the previous answer (`stale: true`). A vote shows within this.
 _refit = _env.str("ARENA_REFIT_SECONDS", default="10").strip()
-if not (_refit.isdigit() and int(_refit) <= 3600):
+if not (_refit.isascii() and _refit.isdigit() and int(_refit) <= 3600):
     raise _ImproperlyConfigured("ARENA_REFIT_SECONDS must be a whole number of seconds, 0-3600 (between refits).")
 ARENA_REFIT_SECONDS = int(_refit)

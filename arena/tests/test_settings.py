@@ -37,6 +37,7 @@ def test_values_come_from_the_environment() -> None:
         {"ARENA_REFIT_SECONDS": "-1"},
         {"ARENA_REFIT_SECONDS": "7200"},
         {"ARENA_REFIT_SECONDS": "soon"},
+        {"ARENA_REFIT_SECONDS": "²"},  # a digit to str.isdigit, not to int()
     ],
 )
 def test_bad_values_fail_at_start(env: dict[str, str]) -> None:

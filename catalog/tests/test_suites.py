@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from catalog.models import Suite, TestCase
 from catalog.suites import suite_create, suite_delete, suite_resolve_tests, suite_update
@@ -66,6 +67,19 @@ def test_unknown_test_ids_are_refused_naming_the_field(moderator):
         suite_create(created_by=moderator, name="bad", test_ids=["00000000-0000-0000-0000-000000000001"])
     assert "test_ids" in refused.value.details
     assert not Suite.objects.exists()
+
+
+def test_a_name_taken_between_the_check_and_the_insert_is_the_same_400_not_a_500(moderator, client_for, monkeypatch):
+    # Two moderators creating "nightly" at once both pass full_clean's unique check; the constraint then decides.
+    suite_create(created_by=moderator, name="nightly")
+    other = suite_create(created_by=moderator, name="weekly")
+    monkeypatch.setattr(Suite, "validate_unique", lambda self, exclude=None: None)
+    with pytest.raises(ValidationError) as raised:
+        suite_create(created_by=moderator, name="nightly")
+    assert raised.value.message_dict == {"name": ["Suite with this Name already exists."]}
+    response = client_for(moderator).patch(f"/api/v1/suites/{other.pk}", {"name": "nightly"}, format="json")
+    assert response.status_code == 400 and "name" in response.json()["error"]["details"]
+    assert Suite.objects.get(pk=other.pk).name == "weekly"
 
 
 def test_deleting_a_suite_removes_it(moderator):
