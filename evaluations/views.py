@@ -36,13 +36,11 @@ def test_case_run(request: HttpRequest, pk: Any) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, form.error_text())
         return back
-    # The API's run budget, shared: the same user may not dodge it by clicking instead of calling.
     # Imported late: DRF's settings import this module while rest_framework.views loads.
-    from openbench.api.throttles import RunThrottle
+    from openbench.api.throttles import page_run_refusal
 
-    throttle = RunThrottle()
-    if not throttle.allow_request(request, None):  # type: ignore[arg-type]
-        messages.error(request, f"You have started many runs recently. Try again in {int(throttle.wait() or 1)} s.")
+    if refusal := page_run_refusal(request):
+        messages.error(request, refusal)
         return back
     try:
         execution = execution_start(

@@ -140,11 +140,10 @@ def suite_run(request: HttpRequest, pk: Any) -> HttpResponse:
         messages.error(request, form.error_text())
         return back
     # Imported late: DRF's settings import this module while rest_framework.views loads.
-    from openbench.api.throttles import RunThrottle
+    from openbench.api.throttles import page_run_refusal
 
-    throttle = RunThrottle()
-    if not throttle.allow_request(request, None):  # type: ignore[arg-type]
-        messages.error(request, f"You have started many runs recently. Try again in {int(throttle.wait() or 1)} s.")
+    if refusal := page_run_refusal(request):
+        messages.error(request, refusal)
         return back
     try:
         run = suite_run_start(

@@ -10,7 +10,7 @@ fresh budget by sending a new X-Forwarded-For.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import throttling
 
@@ -59,6 +59,15 @@ class RunThrottle(ClientAddressMixin, throttling.SimpleRateThrottle):
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
         ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+def page_run_refusal(request: Any) -> str | None:
+    """For the pages that start runs (a test's, a suite's): the API's run budget, shared, so the same person
+    cannot dodge it by clicking instead of calling. None when the run may start, else what to tell them."""
+    throttle = RunThrottle()
+    if throttle.allow_request(request, None):  # type: ignore[arg-type]
+        return None
+    return f"You have started many runs recently. Try again in {int(throttle.wait() or 1)} s."
 
 
 class _PerAddressThrottle(ClientAddressMixin, throttling.SimpleRateThrottle):
