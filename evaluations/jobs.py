@@ -64,13 +64,19 @@ def taken_key(job_id: str) -> str:
     return TAKEN_KEY + job_id
 
 
+def queue_of(job: Job) -> Queue:
+    """The queue a job came from, on the job's own Redis client: django_rq.get_queue alone builds a new client
+    (a TCP connection, SELECT, INFO) on each call, twice per job."""
+    return django_rq.get_queue(job.origin, connection=job.connection)
+
+
 class RqIntake:
     """Takes waiting jobs of the running job's queue into its engine (see the module docstring)."""
 
     def __init__(self, job: Job) -> None:
         self.job = job
         self.connection: Redis = job.connection
-        self.queue: Queue = django_rq.get_queue(job.origin)
+        self.queue: Queue = queue_of(job)
         self.worker_name = job.worker_name or ""
         self.pull_for = min(PULL_SECONDS, (job.timeout or 3600) / 4) if (job.timeout or 0) > 0 else PULL_SECONDS
         self.running: dict[str, tuple[Job, RqExecution]] = {}
@@ -187,7 +193,7 @@ def run_executions_job(execution_ids: Sequence[str], takeover_stale_after: float
     # After the executions' final status is saved (listeners may read it), and after the job's own
     # executions are visible as finished. Not between the jobs of a batch: the next one would wait,
     # and the one after would change scores again.
-    if report.results and not (job is not None and django_rq.get_queue(job.origin).count):
+    if report.results and not (job is not None and queue_of(job).count):
         queue_drained_send()
     return job_result(report, own=True)
 

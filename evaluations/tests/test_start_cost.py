@@ -168,6 +168,23 @@ def test_enqueueing_reuses_one_redis_client_and_writes_each_job_whole(clean_queu
     assert job.func_name == "evaluations.jobs.run_executions_job"
 
 
+@pytest.mark.skipif(not settings.USE_RQ, reason="rq jobs need Redis")
+def test_a_running_job_reads_its_queue_on_its_own_redis_client(clean_queue: None, monkeypatch: Any) -> None:
+    import django_rq
+    import django_rq.queues
+
+    from evaluations import jobs
+
+    job = django_rq.get_queue(jobs.QUEUE).fetch_job(jobs.enqueue_run(execution_ids=[str(uuid.uuid4())]))
+    assert job is not None
+    clients: list[Any] = []
+    real = django_rq.queues.get_redis_connection
+    monkeypatch.setattr(django_rq.queues, "get_redis_connection", lambda *a, **k: clients.append(1) or real(*a, **k))
+    intake = jobs.RqIntake(job)  # what the engine takes waiting jobs from, and whether the queue drained
+    assert intake.queue.connection is job.connection and jobs.queue_of(job).connection is job.connection
+    assert intake.queue.name == jobs.QUEUE and clients == []  # not a new client (TCP, SELECT, INFO) twice a job
+
+
 def test_the_providers_accounts_are_the_last_rows_a_reservation_writes(owner: User, monkeypatch: Any) -> None:
     # Every run locks its provider's month row until its transaction commits: nothing may come after it.
     shares = {"mock": Decimal("0.1"), "openai": Decimal("0.2")}
