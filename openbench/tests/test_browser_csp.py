@@ -90,6 +90,13 @@ def test_pages_and_the_admin_load_with_no_csp_violation(demo: Any, page: Any) ->
         "/leaderboard/",
         f"/compare/?{compare}",
         "/executions/",
+        "/suites/",
+        "/suites/new/",
+        "/monitoring/schedules/",
+        "/monitoring/alerts/",
+        "/judges/",
+        "/arena/",
+        "/arena/ratings/",
         "/admin/catalog/pendingtestcase/",
         f"/admin/catalog/testcase/{test_case.pk}/change/",
     ]
