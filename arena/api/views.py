@@ -22,11 +22,10 @@ from arena.api.serializers import (
     VoteSerializer,
 )
 from arena.models import Battle, Vote
-from arena.selectors import RatingsComputing, cached_arena_ratings
+from arena.selectors import cached_arena_ratings
 from arena.services import battle_serve, user_votes_void, vote_cast
 from arena.throttles import ArenaBattleThrottle, ArenaVoteThrottle
 from catalog.models import TestCase
-from openbench.api.exceptions import error_body
 from openbench.api.permissions import IsModerator
 from openbench.api.schema import ErrorSerializer, error_response
 from openbench.api.throttles import DEFAULT_THROTTLES
@@ -125,12 +124,8 @@ class RatingsView(BaseAPIView):
     def get(self, request: Request) -> Response:
         query = RatingsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        try:
-            return Response(cached_arena_ratings(source=query.validated_data["source"]))
-        except RatingsComputing as exc:
-            response = Response(error_body(code=exc.code, message=exc.message, details=exc.details), status=exc.status)
-            response["Retry-After"] = str(exc.retry_after)
-            return response
+        # RatingsComputing (503 with Retry-After) goes through the API's exception handler.
+        return Response(cached_arena_ratings(source=query.validated_data["source"]))
 
 
 @extend_schema(tags=["arena"])

@@ -52,7 +52,10 @@ def _first_message(details: Any) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Turns DRF, Django and domain errors into the envelope; anything else stays a 500."""
     if isinstance(exc, ApplicationError):
-        return Response(error_body(code=exc.code, message=exc.message, details=exc.details), status=exc.status)
+        refusal = Response(error_body(code=exc.code, message=exc.message, details=exc.details), status=exc.status)
+        if exc.retry_after is not None:
+            refusal["Retry-After"] = str(exc.retry_after)
+        return refusal
     if isinstance(exc, DjangoValidationError):
         field_errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail=field_errors)
