@@ -94,19 +94,19 @@ def write_by_lease(
     lost: set[str] = set()
     saved: list[TestResult] = []
     closed: list[str] = []
+    all_finished: list[str] = []
     for lease, (results, finished) in batches.items():
         lost_here, saved_here = write_results(lease=lease, results=results, finished=finished, budgets=False)
         lost |= lost_here
         saved += saved_here
+        all_finished += finished
         closed += [execution_id for execution_id in finished if execution_id not in lost_here]
     # Announced as soon as committed: whoever waits for them (run_batch --wait) need not wait for the
     # budget checks below, which concern the executions still running.
     notify.executions_finished(closed)
-    lost |= budgets_after_write(
-        saved=saved, finished=[e for _, finished in batches.values() for e in finished], watch=watch
-    )
+    lost |= budgets_after_write(saved=saved, finished=all_finished, watch=watch)
     if watch is not None:
-        watch.after_close(finished=[e for _, finished in batches.values() for e in finished] + list(lost), final=final)
+        watch.after_close(finished=all_finished + list(lost), final=final)
     return lost, saved
 
 
