@@ -27,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -58,21 +58,17 @@ class LearnedLimits:
 
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url
-        self._clients: dict[int, Any] = {}  # one client per process: a work horse must not share its parent's
 
+    @functools.cached_property
     def _client(self) -> Any:
-        client = self._clients.get(os.getpid())
-        if client is None:
-            import redis
+        # One client: redis-py's pool notices a fork and opens new connections in a work horse by itself.
+        import redis
 
-            client = self._clients[os.getpid()] = redis.Redis.from_url(
-                self.redis_url, socket_timeout=1, socket_connect_timeout=1
-            )
-        return client
+        return redis.Redis.from_url(self.redis_url, socket_timeout=1, socket_connect_timeout=1)
 
     def recall(self, name: str) -> float | None:
         try:
-            value = self._client().get(_LEARNED_KEY + name)
+            value = self._client.get(_LEARNED_KEY + name)
             return None if value is None else float(value)
         except Exception:
             logger.warning("Could not read the learnt concurrency limit of %s.", name, exc_info=True)
@@ -82,15 +78,15 @@ class LearnedLimits:
         """Keep `limit` for LEARNED_TTL seconds; None forgets it (nothing learnt: the ceiling holds)."""
         try:
             if limit is None:
-                self._client().delete(_LEARNED_KEY + name)
+                self._client.delete(_LEARNED_KEY + name)
             else:
-                self._client().set(_LEARNED_KEY + name, f"{limit:.3f}", ex=LEARNED_TTL)
+                self._client.set(_LEARNED_KEY + name, f"{limit:.3f}", ex=LEARNED_TTL)
         except Exception:
             logger.warning("Could not keep the learnt concurrency limit of %s.", name, exc_info=True)
 
     def forget_all(self) -> None:
         try:
-            client = self._client()
+            client = self._client
             keys = list(client.scan_iter(match=_LEARNED_KEY + "*"))
             if keys:
                 client.delete(*keys)
