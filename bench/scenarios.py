@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from harness import (
@@ -23,11 +22,10 @@ from harness import (
     Context,
     Round,
     adapter_baseline,
-    cpu_seconds,
     create_tests,
     measure,
-    process_tree,
     spread,
+    tree_cpu_seconds,
     wait_finished,
 )
 
@@ -143,7 +141,7 @@ def many_runs(ctx: Context) -> None:
         def close_connection(_: int) -> None:
             connections.close_all()
 
-        worker_cpu = worker_tree_cpu(ctx.worker.pid)
+        worker_cpu = tree_cpu_seconds(ctx.worker.pid)
         own_cpu = time.process_time()
         with ThreadPoolExecutor(max_workers=clients) as pool:
             started = time.monotonic()
@@ -153,7 +151,7 @@ def many_runs(ctx: Context) -> None:
             walls.append(wait_finished(ids, ctx.worker, started))
             list(pool.map(close_connection, range(clients)))
         time.sleep(0.2)  # the work horse exits and is reaped: its CPU then counts in its parent's
-        worker_cpus.append(worker_tree_cpu(ctx.worker.pid) - worker_cpu)
+        worker_cpus.append(tree_cpu_seconds(ctx.worker.pid) - worker_cpu)
         print(
             f"round {number + 1:<2}         all {runs} POSTs answered in {posted[-1]:.2f} s "
             f"({posting_cpu[-1]:.2f} s CPU in the posting process), all completed in {walls[-1]:.2f} s "
@@ -167,16 +165,6 @@ def many_runs(ctx: Context) -> None:
     print(f"all completed    {spread(walls)}; ideal {ideal:.2f} s")
     print(f"worker CPU       {spread(worker_cpus)} (work horses included)")
     print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
-
-
-def worker_tree_cpu(pid: int) -> float:
-    """CPU of the worker and its work horses: those running, and those it has reaped (cutime, cstime)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    reaped = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-    return cpu_seconds(pid) + reaped + sum(cpu_seconds(child) for child in process_tree(pid)[1:])
 
 
 def timeline(ids: list[str]) -> str:
