@@ -37,8 +37,6 @@ from providers.pricing import COST_QUANTUM
 logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0")
-# Enough ids for one `IN (...)` on every database.
-_CHUNK = 500
 
 
 def money(value: Decimal | None) -> str | None:

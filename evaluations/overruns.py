@@ -21,6 +21,7 @@ from evaluations.runner.cancellation import flag_cancelled
 
 logger = logging.getLogger(__name__)
 
+# Enough ids for one `IN (...)` on every database.
 _CHUNK = 500
 
 
