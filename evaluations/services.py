@@ -256,8 +256,8 @@ def executions_start_batch(
         [(execution.pk, model.pk) for execution in executions for model in chosen],
     )
     _reserve_budget(test_cases=test_cases, models=chosen, started_by=started_by, executions=executions, repeats=repeats)
-    execution_ids = [execution.pk for execution in executions]
-    transaction.on_commit(lambda: executions_dispatch(execution_ids=execution_ids))
+    totals = {execution.pk: execution.total_evaluations for execution in executions}
+    transaction.on_commit(lambda: executions_dispatch(execution_ids=list(totals), totals=totals))
     return executions
 
 
