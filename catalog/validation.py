@@ -125,13 +125,6 @@ def schema_format_checker() -> FormatChecker:
     return checker
 
 
-def __getattr__(name: str) -> Any:
-    # `from catalog.validation import SCHEMA_FORMAT_CHECKER` (scoring) still works, built on first use.
-    if name == "SCHEMA_FORMAT_CHECKER":
-        return schema_format_checker()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 _REFERENCE_KEYWORDS = ("$ref", "$dynamicRef")
 _MAX_SAFETY_ERRORS = 10
 

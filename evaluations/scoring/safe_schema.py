@@ -10,7 +10,7 @@ and matches `pattern`/`patternProperties` with `re`, which has no time limit. `S
   pattern matching inside `additionalProperties` and `unevaluatedProperties`) matched by
   scoring/patterns.py under EVAL_REGEX_TIMEOUT_SECONDS (SchemaPatternTimeout);
 * `format: regex` checked with the `regex` package, the one the patterns run with (the catalog's
-  SCHEMA_FORMAT_CHECKER, which submission checks a schema's own patterns with);
+  schema_format_checker(), which submission checks a schema's own patterns with);
 * within `check_time_limit()`, the whole check bounded too (SchemaCheckTimeout): a few `$ref`s that
   each apply the next one twice make the work exponential without a single pattern.
 """
@@ -27,7 +27,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry
 
-from catalog.validation import SCHEMA_FORMAT_CHECKER
+from catalog.validation import schema_format_checker
 from evaluations.scoring.patterns import (
     PatternError,
     PatternTimeout,
@@ -224,4 +224,6 @@ SafeValidator: Any = validators.extend(
 
 def safe_validator(schema: Any, *, check_formats: bool = True) -> Any:
     """A draft 2020-12 validator of `schema` that fetches nothing and times every pattern."""
-    return SafeValidator(schema, registry=NO_RETRIEVAL, format_checker=SCHEMA_FORMAT_CHECKER if check_formats else None)
+    return SafeValidator(
+        schema, registry=NO_RETRIEVAL, format_checker=schema_format_checker() if check_formats else None
+    )
