@@ -32,6 +32,11 @@ def _setup_uncollected(setup: Callable[..., Any]) -> Callable[..., Any]:
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openbench.settings")
+    # `run_batch ... --wait` with Redis: the request goes to a worker now, and Django is set up while the worker
+    # starts the batch's calls (evaluations.batch_handoff). Any other command line: nothing happens here.
+    from evaluations.batch_handoff import hand_off
+
+    hand_off(sys.argv)
     import django
     from django.core.management import execute_from_command_line
 

@@ -84,6 +84,28 @@ def start_fake_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     return process, line.split(" ", 1)[1] + "/v1"
 
 
+def fake_control(base_url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The bench's fake server's control endpoints: GET stats, POST reset / config (bench/README: /_fake/...)."""
+    import json
+    from urllib.request import Request, urlopen
+
+    data = json.dumps(body).encode() if body is not None else None
+    method = "GET" if data is None and path == "stats" else "POST"
+    control = base_url.removesuffix("/v1") + "/_fake"
+    request = Request(f"{control}/{path}", data=data, method=method)  # noqa: S310 - http://127.0.0.1 only
+    with urlopen(request, timeout=10) as response:  # noqa: S310
+        return dict(json.load(response))
+
+
+def command_timeline(started_at: float, ended_at: float, stats: dict[str, Any]) -> str:
+    """A command's fixed costs from the fake server's clock: its start to the first provider call, and the
+    last answer to its exit (both wall-clock, time.time())."""
+    first, last = stats.get("first_request_at"), stats.get("last_answer_at")
+    if first is None or last is None:
+        return "no call reached the server"
+    return f"start to first call {first - started_at:.2f} s, last answer to exit {ended_at - last:.2f} s"
+
+
 def adapter_baseline(provider_name: str, base_url: str, n: int, concurrency: int) -> float:
     """Seconds for the same number of calls straight through the adapter (no engine, no database): what
     this machine and the fake server allow at best, to judge the engine's own overhead."""

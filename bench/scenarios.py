@@ -22,7 +22,9 @@ from harness import (
     Context,
     Round,
     adapter_baseline,
+    command_timeline,
     create_tests,
+    fake_control,
     measure,
     spread,
     tree_cpu_seconds,
@@ -209,14 +211,17 @@ def batch(ctx: Context) -> None:
             # --yes: the bench's mock models cost nothing real, and the confirmation's estimate is not what is timed.
             command = [sys.executable, "manage.py", "run_batch", "--category", category, "--all-models", "--wait"]
             command.append("--yes")
-            started = time.monotonic()
+            fake_control(ctx.base_url, "reset", {})
+            started, started_at = time.monotonic(), time.time()
             done = subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True)
             walls.append(time.monotonic() - started)
+            ended_at = time.time()
             if done.returncode != 0:
                 raise SystemExit(f"run_batch failed ({done.returncode}): {done.stderr[-2000:]}")
             print(
                 f"{tests_count} x {models_count:<3} round {number + 1}: {walls[-1]:.2f} s "
-                f"(ideal {ideal:.2f} s, efficiency {ideal / walls[-1]:.3f})"
+                f"(ideal {ideal:.2f} s, efficiency {ideal / walls[-1]:.3f}; "
+                f"{command_timeline(started_at, ended_at, fake_control(ctx.base_url, 'stats'))})"
             )
             time.sleep(1)
         efficiencies = [ideal / wall for wall in walls]
@@ -233,18 +238,10 @@ def adaptive(ctx: Context) -> None:
     configured for C: `run_batch --models <20> --wait` over 50 tests, command start to exit, and the
     share of requests the server refused. Each round is a new work horse; it starts from the limit the
     earlier ones learnt (kept in Redis): the first round learns."""
-    import json
-    from urllib.request import Request, urlopen
-
     allowed, tests_count, models_count = 20, 50, min(20, len(ctx.models))
-    control = ctx.base_url.removesuffix("/v1") + "/_fake"
 
     def fake(path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        method = "GET" if data is None and path == "stats" else "POST"
-        request = Request(f"{control}/{path}", data=data, method=method)  # noqa: S310 - http://127.0.0.1 only
-        with urlopen(request, timeout=10) as response:  # noqa: S310
-            return dict(json.load(response))
+        return fake_control(ctx.base_url, path, body)
 
     fake("config", {"max_concurrent": allowed, "retry_after": 0.5})  # the bench's own server, stopped at the end
     # Nothing learnt by an earlier bench (kept in Redis for LEARNED_TTL): the first round learns, as documented.

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from rq.job import Job
     from rq.queue import Queue
 
+    from evaluations.batch_selection import StartAnswer
     from evaluations.runner.tickets import RunReport, Ticket
 
 logger = logging.getLogger(__name__)
@@ -99,6 +102,9 @@ class RqIntake:
         if dequeued is None:
             return None
         job, _ = dequeued
+        if job.func_name == f"{__name__}.run_batch_request_job":
+            self._serve_request(job)  # a handed-off run_batch: its batch's own job comes next
+            return None
         if job.func_name != f"{__name__}.run_executions_job":
             # Not ours to run in this loop (another function on this queue): put it back at the front.
             with self.connection.pipeline() as pipeline:
@@ -124,8 +130,34 @@ class RqIntake:
             trace=dict(job.meta.get(TRACE_META) or {}),
         )
 
+    def _serve_request(self, job: Job) -> None:
+        """Start the batch of a handed-off run_batch here and now, as an idle worker would: the person waits for
+        the answer, and the busy loop would otherwise keep finding the request at the head of the queue."""
+        from django.db import connection as database
+        from rq.executions import Execution as RqExecution
+
+        with self.connection.pipeline() as pipeline:
+            job.prepare_for_execution(self.worker_name, pipeline=pipeline)
+            execution = RqExecution.create(job, HEARTBEAT_TTL, pipeline=pipeline)
+            pipeline.lrem(self.queue.intermediate_queue_key, 1, job.id)
+            pipeline.execute()
+        self.running[job.id] = (job, execution)
+        result: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            result = answer_batch_request(job.args[0], self.connection, dispatch=True).as_dict()
+        except Exception as exc:
+            logger.exception("Could not answer run_batch request %s.", job.id)
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            database.close()  # this thread's connection (a pool's, on PostgreSQL) is not the engine's
+        self._end(job.id, result, error)
+
     def _done(self, job_id: str, report: RunReport, error: str | None) -> None:
         """End a taken job in rq as a worker ends the job it ran: finished with its result, or failed/retried."""
+        self._end(job_id, job_result(report) if error is None else None, error)
+
+    def _end(self, job_id: str, result: dict[str, Any] | None, error: str | None) -> None:
         from rq.job import JobStatus
         from rq.utils import now
 
@@ -135,7 +167,7 @@ class RqIntake:
         job.ended_at = now()
         with self.connection.pipeline() as pipeline:
             if error is None:
-                job._result = job_result(report)
+                job._result = result
                 result_ttl = job.get_result_ttl(500)
                 job._handle_success(result_ttl, pipeline=pipeline, worker_name=self.worker_name)
                 job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
@@ -178,10 +210,15 @@ def job_result(report: RunReport, *, own: bool = False) -> dict[str, Any]:
 def run_executions_job(execution_ids: Sequence[str], takeover_stale_after: float | None = None) -> dict[str, Any]:
     """Run the given executions (claimed with a conditional update: a duplicate delivery does nothing),
     and the further jobs taken in meanwhile (see the module docstring)."""
+    return _run_and_take_in(get_current_job(), execution_ids, takeover_stale_after)
+
+
+def _run_and_take_in(
+    job: Job | None, execution_ids: Sequence[str], takeover_stale_after: float | None = None
+) -> dict[str, Any]:
     # The engine is imported by the worker (EvaluationWorker preloads it), not by web processes that enqueue.
     from evaluations.runner.run import run_executions
 
-    job = get_current_job()
     intake = RqIntake(job) if job is not None else None
     # A forked work horse ends with os._exit: the job's spans are exported before it returns.
     with tracing.job_span("evaluations job", job.meta.get(TRACE_META) if job else None, flush_after=True):
@@ -196,6 +233,41 @@ def run_executions_job(execution_ids: Sequence[str], takeover_stale_after: float
     if report.results and not (job is not None and queue_of(job).count):
         queue_drained_send()
     return job_result(report, own=True)
+
+
+def answer_batch_request(request: dict[str, Any], connection: Redis, *, dispatch: bool) -> StartAnswer:
+    """Start what a handed-off `run_batch` asks for and push the answer onto the list the command reads
+    (evaluations.batch_handoff). Every failure is an answer too: the command must not wait for nothing."""
+    from evaluations.batch_handoff import REPLY_KEY, REPLY_TTL
+    from evaluations.batch_selection import StartAnswer, start_requested_batch
+
+    reply_to = str(request.get("reply_to", ""))
+    if not reply_to.startswith(REPLY_KEY):
+        raise ValueError(f"A run_batch request must name its reply list ({REPLY_KEY}...), not {reply_to!r}.")
+    try:
+        batch_id = uuid.UUID(str(request["batch_id"]))
+        answer = start_requested_batch(dict(request["options"]), batch_id=batch_id, dispatch=dispatch)
+    except Exception:
+        logger.exception("Could not start the batch of a run_batch request.")
+        answer = StartAnswer(status="refused", message="The worker could not start the batch; see its log.")
+    with connection.pipeline() as pipeline:
+        pipeline.rpush(reply_to, json.dumps(answer.as_dict()))
+        pipeline.expire(reply_to, REPLY_TTL)
+        pipeline.execute()
+    return answer
+
+
+def run_batch_request_job(request: dict[str, Any]) -> dict[str, Any]:
+    """rq entry point of a `run_batch --wait` handed off before its Django was set up (evaluations.batch_handoff).
+
+    The work horse that starts the batch runs it, under this job's id as the lease, as the job the worker
+    would otherwise dequeue and fork for next; a retry (same id, same batch id) takes back what is left."""
+    job = get_current_job()
+    connection = job.connection if job is not None else _enqueue_connection()
+    answer = answer_batch_request(request, connection, dispatch=job is None)
+    if job is None or answer.status != "started":
+        return answer.as_dict()
+    return {"answer": answer.as_dict(), **_run_and_take_in(job, list(answer.execution_ids))}
 
 
 @functools.cache

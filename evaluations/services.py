@@ -230,19 +230,22 @@ def executions_start_batch(
     request_id: str = "",
     repeats: int = 1,
     bypass_cache: bool = False,
+    batch_id: UUID | None = None,
+    dispatch: bool = True,
 ) -> list[Execution]:
     """One execution per test, all sharing a batch id, dispatched so that one worker overlaps their calls.
 
     Refused as a whole (409 `not_runnable`) when `started_by` may not run one of the tests. Each model is
     sampled `repeats` times (1–20, SPEC §12; else 400 naming `repeats`). With `bypass_cache` every call
-    reaches the model (a drift check must see today's answers, not the response cache's).
+    reaches the model (a drift check must see today's answers, not the response cache's). `dispatch=False`
+    is for a caller that runs the executions itself (a worker starting a handed-off run_batch).
     """
     repeats = check_repeats(repeats)
     if not test_cases:
         raise ApplicationError("The batch has no tests to run.", code="no_tests")
     chosen = _checked_models(test_cases, models, started_by=started_by)
     new = partial(_new_execution, models=chosen, started_by=started_by, request_id=request_id, repeats=repeats)
-    batch_id = uuid.uuid4()
+    batch_id = batch_id or uuid.uuid4()
     executions = [new(test_case=test_case, batch_id=batch_id) for test_case in test_cases]
     if bypass_cache:
         for execution in executions:
@@ -256,8 +259,9 @@ def executions_start_batch(
         [(execution.pk, model.pk) for execution in executions for model in chosen],
     )
     _reserve_budget(test_cases=test_cases, models=chosen, started_by=started_by, executions=executions, repeats=repeats)
-    totals = {execution.pk: execution.total_evaluations for execution in executions}
-    transaction.on_commit(lambda: executions_dispatch(execution_ids=list(totals), totals=totals))
+    if dispatch:
+        totals = {execution.pk: execution.total_evaluations for execution in executions}
+        transaction.on_commit(lambda: executions_dispatch(execution_ids=list(totals), totals=totals))
     return executions
 
 

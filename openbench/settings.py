@@ -387,6 +387,15 @@ EVAL_INPROCESS_WORKERS = env.int("EVAL_INPROCESS_WORKERS", default=2)
 # into its running event loop instead of finishing one job before it looks at the next (SPEC §15).
 EVAL_WORKER_MAX_EXECUTIONS = env.int("EVAL_WORKER_MAX_EXECUTIONS", default=500)
 JUDGE_MODEL = env.str("JUDGE_MODEL", default="")
+# `run_batch --wait` hands its request to a worker before Django is set up, so its settings are read there from
+# the environment (RUN_BATCH_HANDOFF, RUN_BATCH_HANDOFF_PICKUP_SECONDS, RUN_BATCH_HANDOFF_ANSWER_SECONDS); bad
+# values are refused here all the same.
+from evaluations.batch_handoff import handoff_timeouts  # noqa: E402 - imports nothing of Django or the apps
+
+try:
+    handoff_timeouts()
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 if EVAL_CONCURRENCY < 1 or EVAL_MAX_ATTEMPTS < 1:
     raise ImproperlyConfigured("EVAL_CONCURRENCY and EVAL_MAX_ATTEMPTS must be at least 1.")
 

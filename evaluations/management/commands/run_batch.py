@@ -11,16 +11,22 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Q, Sum
 
-from accounts.models import User
 from catalog.models import LLMModel, TestCase
-from evaluations.estimates import RunEstimate, run_estimate
+from evaluations import batch_handoff
+from evaluations.batch_selection import (
+    BatchRefused,
+    batch_estimate,
+    checked_repeats,
+    estimate_line,
+    needs_confirmation,
+    select_models,
+    select_tests,
+    select_user,
+)
+from evaluations.estimates import RunEstimate
 from evaluations.models import Execution
-from evaluations.services import check_repeats, executions_start_batch
+from evaluations.services import executions_start_batch
 from openbench.exceptions import ApplicationError
-
-
-def _ids(values: list[str] | None) -> list[str]:
-    return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
 
 
 class Command(BaseCommand):
@@ -38,85 +44,79 @@ class Command(BaseCommand):
             gc.freeze()
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--category", help="Only tests of this category.")
-        parser.add_argument("--tag", help="Only tests with this tag.")
-        parser.add_argument("--tests", nargs="+", help="Test ids (space- or comma-separated).")
-        models = parser.add_mutually_exclusive_group()
-        models.add_argument("--models", nargs="+", help="Model ids or names (space- or comma-separated).")
-        models.add_argument("--all-models", action="store_true", help="Every active model (the default).")
-        parser.add_argument(
-            "--repeats",
-            type=int,
-            default=1,
-            metavar="K",
-            help="Sample each (test, model) K times, 1 to 20 (SPEC §12; default 1).",
-        )
-        parser.add_argument("--wait", action="store_true", help="Wait with a progress bar and print a summary.")
-        parser.add_argument("--user", help="Email of the user the executions are recorded as started by.")
-        parser.add_argument("--poll", type=float, default=0.5, help="Seconds between progress checks while waiting.")
-        parser.add_argument(
-            "--estimate",
-            action="store_true",
-            help="Print the estimated tokens and cost (per model, total); run nothing.",
-        )
-        parser.add_argument(
-            "--yes",
-            action="store_true",
-            help="Start without asking, whatever the estimate (else above RUN_BATCH_CONFIRM_USD it asks).",
-        )
+        batch_handoff.add_run_batch_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            options["repeats"] = check_repeats(options["repeats"])
-        except ApplicationError as exc:
-            raise CommandError(f"--repeats: {exc.details['repeats'][0]}") from exc
-        tests = self._tests(options)
-        models = self._models(options)
-        user = None
-        if options["user"]:
-            user = User.objects.filter(email__iexact=options["user"]).first()
-            if user is None:
-                raise CommandError(f"No user with email {options['user']!r}.")
-        if not self._cost_approved(tests, models, options):
-            return
-        try:
-            executions = executions_start_batch(
-                test_cases=tests, models=models, started_by=user, repeats=options["repeats"]
-            )
-        except ApplicationError as exc:
-            raise CommandError(exc.message) from exc
-        total = sum(execution.total_evaluations for execution in executions)
-        self.stdout.write(
-            f"Started {len(executions)} executions ({total} evaluations), batch {executions[0].batch_id}."
-        )
+        started = self._handed_off()
+        if started is None:
+            started = self._start_here(options)
+            if started is None:
+                return
+        batch_id, total = started
         if not options["wait"] and settings.USE_RQ:
             self.stdout.write("Queued for the rq workers (`manage.py rqworker evaluations`); not waiting.")
             return
         if not options["wait"]:
             self.stdout.write("No REDIS_URL: running in this process; waiting for it to finish.")
-        batch_id = executions[0].batch_id
         self._wait(batch_id, total, poll=options["poll"])
         failed = self._summary(batch_id)
         if failed:
             self.stderr.write(self.style.ERROR(f"{failed} execution(s) failed."))
             sys.exit(1)
 
+    def _handed_off(self) -> tuple[Any, int] | None:
+        """The batch a worker started from the request manage.py handed off before Django was set up
+        (evaluations.batch_handoff): (batch id, evaluations), or None to start it here (no request, no worker
+        took it, or the estimate needs asking)."""
+        outcome = batch_handoff.take_outcome()
+        if outcome is None:
+            return None
+        if outcome.error:
+            raise CommandError(outcome.error)
+        answer = outcome.answer
+        if answer is None or answer["status"] == "confirm":
+            return None
+        if answer["status"] != "started":
+            raise CommandError(answer["message"])
+        for line in answer["lines"]:
+            self.stdout.write(line)
+        return answer["batch_id"], int(answer["total"])
+
+    def _start_here(self, options: dict[str, Any]) -> tuple[Any, int] | None:
+        try:
+            repeats = options["repeats"] = checked_repeats(options["repeats"])
+            tests = select_tests(category=options["category"], tag=options["tag"], tests=options["tests"])
+            models = select_models(options["models"])
+            user = select_user(options["user"])
+        except BatchRefused as exc:
+            raise CommandError(exc.message) from exc
+        if not self._cost_approved(tests, models, options):
+            return None
+        try:
+            executions = executions_start_batch(test_cases=tests, models=models, started_by=user, repeats=repeats)
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
+        total = sum(execution.total_evaluations for execution in executions)
+        self.stdout.write(
+            f"Started {len(executions)} executions ({total} evaluations), batch {executions[0].batch_id}."
+        )
+        return executions[0].batch_id, total
+
     def _cost_approved(self, tests: list[TestCase], models: list[LLMModel] | None, options: dict[str, Any]) -> bool:
         """Before anything starts (SPEC §11): with --estimate print the estimate and say no; above
         RUN_BATCH_CONFIRM_USD ask `Proceed? [y/N]` (refused without a terminal to ask on) unless --yes."""
         if options["yes"] and not options["estimate"]:
             return True
-        chosen = models if models is not None else list(LLMModel.objects.active().order_by("name"))
-        estimate = run_estimate(test_cases=tests, models=chosen, repeats=options["repeats"])
-        threshold = Decimal(settings.RUN_BATCH_CONFIRM_USD)
+        estimate = batch_estimate(tests, models, options["repeats"])
         if options["estimate"]:
             self._print_estimate(estimate)
             self.stdout.write("Estimate only: nothing was started.")
             return False
-        if estimate.total_usd <= threshold:
-            self.stdout.write(f"Estimated cost: ${estimate.total_usd:.4f} ({estimate.evaluations} evaluations).")
+        if not needs_confirmation(estimate):
+            self.stdout.write(estimate_line(estimate))
             return True
         self._print_estimate(estimate)
+        threshold = Decimal(settings.RUN_BATCH_CONFIRM_USD)
         above = f"The estimated cost ${estimate.total_usd:.4f} is above RUN_BATCH_CONFIRM_USD (${threshold:.2f})"
         if not sys.stdin or not sys.stdin.isatty():
             raise CommandError(
@@ -145,45 +145,6 @@ class Command(BaseCommand):
             f"{'total':40} {estimate.evaluations:>7} {estimate.input_tokens:>11,} {estimate.output_tokens:>11,} "
             f"{estimate.total_usd:>12.6f}"
         )
-
-    def _tests(self, options: dict[str, Any]) -> list[TestCase]:
-        tests = TestCase.objects.approved()
-        if options["category"]:
-            tests = tests.filter(category=options["category"])
-        if options["tag"]:
-            tests = tests.filter(tags__name=options["tag"])
-        selected = _ids(options["tests"])
-        if selected:
-            try:
-                tests = tests.filter(pk__in=selected)
-                found = list(tests.distinct().order_by("created_at"))
-            except Exception as exc:  # a malformed UUID
-                raise CommandError(f"Bad test id: {exc}") from exc
-            missing = set(selected) - {str(test.pk) for test in found}
-            if missing:
-                raise CommandError(f"Not approved or not found: {', '.join(sorted(missing))}.")
-            return found
-        found = list(tests.distinct().order_by("created_at"))
-        if not found:
-            raise CommandError("No approved tests match.")
-        return found
-
-    def _models(self, options: dict[str, Any]) -> list[LLMModel] | None:
-        wanted = _ids(options["models"])
-        if not wanted:
-            return None  # every active model
-        found: list[LLMModel] = []
-        for key in wanted:
-            model = LLMModel.objects.filter(name=key).first()
-            if model is None:
-                try:
-                    model = LLMModel.objects.filter(pk=key).first()
-                except Exception:  # not a UUID either
-                    model = None
-            if model is None:
-                raise CommandError(f"No model with id or name {key!r}.")
-            found.append(model)
-        return found
 
     def _wait(self, batch_id: Any, total: int, *, poll: float) -> None:
         """Draw the bar until every execution has finished: woken at once when some finish (the engine

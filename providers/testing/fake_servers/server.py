@@ -8,6 +8,7 @@ import itertools
 import json
 import random
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -85,6 +86,10 @@ class FakeServer(VendorRoutes):
         self.outcomes: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
+        # Wall-clock times (time.time()) of the first generation request and of the last generation answer,
+        # for a bench's timeline: a command's start to its first call, its last answer to the command's exit.
+        self.first_request_at: float | None = None
+        self.last_answer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -113,6 +118,7 @@ class FakeServer(VendorRoutes):
         self.received = []
         self.outcomes = Counter()
         self.max_in_flight = self.in_flight
+        self.first_request_at = self.last_answer_at = None
 
     def configure(self, **settings: Any) -> None:
         """Change settings of a running server (the /_fake/config endpoint calls this)."""
@@ -168,6 +174,8 @@ class FakeServer(VendorRoutes):
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "max_concurrent": self.max_concurrent,
+            "first_request_at": self.first_request_at,
+            "last_answer_at": self.last_answer_at,
         }
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -342,6 +350,7 @@ class FakeServer(VendorRoutes):
             return reply
         finally:
             self.in_flight -= 1
+            self.last_answer_at = time.time()
 
     def _add_rate_limit_headers(self, reply: _Reply, limit: int) -> None:
         """The limit and what remains of it now (this request still counted), in the vendor's spelling."""
@@ -379,6 +388,8 @@ class FakeServer(VendorRoutes):
     def _record(self, method: str, path: str, headers: dict[str, str], body: Any, kind: str, outcome: str) -> None:
         self.received.append(ReceivedRequest(method, path, headers, body, kind, outcome))
         if kind == "generate":
+            if self.first_request_at is None:
+                self.first_request_at = time.time()
             self.outcomes[outcome] += 1
 
     def _control(self, method: str, path: str, body: Any) -> _Reply:

@@ -1,0 +1,226 @@
+"""`run_batch --wait` hands its request to a running worker before it sets Django up (SPEC §15, small fixed costs).
+
+A command process spends most of a second importing Django and the apps before it can create one execution,
+while a worker has all of that loaded already. So `manage.py run_batch ... --wait` with Redis first puts its
+request on the `evaluations` queue (Python, argparse, redis-py and rq: ~0.2 s) and waits for a worker's answer;
+the worker resolves the tests and models, checks the cost and the budgets, creates the executions, answers,
+and runs them (`evaluations.jobs.run_batch_request_job`, `evaluations.batch_selection`). Only then does the
+command set Django up, while the calls run, and it goes on as before: the same lines, progress bar, summary
+and exit code.
+
+Nothing is decided here. The worker applies the command's own checks and answers with the command's own error
+text; when the estimate asks for the user's confirmation it starts nothing, and the command asks at its
+terminal as before. If no worker takes the request within RUN_BATCH_HANDOFF_PICKUP_SECONDS, the command
+withdraws it from the queue (an atomic LREM: either the command or a worker has it, never both) and starts the
+batch itself. RUN_BATCH_HANDOFF=false turns the hand-off off.
+
+This module imports nothing of Django or of the apps at import time: manage.py calls it before django.setup().
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+QUEUE = "evaluations"  # evaluations.jobs.QUEUE, which imports Django
+REQUEST_FUNCTION = "evaluations.jobs.run_batch_request_job"
+REPLY_KEY = "openbench:batch-request:"  # + the request id: a list the worker pushes its answer onto
+REPLY_TTL = 600  # seconds an answer nobody read is kept
+JOB_RETRIES = 3  # evaluations.jobs.JOB_RETRIES: a request's job goes on to run its batch, and is retried as one
+# Django's own options of every command: harmless ones are accepted; --settings and --pythonpath change what the
+# command would run against, so a command line with them is left to Django.
+_DJANGO_FLAGS = ("--traceback", "--no-color", "--force-color", "--skip-checks")
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    pickup: float  # RUN_BATCH_HANDOFF_PICKUP_SECONDS: no worker took the request by then: withdrawn, run here
+    answer: float  # RUN_BATCH_HANDOFF_ANSWER_SECONDS: a worker took it; it has this long more to answer
+
+
+def handoff_timeouts(environ: dict[str, str] | None = None) -> Timeouts:
+    """The hand-off's timeouts from the environment (the settings call this too, to refuse bad values)."""
+    environ = dict(os.environ if environ is None else environ)
+    try:
+        timeouts = Timeouts(
+            pickup=float(environ.get("RUN_BATCH_HANDOFF_PICKUP_SECONDS", "2")),
+            answer=float(environ.get("RUN_BATCH_HANDOFF_ANSWER_SECONDS", "120")),
+        )
+    except ValueError:
+        raise ValueError("RUN_BATCH_HANDOFF_PICKUP_SECONDS and ..._ANSWER_SECONDS must be numbers.") from None
+    if not 0 <= timeouts.pickup < float("inf") or not 0 < timeouts.answer < float("inf"):
+        raise ValueError("RUN_BATCH_HANDOFF_PICKUP_SECONDS must be >= 0 and ..._ANSWER_SECONDS above 0.")
+    return timeouts
+
+
+def add_run_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    """run_batch's options: the command's parser and the hand-off's read the command line the same way."""
+    parser.add_argument("--category", help="Only tests of this category.")
+    parser.add_argument("--tag", help="Only tests with this tag.")
+    parser.add_argument("--tests", nargs="+", help="Test ids (space- or comma-separated).")
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument("--models", nargs="+", help="Model ids or names (space- or comma-separated).")
+    models.add_argument("--all-models", action="store_true", help="Every active model (the default).")
+    parser.add_argument(
+        "--repeats", type=int, default=1, metavar="K", help="Sample each (test, model) K times, 1 to 20 (SPEC §12)."
+    )
+    parser.add_argument("--wait", action="store_true", help="Wait with a progress bar and print a summary.")
+    parser.add_argument("--user", help="Email of the user the executions are recorded as started by.")
+    parser.add_argument("--poll", type=float, default=0.5, help="Seconds between progress checks while waiting.")
+    parser.add_argument(
+        "--estimate", action="store_true", help="Print the estimated tokens and cost (per model, total); run nothing."
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="Start without asking, whatever the estimate (else above RUN_BATCH_CONFIRM_USD it asks).",
+    )
+
+
+def parse_handoff(argv: list[str]) -> dict[str, Any] | None:
+    """The options of a `manage.py run_batch ... --wait` command line, or None if it is not one to hand off."""
+    if len(argv) < 2 or argv[1] != "run_batch":
+        return None
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    add_run_batch_arguments(parser)
+    parser.add_argument("-v", "--verbosity", type=int, choices=[0, 1, 2, 3], default=1)
+    for flag in _DJANGO_FLAGS:
+        parser.add_argument(flag, action="store_true")
+    try:
+        parsed, unknown = parser.parse_known_args(argv[2:])
+    except (argparse.ArgumentError, SystemExit, ValueError):
+        return None  # Django's parser says what is wrong
+    if unknown or not parsed.wait or parsed.estimate:
+        return None
+    names = ("category", "tag", "tests", "models", "repeats", "user", "yes")
+    return {name: getattr(parsed, name) for name in names}
+
+
+def _redis_url() -> str | None:
+    """REDIS_URL as the settings read it, or None when the hand-off does not apply (no Redis, a .env file to
+    read, other settings, or RUN_BATCH_HANDOFF=false)."""
+    if os.environ.get("RUN_BATCH_HANDOFF", "true").strip().lower() in _FALSE:
+        return None
+    if os.environ.get("DJANGO_SETTINGS_MODULE", "openbench.settings") != "openbench.settings":
+        return None
+    if os.environ.get("READ_DOT_ENV", "").strip().lower() not in _FALSE | {""}:
+        return None  # the settings would read REDIS_URL from .env: left to them
+    url = os.environ.get("REDIS_URL", "").strip()
+    return url if url.startswith(("redis://", "rediss://", "unix://")) else None
+
+
+def _job_timeout() -> int:
+    """A run job's timeout (RQ_JOB_TIMEOUT, as the settings read it): the request's work horse runs the batch."""
+    try:
+        return max(1, int(os.environ.get("RQ_JOB_TIMEOUT", "3600")))
+    except ValueError:
+        return 3600
+
+
+class HandOffLost(Exception):
+    """A worker took a request and did not answer in time."""
+
+
+@dataclass(frozen=True)
+class HandedOff:
+    """What became of a handed-off command line: the worker's answer (a dict: status "started", "refused" or
+    "confirm"), None when the command is to start the batch itself, or the error to stop with."""
+
+    answer: dict[str, Any] | None
+    error: str = ""
+
+
+@dataclass
+class _Request:
+    client: Any  # redis.Redis
+    job: Any  # rq.job.Job
+    queue_key: str
+    reply_key: str
+    batch_id: str
+
+
+def _send(url: str, options: dict[str, Any], timeouts: Timeouts) -> _Request:
+    from redis import Redis
+    from rq import Queue, Retry
+
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=timeouts.pickup + timeouts.answer + 5)
+    queue = Queue(QUEUE, connection=client)
+    reply_key = REPLY_KEY + uuid.uuid4().hex
+    # The batch id is chosen here, so that a retried request finds the batch it already started.
+    batch_id = str(uuid.uuid4())
+    # At the front: a person waits for this; the calls it starts queue like any job's.
+    job = queue.enqueue(
+        REQUEST_FUNCTION,
+        {"options": options, "reply_to": reply_key, "batch_id": batch_id},
+        at_front=True,
+        job_timeout=_job_timeout(),
+        result_ttl=REPLY_TTL,
+        retry=Retry(max=JOB_RETRIES),
+        description="run_batch request",
+    )
+    return _Request(client=client, job=job, queue_key=queue.key, reply_key=reply_key, batch_id=batch_id)
+
+
+def _wait(request: _Request, timeouts: Timeouts) -> dict[str, Any] | None:
+    """The worker's answer, or None when no worker took the request within the pickup time (withdrawn then)."""
+    client = request.client
+    got = client.blpop([request.reply_key], timeout=timeouts.pickup)
+    if got is None:
+        if client.lrem(request.queue_key, 1, request.job.id):  # nobody took it: withdrawn, so nobody will
+            request.job.delete()
+            return None
+        got = client.blpop([request.reply_key], timeout=timeouts.answer)
+        if got is None:
+            raise HandOffLost(
+                f"A worker took this run_batch request (rq job {request.job.id}) and did not answer within "
+                f"{timeouts.pickup + timeouts.answer:.0f} s; see the worker's log. Its batch {request.batch_id} "
+                "may have started."
+            )
+    answer: dict[str, Any] = json.loads(got[1])
+    return answer
+
+
+_outcome: HandedOff | None = None
+
+
+def hand_off(argv: list[str]) -> None:
+    """For a `run_batch ... --wait` command line with Redis: put the request on the queue and wait for a worker's
+    answer, before Django is set up (manage.py); `take_outcome` gives it to the command. Never raises: if
+    anything but the worker's answer goes wrong, the command starts the batch itself, as without a hand-off."""
+    global _outcome
+    _outcome = None
+    url = _redis_url()
+    options = parse_handoff(argv) if url else None
+    if options is None or url is None:
+        return
+    try:
+        timeouts = handoff_timeouts()
+    except ValueError:
+        return  # the settings refuse the value, with the message
+    try:
+        request = _send(url, options, timeouts)
+    except Exception:  # no Redis, no rq: the command starts the batch itself
+        return
+    try:
+        _outcome = HandedOff(answer=_wait(request, timeouts))
+    except Exception as exc:  # once on the queue, a worker may run it: never start it a second time here
+        _outcome = HandedOff(answer=None, error=f"{exc}" if isinstance(exc, HandOffLost) else _lost(request, exc))
+
+
+def _lost(request: _Request, exc: Exception) -> str:
+    return (
+        f"Lost Redis while waiting for a worker to answer this run_batch request ({type(exc).__name__}: {exc}); "
+        f"its batch {request.batch_id} may have started (rq job {request.job.id})."
+    )
+
+
+def take_outcome() -> HandedOff | None:
+    """What manage.py's hand-off of this process's command line came to, once; None if there was none."""
+    global _outcome
+    outcome, _outcome = _outcome, None
+    return outcome

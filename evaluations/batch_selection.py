@@ -1,0 +1,171 @@
+"""What `run_batch` runs: its tests, models and user from the command line, and whether its cost needs asking.
+
+Shared by the command and by the worker that starts a batch the command handed off (evaluations.batch_handoff),
+so both refuse the same command lines with the same words.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+
+from accounts.models import User
+from catalog.models import LLMModel, TestCase
+from evaluations.estimates import RunEstimate, run_estimate
+from evaluations.models import Execution
+from evaluations.services import check_repeats, executions_start_batch
+from openbench.exceptions import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+
+class BatchRefused(Exception):
+    """A command line that cannot start a batch; the message says what to change."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def ids(values: list[str] | None) -> list[str]:
+    return [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+
+
+def checked_repeats(value: Any) -> int:
+    try:
+        return check_repeats(value)
+    except ApplicationError as exc:
+        raise BatchRefused(f"--repeats: {exc.details['repeats'][0]}") from exc
+
+
+def select_tests(*, category: str | None, tag: str | None, tests: list[str] | None) -> list[TestCase]:
+    found_tests = TestCase.objects.approved()
+    if category:
+        found_tests = found_tests.filter(category=category)
+    if tag:
+        found_tests = found_tests.filter(tags__name=tag)
+    selected = ids(tests)
+    if selected:
+        try:
+            found_tests = found_tests.filter(pk__in=selected)
+            found = list(found_tests.distinct().order_by("created_at"))
+        except Exception as exc:  # a malformed UUID
+            raise BatchRefused(f"Bad test id: {exc}") from exc
+        missing = set(selected) - {str(test.pk) for test in found}
+        if missing:
+            raise BatchRefused(f"Not approved or not found: {', '.join(sorted(missing))}.")
+        return found
+    found = list(found_tests.distinct().order_by("created_at"))
+    if not found:
+        raise BatchRefused("No approved tests match.")
+    return found
+
+
+def select_models(models: list[str] | None) -> list[LLMModel] | None:
+    """The models named (ids or names), in order; None for every active model."""
+    wanted = ids(models)
+    if not wanted:
+        return None
+    found: list[LLMModel] = []
+    for key in wanted:
+        model = LLMModel.objects.filter(name=key).first()
+        if model is None:
+            try:
+                model = LLMModel.objects.filter(pk=key).first()
+            except Exception:  # not a UUID either
+                model = None
+        if model is None:
+            raise BatchRefused(f"No model with id or name {key!r}.")
+        found.append(model)
+    return found
+
+
+def select_user(email: str | None) -> User | None:
+    if not email:
+        return None
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        raise BatchRefused(f"No user with email {email!r}.")
+    return user
+
+
+def batch_estimate(tests: list[TestCase], models: list[LLMModel] | None, repeats: int) -> RunEstimate:
+    chosen = models if models is not None else list(LLMModel.objects.active().order_by("name"))
+    return run_estimate(test_cases=tests, models=chosen, repeats=repeats)
+
+
+def needs_confirmation(estimate: RunEstimate) -> bool:
+    return estimate.total_usd > Decimal(settings.RUN_BATCH_CONFIRM_USD)
+
+
+def estimate_line(estimate: RunEstimate) -> str:
+    return f"Estimated cost: ${estimate.total_usd:.4f} ({estimate.evaluations} evaluations)."
+
+
+@dataclass(frozen=True)
+class StartAnswer:
+    """A worker's answer to a handed-off request (JSON on the wire): started, refused, or ask the user first."""
+
+    status: str  # "started", "refused" or "confirm"
+    message: str = ""
+    lines: tuple[str, ...] = ()  # what the command prints before it waits
+    batch_id: str = ""
+    total: int = 0
+    execution_ids: tuple[str, ...] = ()  # not sent: what the worker goes on to run
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "lines": list(self.lines),
+            "batch_id": self.batch_id,
+            "total": self.total,
+        }
+
+
+def start_requested_batch(options: dict[str, Any], *, batch_id: UUID, dispatch: bool) -> StartAnswer:
+    """Start what a handed-off `run_batch` command line asks for, with the command's own checks and words.
+
+    `batch_id` comes with the request: a retried request finds the batch it started and starts nothing more.
+    With `dispatch=False` the caller runs the executions itself (their ids are in the answer)."""
+    existing = list(Execution.objects.filter(batch_id=batch_id).order_by("created_at"))
+    if existing:
+        return _started(existing, lines=[])
+    try:
+        repeats = checked_repeats(options.get("repeats", 1))
+        tests = select_tests(category=options.get("category"), tag=options.get("tag"), tests=options.get("tests"))
+        models = select_models(options.get("models"))
+        user = select_user(options.get("user"))
+        lines: list[str] = []
+        if not options.get("yes"):
+            estimate = batch_estimate(tests, models, repeats)
+            if needs_confirmation(estimate):
+                return StartAnswer(status="confirm")  # nothing started: the command asks at its terminal
+            lines.append(estimate_line(estimate))
+        executions = executions_start_batch(
+            test_cases=tests, models=models, started_by=user, repeats=repeats, batch_id=batch_id, dispatch=dispatch
+        )
+    except BatchRefused as exc:
+        return StartAnswer(status="refused", message=exc.message)
+    except ApplicationError as exc:
+        return StartAnswer(status="refused", message=exc.message)
+    logger.info("Started batch %s (%d executions) for a run_batch command.", batch_id, len(executions))
+    return _started(executions, lines=lines)
+
+
+def _started(executions: list[Execution], *, lines: list[str]) -> StartAnswer:
+    total = sum(execution.total_evaluations for execution in executions)
+    batch_id = str(executions[0].batch_id)
+    lines.append(f"Started {len(executions)} executions ({total} evaluations), batch {batch_id}, by a worker.")
+    return StartAnswer(
+        status="started",
+        lines=tuple(lines),
+        batch_id=batch_id,
+        total=total,
+        execution_ids=tuple(str(execution.pk) for execution in executions),
+    )

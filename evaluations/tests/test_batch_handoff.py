@@ -1,0 +1,332 @@
+"""`run_batch --wait` hands its request to a worker before Django is set up (evaluations.batch_handoff).
+
+The parsing, the timeouts and the worker's answers are tested in both deployments; the hand-off itself needs
+Redis and real rq workers (subprocesses against this test's PostgreSQL database), as CI's first pass has.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from catalog.tests.factories import LLMModelFactory, TestCaseFactory
+from evaluations import batch_handoff
+from evaluations.batch_handoff import HandedOff, handoff_timeouts, parse_handoff
+from evaluations.batch_selection import start_requested_batch
+from evaluations.models import Execution
+from evaluations.tests.conftest import drain_background_work
+from evaluations.tests.test_queue import BASE_DIR, Workers, worker_env
+
+needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (real Redis and rq workers)")
+
+
+# -- the command line ----------------------------------------------------------------------------------------
+def test_a_run_batch_that_waits_is_handed_off_with_its_options() -> None:
+    argv = ["manage.py", "run_batch", "--category", "maths", "--models", "a,b", "c", "--wait", "--yes", "-v", "0"]
+    assert parse_handoff(argv) == {
+        "category": "maths",
+        "tag": None,
+        "tests": None,
+        "models": ["a,b", "c"],
+        "repeats": 1,
+        "user": None,
+        "yes": True,
+    }
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["manage.py", "run_batch", "--category", "maths"],  # not waiting: nothing to gain, the command returns
+        ["manage.py", "run_batch", "--wait", "--estimate"],  # runs nothing
+        ["manage.py", "run_batch", "--wait", "--settings", "other.settings"],  # other settings: left to Django
+        ["manage.py", "run_batch", "--wait", "--pythonpath", "/tmp"],
+        ["manage.py", "run_batch", "--wait", "--no-such-option"],  # Django's parser says what is wrong
+        ["manage.py", "run_batch", "--wait", "--repeats", "many"],
+        ["manage.py", "run_batch", "--wait", "--models", "a", "--all-models"],
+        ["manage.py", "run_batch", "--wait", "--help"],
+        ["manage.py", "migrate", "--wait"],
+        ["manage.py"],
+    ],
+)
+def test_other_command_lines_are_left_to_django(argv: list[str]) -> None:
+    assert parse_handoff(argv) is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"RUN_BATCH_HANDOFF_PICKUP_SECONDS": "soon"}, "must be numbers"),
+        ({"RUN_BATCH_HANDOFF_PICKUP_SECONDS": "-1"}, ">= 0"),
+        ({"RUN_BATCH_HANDOFF_ANSWER_SECONDS": "0"}, "above 0"),
+        ({"RUN_BATCH_HANDOFF_ANSWER_SECONDS": "nan"}, "above 0"),
+        ({"RUN_BATCH_HANDOFF_PICKUP_SECONDS": "inf"}, ">= 0"),
+    ],
+)
+def test_bad_handoff_timeouts_are_refused_with_the_setting_named(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        handoff_timeouts(environ)
+
+
+def test_the_handoff_timeouts_default_to_two_seconds_for_pickup() -> None:
+    assert handoff_timeouts({}) == batch_handoff.Timeouts(pickup=2.0, answer=120.0)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"REDIS_URL": ""},
+        {"REDIS_URL": "http://127.0.0.1:6379/0"},
+        {"RUN_BATCH_HANDOFF": "false"},
+        {"READ_DOT_ENV": "true"},
+        {"DJANGO_SETTINGS_MODULE": "other.settings"},
+    ],
+)
+def test_no_handoff_without_redis_or_when_switched_off(monkeypatch: pytest.MonkeyPatch, environ: dict) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/9")
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
+    assert batch_handoff.take_outcome() is None
+
+
+# -- what a worker answers -------------------------------------------------------------------------------------
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"category": "nothing-here"}, "No approved tests match."),
+        ({"models": ["no-such-model"]}, "No model with id or name 'no-such-model'."),
+        ({"user": "nobody@example.com"}, "No user with email 'nobody@example.com'."),
+        ({"repeats": 0}, "--repeats: "),
+        ({"repeats": "x"}, "--repeats: "),
+        ({"tests": ["not-a-uuid"]}, "Bad test id"),
+    ],
+)
+def test_a_request_the_command_would_refuse_is_refused_with_its_words_and_starts_nothing(
+    options: dict[str, Any], message: str
+) -> None:
+    TestCaseFactory()
+    answer = start_requested_batch({"yes": True, **options}, batch_id=uuid.uuid4(), dispatch=False)
+    assert answer.status == "refused"
+    assert answer.message.startswith(message)
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.django_db
+def test_above_the_confirmation_threshold_the_worker_starts_nothing_and_the_command_asks(settings) -> None:
+    settings.RUN_BATCH_CONFIRM_USD = "0"
+    model = LLMModelFactory()
+    TestCaseFactory()
+    answer = start_requested_batch({"models": [model.name]}, batch_id=uuid.uuid4(), dispatch=False)
+    assert answer.status == "confirm"
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_retried_request_finds_the_batch_it_started_and_starts_nothing_more() -> None:
+    model = LLMModelFactory()
+    TestCaseFactory.create_batch(2)
+    batch_id = uuid.uuid4()
+    first = start_requested_batch({"models": [model.name], "yes": True}, batch_id=batch_id, dispatch=False)
+    again = start_requested_batch({"models": [model.name], "yes": True}, batch_id=batch_id, dispatch=False)
+    assert first.status == again.status == "started"
+    assert first.batch_id == again.batch_id == str(batch_id)
+    assert sorted(first.execution_ids) == sorted(again.execution_ids)
+    assert Execution.objects.count() == 2
+    assert first.lines[-1] == f"Started 2 executions (2 evaluations), batch {batch_id}, by a worker."
+
+
+@pytest.mark.django_db
+def test_under_the_threshold_the_answer_carries_the_estimate_line(settings) -> None:
+    settings.RUN_BATCH_CONFIRM_USD = "100"
+    model = LLMModelFactory()
+    TestCaseFactory()
+    answer = start_requested_batch({"models": [model.name]}, batch_id=uuid.uuid4(), dispatch=False)
+    assert answer.status == "started"
+    assert answer.lines[0].startswith("Estimated cost: $") and answer.lines[0].endswith("(1 evaluations).")
+
+
+# -- the command, given the outcome of manage.py's hand-off ---------------------------------------------------------
+@pytest.fixture
+def outcome() -> Iterator[Any]:
+    def give(handed: HandedOff) -> None:
+        batch_handoff._outcome = handed
+
+    yield give
+    batch_handoff._outcome = None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("handed", "message"),
+    [
+        (HandedOff(answer={"status": "refused", "message": "No approved tests match."}), "No approved tests match."),
+        (HandedOff(answer=None, error="A worker took this run_batch request"), "A worker took this run_batch request"),
+    ],
+)
+def test_the_command_stops_with_the_workers_refusal_or_a_lost_request(outcome, handed, message) -> None:
+    model = LLMModelFactory()
+    TestCaseFactory()
+    outcome(handed)
+    with pytest.raises(CommandError, match=message):
+        call_command("run_batch", models=[model.name], wait=True, yes=True, stdout=io.StringIO())
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("answer", [None, {"status": "confirm"}])
+def test_when_no_worker_took_it_or_the_estimate_needs_asking_the_command_starts_it_itself(
+    outcome, answer, clean_queue
+) -> None:
+    model = LLMModelFactory()
+    TestCaseFactory()
+    outcome(HandedOff(answer=answer))
+    out = io.StringIO()
+    call_command("run_batch", models=[model.name], yes=True, stdout=out)
+    assert "Started 1 executions (1 evaluations)" in out.getvalue() and "by a worker" not in out.getvalue()
+    assert Execution.objects.count() == 1
+    drain_background_work()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_waits_for_the_batch_the_worker_started_and_prints_its_summary(outcome, clean_queue) -> None:
+    model = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 0})
+    TestCaseFactory(title="Handed")
+    started = start_requested_batch({"models": [model.name], "yes": True}, batch_id=uuid.uuid4(), dispatch=True)
+    drain_background_work()
+    outcome(HandedOff(answer=started.as_dict()))
+    out = io.StringIO()
+    call_command("run_batch", models=[model.name], wait=True, yes=True, poll=0.05, stdout=out, stderr=io.StringIO())
+    assert f"batch {started.batch_id}, by a worker." in out.getvalue()
+    assert "Handed" in out.getvalue() and "completed" in out.getvalue()
+    assert Execution.objects.count() == 1  # the command started nothing of its own
+
+
+# -- the hand-off itself, through Redis and real workers -----------------------------------------------------------
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_request_no_worker_takes_is_withdrawn_so_that_none_runs_it_later(monkeypatch, clean_queue) -> None:
+    import django_rq
+
+    monkeypatch.setenv("REDIS_URL", settings.REDIS_URL)
+    monkeypatch.setenv("RUN_BATCH_HANDOFF_PICKUP_SECONDS", "0.2")
+    batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
+    handed = batch_handoff.take_outcome()
+    assert handed == HandedOff(answer=None)
+    queue = django_rq.get_queue("evaluations")
+    assert queue.count == 0 and not queue.job_ids
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_answer_names_its_reply_list_only(clean_queue) -> None:
+    import django_rq
+
+    from evaluations.jobs import answer_batch_request
+
+    connection = django_rq.get_connection("evaluations")
+    with pytest.raises(ValueError, match="must name its reply list"):
+        answer_batch_request({"reply_to": "rq:queue:evaluations", "options": {}}, connection, dispatch=True)
+    assert connection.llen("rq:queue:evaluations") == 0
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_cannot_start_the_batch_still_answers(monkeypatch, clean_queue) -> None:
+    import django_rq
+
+    from evaluations import batch_selection
+    from evaluations.jobs import answer_batch_request
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(batch_selection, "start_requested_batch", broken)
+    connection = django_rq.get_connection("evaluations")
+    reply = batch_handoff.REPLY_KEY + "test-broken"
+    answer = answer_batch_request(
+        {"reply_to": reply, "options": {}, "batch_id": str(uuid.uuid4())}, connection, dispatch=True
+    )
+    assert answer.status == "refused" and "see its log" in answer.message
+    assert json.loads(connection.lpop(reply))["status"] == "refused"
+
+
+def _command(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`manage.py run_batch ...` as a person runs it, against this test's database and Redis."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "run_batch", *args],
+        cwd=BASE_DIR,
+        env=worker_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def pool(tmp_path: Path, clean_queue: None) -> Iterator[Workers]:
+    workers = Workers(tmp_path)
+    yield workers
+    workers.stop_all()
+
+
+@needs_redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_run_batch_wait_hands_off_to_an_idle_worker_that_starts_and_runs_the_batch(pool) -> None:
+    model = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 5})
+    TestCaseFactory.create_batch(3, category="handoff")
+    pool.start(burst=False)
+    done = _command("--category", "handoff", "--models", model.name, "--wait", "--yes")
+    assert done.returncode == 0, (done.stdout, done.stderr, pool.logs())
+    assert "Started 3 executions (3 evaluations), batch " in done.stdout and ", by a worker." in done.stdout
+    assert Execution.objects.filter(status=Execution.Status.COMPLETED).count() == 3
+    assert len({execution.batch_id for execution in Execution.objects.all()}) == 1
+
+
+@needs_redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_refusal_comes_back_from_the_worker_with_the_commands_words_and_exit_code(pool) -> None:
+    pool.start(burst=False)
+    done = _command("--category", "nothing-here", "--wait", "--yes")
+    assert done.returncode == 1
+    assert "No approved tests match." in done.stderr
+    assert not Execution.objects.exists()
+
+
+@needs_redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_worker_answers_a_request_from_its_running_loop(pool) -> None:
+    """One worker, busy with a slow run: the request is served by its running job's intake, within the pickup
+    time, and the batch's own job is taken in beside the slow one (nothing waits for the slow run to end)."""
+    slow = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 8000})
+    quick = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 5})
+    from evaluations.services import executions_start_batch
+
+    busy = executions_start_batch(test_cases=[TestCaseFactory(category="slow")], models=[slow], started_by=None)
+    TestCaseFactory.create_batch(2, category="quick")
+    pool.start(burst=False)
+    deadline = time.monotonic() + 30
+    while Execution.objects.get(pk=busy[0].pk).status != Execution.Status.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    done = _command(
+        "--category", "quick", "--models", quick.name, "--wait", "--yes", RUN_BATCH_HANDOFF_PICKUP_SECONDS="5"
+    )
+    assert done.returncode == 0, (done.stdout, done.stderr, pool.logs())
+    assert ", by a worker." in done.stdout
+    assert Execution.objects.get(pk=busy[0].pk).status == Execution.Status.RUNNING  # it did not wait for it
+    assert Execution.objects.filter(test_case__category="quick", status=Execution.Status.COMPLETED).count() == 2
