@@ -14,7 +14,8 @@ terminal as before. If no worker takes the request within RUN_BATCH_HANDOFF_PICK
 withdraws it from the queue (an atomic LREM: either the command or a worker has it, never both) and starts the
 batch itself. RUN_BATCH_HANDOFF=false turns the hand-off off.
 
-This module imports nothing of Django or of the apps at import time: manage.py calls it before django.setup().
+This module imports nothing of Django or of the apps at import time (nor dataclasses: NamedTuples cost nothing more
+to import): manage.py calls it before django.setup().
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import argparse
 import json
 import os
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 QUEUE = "evaluations"  # evaluations.jobs.QUEUE, which imports Django
 REQUEST_FUNCTION = "evaluations.jobs.run_batch_request_job"
@@ -37,8 +37,7 @@ _DJANGO_FLAGS = ("--traceback", "--no-color", "--force-color", "--skip-checks")
 _FALSE = {"0", "false", "no", "off"}
 
 
-@dataclass(frozen=True)
-class Timeouts:
+class Timeouts(NamedTuple):
     pickup: float  # RUN_BATCH_HANDOFF_PICKUP_SECONDS: no worker took the request by then: withdrawn, run here
     answer: float  # RUN_BATCH_HANDOFF_ANSWER_SECONDS: a worker took it; it has this long more to answer
 
@@ -126,8 +125,7 @@ class HandOffLost(Exception):
     """A worker took a request and did not answer in time."""
 
 
-@dataclass(frozen=True)
-class HandedOff:
+class HandedOff(NamedTuple):
     """What became of a handed-off command line: the worker's answer (a dict: status "started", "refused" or
     "confirm"), None when the command is to start the batch itself, or the error to stop with."""
 
@@ -135,8 +133,7 @@ class HandedOff:
     error: str = ""
 
 
-@dataclass
-class _Request:
+class _Request(NamedTuple):
     client: Any  # redis.Redis
     job: Any  # rq.job.Job
     queue_key: str

@@ -18,7 +18,7 @@ from accounts.models import User
 from catalog.models import LLMModel, TestCase
 from evaluations.estimates import RunEstimate, run_estimate
 from evaluations.models import Execution
-from evaluations.services import check_repeats, executions_start_batch
+from evaluations.services import check_repeats, executions_dispatch_beyond_first_job, executions_start_batch
 from openbench.exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class StartAnswer:
     lines: tuple[str, ...] = ()  # what the command prints before it waits
     batch_id: str = ""
     total: int = 0
-    execution_ids: tuple[str, ...] = ()  # not sent: what the worker goes on to run
+    execution_ids: tuple[str, ...] = ()  # not sent: what the worker goes on to run (its first job's worth)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -132,7 +132,9 @@ def start_requested_batch(options: dict[str, Any], *, batch_id: UUID, dispatch: 
     """Start what a handed-off `run_batch` command line asks for, with the command's own checks and words.
 
     `batch_id` comes with the request: a retried request finds the batch it started and starts nothing more.
-    With `dispatch=False` the caller runs the executions itself (their ids are in the answer)."""
+    With `dispatch=False` the caller runs the first job's worth of executions itself (their ids are in the answer;
+    the rest are dispatched as jobs, as `executions_start_batch` would); a retried request runs whatever of its
+    batch is left (claiming keeps every pair to one run)."""
     existing = list(Execution.objects.filter(batch_id=batch_id).order_by("created_at"))
     if existing:
         return _started(existing, lines=[])
@@ -155,10 +157,11 @@ def start_requested_batch(options: dict[str, Any], *, batch_id: UUID, dispatch: 
     except ApplicationError as exc:
         return StartAnswer(status="refused", message=exc.message)
     logger.info("Started batch %s (%d executions) for a run_batch command.", batch_id, len(executions))
-    return _started(executions, lines=lines)
+    runs_here = executions_dispatch_beyond_first_job(executions) if not dispatch else None
+    return _started(executions, lines=lines, runs_here=runs_here)
 
 
-def _started(executions: list[Execution], *, lines: list[str]) -> StartAnswer:
+def _started(executions: list[Execution], *, lines: list[str], runs_here: list[str] | None = None) -> StartAnswer:
     total = sum(execution.total_evaluations for execution in executions)
     batch_id = str(executions[0].batch_id)
     lines.append(f"Started {len(executions)} executions ({total} evaluations), batch {batch_id}, by a worker.")
@@ -167,5 +170,5 @@ def _started(executions: list[Execution], *, lines: list[str]) -> StartAnswer:
         lines=tuple(lines),
         batch_id=batch_id,
         total=total,
-        execution_ids=tuple(str(execution.pk) for execution in executions),
+        execution_ids=tuple(runs_here if runs_here is not None else (str(execution.pk) for execution in executions)),
     )

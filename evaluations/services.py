@@ -347,6 +347,16 @@ def executions_dispatch(
     return len(chunks)
 
 
+def executions_dispatch_beyond_first_job(executions: Sequence[Execution]) -> list[str]:
+    """Dispatch every job's worth of just-committed `executions` but the first, and return the first's ids for the
+    caller to run itself (a worker starting a handed-off run_batch): a big batch still spreads over workers."""
+    totals = {execution.pk: execution.total_evaluations for execution in executions}
+    first, *rest = _job_chunks(list(totals), totals)
+    if rest:
+        executions_dispatch(execution_ids=[execution_id for chunk in rest for execution_id in chunk], totals=totals)
+    return first
+
+
 def executions_find_stale(*, stale_after: float | None = None) -> list[Execution]:
     """Unfinished executions nobody is working on: running without a recent heartbeat, or pending too long."""
     seconds = settings.EVAL_STALE_AFTER_SECONDS if stale_after is None else stale_after

@@ -149,6 +149,22 @@ def test_a_retried_request_finds_the_batch_it_started_and_starts_nothing_more() 
 
 
 @pytest.mark.django_db
+def test_the_worker_runs_the_first_jobs_worth_of_a_big_batch_and_dispatches_the_rest(monkeypatch) -> None:
+    from evaluations import services
+
+    dispatched: list[list[str]] = []
+    monkeypatch.setattr(services, "JOB_MAX_EVALUATIONS", 2)
+    monkeypatch.setattr(services, "executions_dispatch", lambda **kwargs: dispatched.append(kwargs["execution_ids"]))
+    model = LLMModelFactory()
+    TestCaseFactory.create_batch(5)
+    answer = start_requested_batch({"models": [model.name], "yes": True}, batch_id=uuid.uuid4(), dispatch=False)
+    everything = {str(pk) for pk in Execution.objects.values_list("pk", flat=True)}
+    assert len(answer.execution_ids) == 2 and len(dispatched) == 1 and len(dispatched[0]) == 3
+    assert set(answer.execution_ids) | set(dispatched[0]) == everything
+    assert not set(answer.execution_ids) & set(dispatched[0])
+
+
+@pytest.mark.django_db
 def test_under_the_threshold_the_answer_carries_the_estimate_line(settings) -> None:
     settings.RUN_BATCH_CONFIRM_USD = "100"
     model = LLMModelFactory()
