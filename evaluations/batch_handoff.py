@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 import uuid
 from typing import Any, NamedTuple
 
@@ -171,15 +172,29 @@ def _wait(request: _Request, timeouts: Timeouts) -> dict[str, Any] | None:
         if client.lrem(request.queue_key, 1, request.job.id):  # nobody took it: withdrawn, so nobody will
             request.job.delete()
             return None
-        got = client.blpop([request.reply_key], timeout=timeouts.answer)
-        if got is None:
-            raise HandOffLost(
-                f"A worker took this run_batch request (rq job {request.job.id}) and did not answer within "
-                f"{timeouts.pickup + timeouts.answer:.0f} s; see the worker's log. Its batch {request.batch_id} "
-                "may have started."
-            )
+        got = _answer_of_a_taken_request(request, timeouts)
     answer: dict[str, Any] = json.loads(got[1])
     return answer
+
+
+def _answer_of_a_taken_request(request: _Request, timeouts: Timeouts) -> Any:
+    """Wait for the answer of a request a worker took, a second at a time: a job rq has failed for good (a worker
+    without this function, its retries spent) will not answer, and is said so at once, not after the timeout."""
+    deadline = time.monotonic() + timeouts.answer
+    while (left := deadline - time.monotonic()) > 0:
+        got = request.client.blpop([request.reply_key], timeout=min(1.0, left))
+        if got is not None:
+            return got
+        if request.job.get_status(refresh=True) == "failed":
+            raise HandOffLost(
+                f"A worker failed this run_batch request (rq job {request.job.id}) without answering; see the "
+                f"worker's log. Nothing was started unless its log says batch {request.batch_id} was."
+            )
+    raise HandOffLost(
+        f"A worker took this run_batch request (rq job {request.job.id}) and did not answer within "
+        f"{timeouts.pickup + timeouts.answer:.0f} s; see the worker's log. Its batch {request.batch_id} may have "
+        "started."
+    )
 
 
 _outcome: HandedOff | None = None

@@ -346,3 +346,24 @@ def test_a_busy_worker_answers_a_request_from_its_running_loop(pool) -> None:
     assert ", by a worker." in done.stdout
     assert Execution.objects.get(pk=busy[0].pk).status == Execution.Status.RUNNING  # it did not wait for it
     assert Execution.objects.filter(test_case__category="quick", status=Execution.Status.COMPLETED).count() == 2
+
+
+@needs_redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_request_the_worker_fails_for_good_is_reported_at_once_not_after_the_timeout(pool, monkeypatch) -> None:
+    """A worker that cannot answer (here: the request names a reply list the worker refuses to write to, as a
+    worker of an older release without the function would fail it) fails the job, retries spent: the command
+    says so within seconds instead of waiting RUN_BATCH_HANDOFF_ANSWER_SECONDS."""
+    monkeypatch.setenv("REDIS_URL", settings.REDIS_URL)
+    monkeypatch.setenv("RUN_BATCH_HANDOFF_PICKUP_SECONDS", "10")
+    monkeypatch.setenv("RUN_BATCH_HANDOFF_ANSWER_SECONDS", "60")
+    monkeypatch.setattr(batch_handoff, "REPLY_KEY", "openbench:not-a-reply-list:")
+    pool.start(burst=False)
+    started = time.monotonic()
+    batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
+    handed = batch_handoff.take_outcome()
+    assert handed is not None and handed.answer is None
+    assert "failed this run_batch request" in handed.error, pool.logs()
+    assert time.monotonic() - started < 30
+    assert not Execution.objects.exists()
