@@ -39,6 +39,7 @@ fmt: install
 
 typecheck: install
 	$(VENV)/bin/mypy openbench accounts catalog evaluations leaderboard providers judging monitoring arena
+	$(VENV)/bin/mypy bench/*.py  # the bench scripts import their siblings by path, so they are checked as files
 
 migrations-check: install
 	$(PY) manage.py makemigrations --check --dry-run

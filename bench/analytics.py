@@ -276,7 +276,7 @@ def measure(client: Any, name: str, url: str, target: int, *, clear: bool = Fals
     def p(values: list[float], q: int) -> float:
         return float(np.percentile(values, q))
 
-    row = {
+    row: dict[str, Any] = {
         "endpoint": name,
         "cold_p50": p(cold, 50),
         "cold_p95": p(cold, 95),
@@ -370,7 +370,7 @@ def main() -> None:
             "performance",
         ),
     ]
-    print(f"\n{REQUESTS} requests each, Django test client, PostgreSQL {connection.pg_version}:")
+    print(f"\n{REQUESTS} requests each, Django test client, PostgreSQL {getattr(connection, 'pg_version', '?')}:")
     print("cold = the whole cache emptied before each request")
     results = [measure(client, name, url, TARGETS_MS[kind], clear=True) for name, url, kind in cases]
     print("\ncold = a new cache generation before each request (as after results land):")

@@ -204,7 +204,7 @@ def ratings_round() -> tuple[float, float, int, list[int]]:
             fits += 1
         return original(**kwargs)
 
-    selectors.arena_ratings = counting  # type: ignore[assignment]
+    selectors.arena_ratings = counting
     seen: list[int] = []
     barrier = threading.Barrier(READERS + 1)
 
@@ -228,7 +228,7 @@ def ratings_round() -> tuple[float, float, int, list[int]]:
             thread.join()
         return time.perf_counter() - wall, cpu_seconds() - cpu, fits, seen
     finally:
-        selectors.arena_ratings = original  # type: ignore[assignment]
+        selectors.arena_ratings = original
 
 
 def bench_ratings() -> None:

@@ -250,4 +250,4 @@ class Context:
     server: subprocess.Popen[str]
     worker: subprocess.Popen[bytes]
     every_test: list[Any] = field(default_factory=list)
-    cleanups: list[Callable[[], None]] = field(default_factory=list)
+    cleanups: list[Callable[[], object]] = field(default_factory=list)  # run at the end; what they return is ignored
