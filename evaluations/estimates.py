@@ -134,10 +134,14 @@ def run_estimate(*, test_cases: Sequence[TestCase], models: Sequence[LLMModel], 
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, not {repeats}.")
     targets = {test.pk: ScoringTarget.from_snapshot(test.scored_snapshot()) for test in tests}
+    timeout = _count_timeout()
+    # Once per model and per test, not per pair: a 50 x 40 batch's estimate is 2,000 pairs, on the path to its
+    # first call (pk is a property that looks the field up on each read).
+    parameters = [(model, model.pk, model_parameters(model)) for model in chosen]
     requests = {
-        (test.pk, model.pk): build_request(targets[test.pk], model, model_parameters(model), _count_timeout())
-        for test in tests
-        for model in chosen
+        (test_pk, model_pk): build_request(target, model, params, timeout)
+        for test_pk, target in targets.items()
+        for model, model_pk, params in parameters
     }
     input_tokens = _input_tokens(tests, chosen, requests)
     past_output = _past_output_tokens(tests, chosen)
@@ -145,19 +149,21 @@ def run_estimate(*, test_cases: Sequence[TestCase], models: Sequence[LLMModel], 
 
     by_model: list[ModelEstimate] = []
     judge_cost = Decimal(0)
-    for model in chosen:
+    test_ids = list(targets)
+    for model, model_pk, _ in parameters:
         model_in = model_out = 0
         model_cost = Decimal(0)
-        for test in tests:
-            tokens_in = input_tokens[(test.pk, model.pk)]
-            tokens_out = past_output.get((test.pk, model.pk)) or requests[(test.pk, model.pk)].max_tokens
+        for test_pk in test_ids:
+            pair = (test_pk, model_pk)
+            tokens_in = input_tokens[pair]
+            tokens_out = past_output.get(pair) or requests[pair].max_tokens
             model_in += tokens_in * repeats
             model_out += tokens_out * repeats
             model_cost += _cost(model, tokens_in, tokens_out) * repeats
-            judge = judges.get(test.pk)
+            judge = judges.get(test_pk)
             if judge is not None:
                 judge_in = (
-                    approximate_tokens(JUDGE_SYSTEM_PROMPT + build_judge_prompt(targets[test.pk], "")) + tokens_out
+                    approximate_tokens(JUDGE_SYSTEM_PROMPT + build_judge_prompt(targets[test_pk], "")) + tokens_out
                 )
                 judge_cost += _cost(judge, judge_in, JUDGE_VERDICT_TOKENS) * repeats
         by_model.append(
@@ -254,13 +260,15 @@ def _input_tokens(
     unencoded = _without_local_encoding(models)
     newly_unencoded: set[str] = set()
     result: dict[tuple[Any, Any], int] = {}
+    test_ids = [test.pk for test in tests]
     for model in models:
-        key = endpoint_of.get(model.pk)
+        model_pk = model.pk
+        key = endpoint_of.get(model_pk)
         encoding_key = _encoding_cache_key(model)
-        for test in tests:
-            tokens = counted.get((test.pk, key)) if key is not None else None
+        for test_pk in test_ids:
+            tokens = counted.get((test_pk, key)) if key is not None else None
             if tokens is None:
-                request = requests[(test.pk, model.pk)]
+                request = requests[(test_pk, model_pk)]
                 if encoding_key not in unencoded:
                     tokens = local_token_count(
                         provider=model.provider,
@@ -272,7 +280,7 @@ def _input_tokens(
                         unencoded.add(encoding_key)
                         newly_unencoded.add(encoding_key)
                 tokens = tokens or approximate_tokens(f"{request.system_prompt}\n{request.prompt}")
-            result[(test.pk, model.pk)] = tokens
+            result[(test_pk, model_pk)] = tokens
     _cache_set_many(dict.fromkeys(newly_unencoded & _openai_format_keys(models), 1))
     return result
 
