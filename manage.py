@@ -34,7 +34,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "openbench.settings")
     # `run_batch ... --wait` with Redis: the request goes to a worker now, and Django is set up while the worker
     # starts the batch's calls (evaluations.batch_handoff). Any other command line: nothing happens here.
-    from evaluations.batch_handoff import hand_off
+    from evaluations.batch_handoff import hand_off, report_unclaimed
 
     hand_off(sys.argv)
     import django
@@ -42,7 +42,10 @@ def main() -> None:
 
     # execute_from_command_line calls django.setup() (runserver through its autoreloader's error guard).
     django.setup = _setup_uncollected(django.setup)
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    finally:
+        report_unclaimed()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,12 @@ Nothing is decided here. The worker applies the command's own checks and answers
 text; when the estimate asks for the user's confirmation it starts nothing, and the command asks at its
 terminal as before. If no worker takes the request within RUN_BATCH_HANDOFF_PICKUP_SECONDS, the command
 withdraws it from the queue (an atomic LREM: either the command or a worker has it, never both) and starts the
-batch itself. RUN_BATCH_HANDOFF=false turns the hand-off off.
+batch itself. A worker starts a request only after claiming it with SET NX on the request's state key, and a
+command that stops waiting (a timeout, Ctrl-C, lost Redis) first withdraws the request and claims that key for
+itself: so a batch never starts behind the back of a command that has given up on it, and when the worker won,
+the command's error names the batch. The request also carries a fingerprint of the command's database (a worker
+of another deployment on the same Redis starts nothing; the command then starts the batch itself) and the
+command's RUN_BATCH_CONFIRM_USD. RUN_BATCH_HANDOFF=false turns the hand-off off.
 
 This module imports nothing of Django or of the apps at import time (nor dataclasses: NamedTuples cost nothing more
 to import): manage.py calls it before django.setup().
@@ -21,8 +26,10 @@ to import): manage.py calls it before django.setup().
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sys
 import time
 import uuid
 from typing import Any, NamedTuple
@@ -32,9 +39,11 @@ REQUEST_FUNCTION = "evaluations.jobs.run_batch_request_job"
 REPLY_KEY = "openbench:batch-request:"  # + the request id: a list the worker pushes its answer onto
 REPLY_TTL = 600  # seconds an answer nobody read is kept
 JOB_RETRIES = 3  # evaluations.jobs.JOB_RETRIES: a request's job goes on to run its batch, and is retried as one
-# Django's own options of every command: harmless ones are accepted; --settings and --pythonpath change what the
-# command would run against, so a command line with them is left to Django.
-_DJANGO_FLAGS = ("--traceback", "--no-color", "--force-color", "--skip-checks")
+STATE_SUFFIX = ":state"  # reply key + this: "taken" (by a worker) or "gone" (the command gave up), set NX
+# Django's own options of run_batch (it has no system checks, so no --skip-checks): harmless ones are accepted;
+# --settings and --pythonpath change what the command would run against, so a command line with them is left to
+# Django, as is anything its parser would refuse.
+_DJANGO_FLAGS = ("--traceback", "--no-color", "--force-color")
 _FALSE = {"0", "false", "no", "off"}
 
 
@@ -53,8 +62,9 @@ def handoff_timeouts(environ: dict[str, str] | None = None) -> Timeouts:
         )
     except ValueError:
         raise ValueError("RUN_BATCH_HANDOFF_PICKUP_SECONDS and ..._ANSWER_SECONDS must be numbers.") from None
-    if not 0 <= timeouts.pickup < float("inf") or not 0 < timeouts.answer < float("inf"):
-        raise ValueError("RUN_BATCH_HANDOFF_PICKUP_SECONDS must be >= 0 and ..._ANSWER_SECONDS above 0.")
+    if not 0 < timeouts.pickup < float("inf") or not 0 < timeouts.answer < float("inf"):
+        # 0 would be "block forever" to BLPOP.
+        raise ValueError("RUN_BATCH_HANDOFF_PICKUP_SECONDS and ..._ANSWER_SECONDS must be above 0.")
     return timeouts
 
 
@@ -86,7 +96,9 @@ def parse_handoff(argv: list[str]) -> dict[str, Any] | None:
     """The options of a `manage.py run_batch ... --wait` command line, or None if it is not one to hand off."""
     if len(argv) < 2 or argv[1] != "run_batch":
         return None
-    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    # No abbreviations: Django's parser has more options (--version, --settings, ...), so a prefix that is unique
+    # here can be ambiguous there.
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False, allow_abbrev=False)
     add_run_batch_arguments(parser)
     parser.add_argument("-v", "--verbosity", type=int, choices=[0, 1, 2, 3], default=1)
     for flag in _DJANGO_FLAGS:
@@ -95,10 +107,33 @@ def parse_handoff(argv: list[str]) -> dict[str, Any] | None:
         parsed, unknown = parser.parse_known_args(argv[2:])
     except (argparse.ArgumentError, SystemExit, ValueError):
         return None  # Django's parser says what is wrong
-    if unknown or not parsed.wait or parsed.estimate:
+    if unknown or not parsed.wait or parsed.estimate or (parsed.no_color and parsed.force_color):
         return None
     names = ("category", "tag", "tests", "models", "repeats", "user", "yes")
     return {name: getattr(parsed, name) for name in names}
+
+
+def database_fingerprint(*, host: str, port: str, name: str) -> str:
+    """Which PostgreSQL database, from the command's DATABASE_URL or a worker's settings: equal when both would
+    write the same rows (spelled the same way: `localhost` and `127.0.0.1` differ, which only costs a hand-off)."""
+    import hashlib
+
+    return hashlib.sha256(f"{host or 'localhost'}|{port or '5432'}|{name}".encode()).hexdigest()[:16]
+
+
+def _command_database() -> str | None:
+    """The fingerprint of the command's DATABASE_URL; None when it is not PostgreSQL (no hand-off then)."""
+    from urllib.parse import unquote, urlsplit
+
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = str(parts.port or "")
+    except ValueError:
+        return None
+    return database_fingerprint(host=parts.hostname or "", port=port, name=unquote(parts.path.lstrip("/")))
 
 
 def _redis_url() -> str | None:
@@ -127,8 +162,8 @@ class HandOffLost(Exception):
 
 
 class HandedOff(NamedTuple):
-    """What became of a handed-off command line: the worker's answer (a dict: status "started", "refused" or
-    "confirm"), None when the command is to start the batch itself, or the error to stop with."""
+    """What became of a handed-off command line: the worker's answer (a dict: status "started", "refused",
+    "confirm" or "elsewhere"), None when the command is to start the batch itself, or the error to stop with."""
 
     answer: dict[str, Any] | None
     error: str = ""
@@ -141,8 +176,20 @@ class _Request(NamedTuple):
     reply_key: str
     batch_id: str
 
+    def give_up(self) -> bool:
+        """Stop waiting: withdraw the request and claim its state for the command. True when no worker will start
+        it; False when a worker claimed it first (its batch may be running)."""
+        client = self.client
+        removed = client.lrem(self.queue_key, 1, self.job.id)
+        if client.set(self.reply_key + STATE_SUFFIX, "gone", nx=True, ex=REPLY_TTL):
+            if removed:  # a worker that dequeued it will find it "gone" and drop it; this one no worker holds
+                with contextlib.suppress(Exception):  # dead either way: no worker will start it
+                    self.job.delete()
+            return True
+        return False
 
-def _send(url: str, options: dict[str, Any], timeouts: Timeouts) -> _Request:
+
+def _send(url: str, options: dict[str, Any], timeouts: Timeouts, database: str) -> _Request:
     from redis import Redis
     from rq import Queue, Retry
 
@@ -154,7 +201,14 @@ def _send(url: str, options: dict[str, Any], timeouts: Timeouts) -> _Request:
     # At the front: a person waits for this; the calls it starts queue like any job's.
     job = queue.enqueue(
         REQUEST_FUNCTION,
-        {"options": options, "reply_to": reply_key, "batch_id": batch_id},
+        {
+            "options": options,
+            "reply_to": reply_key,
+            "batch_id": batch_id,
+            "database": database,
+            # The command's threshold, not the worker's: the person at this terminal is the one asked.
+            "confirm_usd": os.environ.get("RUN_BATCH_CONFIRM_USD", "").strip(),
+        },
         at_front=True,
         job_timeout=_job_timeout(),
         result_ttl=REPLY_TTL,
@@ -165,36 +219,36 @@ def _send(url: str, options: dict[str, Any], timeouts: Timeouts) -> _Request:
 
 
 def _wait(request: _Request, timeouts: Timeouts) -> dict[str, Any] | None:
-    """The worker's answer, or None when no worker took the request within the pickup time (withdrawn then)."""
-    client = request.client
-    got = client.blpop([request.reply_key], timeout=timeouts.pickup)
+    """The worker's answer, or None when no worker took the request within the pickup time, or rq ended it without
+    an answer (it is withdrawn then, and claimed for the command: nobody will start it)."""
+    got = _reply(request, timeouts.pickup)
     if got is None:
-        if client.lrem(request.queue_key, 1, request.job.id):  # nobody took it: withdrawn, so nobody will
-            request.job.delete()
+        if request.give_up():
             return None
-        got = _answer_of_a_taken_request(request, timeouts)
+        got = _reply(request, timeouts.answer)  # a worker claimed it: its answer is coming
+        if got is None:
+            nothing = request.give_up()
+            raise HandOffLost(
+                f"{'No worker' if nothing else 'A worker took this run_batch request and'} answered within "
+                f"{timeouts.pickup + timeouts.answer:.0f} s (rq job {request.job.id}); see the workers' log. "
+                + ("Nothing was started." if nothing else f"Its batch {request.batch_id} may be running.")
+            )
     answer: dict[str, Any] = json.loads(got[1])
     return answer
 
 
-def _answer_of_a_taken_request(request: _Request, timeouts: Timeouts) -> Any:
-    """Wait for the answer of a request a worker took, a second at a time: a job rq has failed for good (a worker
-    without this function, its retries spent) will not answer, and is said so at once, not after the timeout."""
-    deadline = time.monotonic() + timeouts.answer
+def _reply(request: _Request, seconds: float) -> Any:
+    """The answer within `seconds`, a second at a time; None at once when rq has ended the request's job without
+    one (failed for good: a worker without this function, its retries spent)."""
+    deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         got = request.client.blpop([request.reply_key], timeout=min(1.0, left))
         if got is not None:
             return got
-        if request.job.get_status(refresh=True) == "failed":
-            raise HandOffLost(
-                f"A worker failed this run_batch request (rq job {request.job.id}) without answering; see the "
-                f"worker's log. Nothing was started unless its log says batch {request.batch_id} was."
-            )
-    raise HandOffLost(
-        f"A worker took this run_batch request (rq job {request.job.id}) and did not answer within "
-        f"{timeouts.pickup + timeouts.answer:.0f} s; see the worker's log. Its batch {request.batch_id} may have "
-        "started."
-    )
+        if request.job.get_status(refresh=True) in ("failed", "stopped", "canceled"):
+            last = request.client.lpop(request.reply_key)  # pushed just before it ended
+            return (request.reply_key, last) if last is not None else None
+    return None
 
 
 _outcome: HandedOff | None = None
@@ -208,26 +262,36 @@ def hand_off(argv: list[str]) -> None:
     _outcome = None
     url = _redis_url()
     options = parse_handoff(argv) if url else None
-    if options is None or url is None:
+    database = _command_database() if options is not None else None
+    if options is None or url is None or database is None:
         return
     try:
         timeouts = handoff_timeouts()
     except ValueError:
         return  # the settings refuse the value, with the message
     try:
-        request = _send(url, options, timeouts)
+        request = _send(url, options, timeouts, database)
     except Exception:  # no Redis, no rq: the command starts the batch itself
         return
     try:
         _outcome = HandedOff(answer=_wait(request, timeouts))
-    except Exception as exc:  # once on the queue, a worker may run it: never start it a second time here
-        _outcome = HandedOff(answer=None, error=f"{exc}" if isinstance(exc, HandOffLost) else _lost(request, exc))
+    except HandOffLost as exc:
+        _outcome = HandedOff(answer=None, error=str(exc))
+    except BaseException as exc:  # Ctrl-C, lost Redis: withdraw it if a worker has not claimed it yet
+        try:
+            withdrawn = request.give_up()
+        except Exception:
+            withdrawn = False
+        if not isinstance(exc, Exception):
+            raise
+        _outcome = HandedOff(answer=None, error=_lost(request, exc, withdrawn=withdrawn))
 
 
-def _lost(request: _Request, exc: Exception) -> str:
+def _lost(request: _Request, exc: Exception, *, withdrawn: bool) -> str:
+    what = "it was withdrawn: nothing was started" if withdrawn else f"its batch {request.batch_id} may have started"
     return (
         f"Lost Redis while waiting for a worker to answer this run_batch request ({type(exc).__name__}: {exc}); "
-        f"its batch {request.batch_id} may have started (rq job {request.job.id})."
+        f"{what} (rq job {request.job.id})."
     )
 
 
@@ -236,3 +300,15 @@ def take_outcome() -> HandedOff | None:
     global _outcome
     outcome, _outcome = _outcome, None
     return outcome
+
+
+def report_unclaimed() -> None:
+    """After the command: a batch a worker started that the command never took up (Django failed to set up, or
+    its parser refused the line) is named on stderr, so that nobody starts it again unknowingly."""
+    outcome = take_outcome()
+    answer = outcome.answer if outcome is not None else None
+    if answer is not None and answer.get("status") == "started":
+        sys.stderr.write(
+            f"Note: a worker started batch {answer.get('batch_id')} for this command line before it failed; "
+            "it runs without this command (see the executions page).\n"
+        )

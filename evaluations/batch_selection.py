@@ -18,7 +18,12 @@ from accounts.models import User
 from catalog.models import LLMModel, TestCase
 from evaluations.estimates import RunEstimate, run_estimate
 from evaluations.models import Execution
-from evaluations.services import check_repeats, executions_dispatch_beyond_first_job, executions_start_batch
+from evaluations.services import (
+    check_repeats,
+    executions_dispatch,
+    executions_dispatch_beyond_first_job,
+    executions_start_batch,
+)
 from openbench.exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -99,8 +104,34 @@ def batch_estimate(tests: list[TestCase], models: list[LLMModel] | None, repeats
     return run_estimate(test_cases=tests, models=chosen, repeats=repeats)
 
 
-def needs_confirmation(estimate: RunEstimate) -> bool:
-    return estimate.total_usd > Decimal(settings.RUN_BATCH_CONFIRM_USD)
+def needs_confirmation(estimate: RunEstimate, threshold: Decimal | None = None) -> bool:
+    return estimate.total_usd > (Decimal(settings.RUN_BATCH_CONFIRM_USD) if threshold is None else threshold)
+
+
+def this_database() -> str:
+    """The fingerprint of this process's default database, as a handed-off request carries its command's."""
+    from django.db import connection
+
+    from evaluations.batch_handoff import database_fingerprint
+
+    if connection.vendor != "postgresql":
+        return ""
+    params = connection.settings_dict
+    return database_fingerprint(
+        host=str(params["HOST"] or ""), port=str(params["PORT"] or ""), name=str(params["NAME"])
+    )
+
+
+def _threshold(confirm_usd: str) -> Decimal | None:
+    """The command's RUN_BATCH_CONFIRM_USD as it sent it; None (this process's) when it sent none. A value its own
+    settings would refuse asks for confirmation: the command then starts, and its settings say what is wrong."""
+    if not confirm_usd:
+        return None
+    try:
+        value = Decimal(confirm_usd)
+    except ArithmeticError:
+        return Decimal(-1)
+    return value if value.is_finite() and value >= 0 else Decimal(-1)
 
 
 def estimate_line(estimate: RunEstimate) -> str:
@@ -111,7 +142,7 @@ def estimate_line(estimate: RunEstimate) -> str:
 class StartAnswer:
     """A worker's answer to a handed-off request (JSON on the wire): started, refused, or ask the user first."""
 
-    status: str  # "started", "refused" or "confirm"
+    status: str  # "started", "refused", "confirm", "elsewhere" (another database) or "abandoned" (not answered)
     message: str = ""
     lines: tuple[str, ...] = ()  # what the command prints before it waits
     batch_id: str = ""
@@ -128,7 +159,9 @@ class StartAnswer:
         }
 
 
-def start_requested_batch(options: dict[str, Any], *, batch_id: UUID, dispatch: bool) -> StartAnswer:
+def start_requested_batch(
+    options: dict[str, Any], *, batch_id: UUID, dispatch: bool, confirm_usd: str = ""
+) -> StartAnswer:
     """Start what a handed-off `run_batch` command line asks for, with the command's own checks and words.
 
     `batch_id` comes with the request: a retried request finds the batch it started and starts nothing more.
@@ -137,7 +170,10 @@ def start_requested_batch(options: dict[str, Any], *, batch_id: UUID, dispatch: 
     batch is left (claiming keeps every pair to one run)."""
     existing = list(Execution.objects.filter(batch_id=batch_id).order_by("created_at"))
     if existing:
-        return _started(existing, lines=[])
+        unfinished = [execution for execution in existing if not execution.is_finished]
+        if dispatch and unfinished:  # a duplicate delivery of a job is harmless: claiming is conditional
+            executions_dispatch(execution_ids=[execution.pk for execution in unfinished])
+        return _started(existing, lines=[], runs_here=[str(execution.pk) for execution in unfinished])
     try:
         repeats = checked_repeats(options.get("repeats", 1))
         tests = select_tests(category=options.get("category"), tag=options.get("tag"), tests=options.get("tests"))
@@ -146,7 +182,7 @@ def start_requested_batch(options: dict[str, Any], *, batch_id: UUID, dispatch: 
         lines: list[str] = []
         if not options.get("yes"):
             estimate = batch_estimate(tests, models, repeats)
-            if needs_confirmation(estimate):
+            if needs_confirmation(estimate, _threshold(confirm_usd)):
                 return StartAnswer(status="confirm")  # nothing started: the command asks at its terminal
             lines.append(estimate_line(estimate))
         executions = executions_start_batch(

@@ -88,10 +88,6 @@ class RqIntake:
         return await asyncio.to_thread(self._take, wait)
 
     def _take(self, wait: float) -> Ticket | None:
-        from rq.executions import Execution as RqExecution
-
-        from evaluations.runner.tickets import Ticket
-
         # Busy: block briefly on the queue's list (rotating its head onto itself), so a job posted now is
         # seen now; then take it atomically.
         if wait > 0 and self.connection.blmove(self.queue.key, self.queue.key, wait, "LEFT", "LEFT") is None:  # type: ignore[arg-type]
@@ -103,8 +99,7 @@ class RqIntake:
             return None
         job, _ = dequeued
         if job.func_name == f"{__name__}.run_batch_request_job":
-            self._serve_request(job)  # a handed-off run_batch: its batch's own job comes next
-            return None
+            return self._take_request(job)
         if job.func_name != f"{__name__}.run_executions_job":
             # Not ours to run in this loop (another function on this queue): put it back at the front.
             with self.connection.pipeline() as pipeline:
@@ -112,6 +107,15 @@ class RqIntake:
                 pipeline.lpush(self.queue.key, job.id)
                 pipeline.execute()
             return None
+        self._mark_taken(job)
+        execution_ids, takeover_stale_after = job.args[0], job.args[1] if len(job.args) > 1 else None
+        logger.info("Took in job %s (%d executions) while running job %s.", job.id, len(execution_ids), self.job.id)
+        return self._ticket(job, execution_ids, takeover_stale_after)
+
+    def _mark_taken(self, job: Job) -> None:
+        """Mark a dequeued job started, as a worker marks the job it runs, and remember it (taken set, heartbeat)."""
+        from rq.executions import Execution as RqExecution
+
         with self.connection.pipeline() as pipeline:
             job.prepare_for_execution(self.worker_name, pipeline=pipeline)
             execution = RqExecution.create(job, HEARTBEAT_TTL, pipeline=pipeline)
@@ -120,8 +124,10 @@ class RqIntake:
             pipeline.expire(taken_key(self.job.id), int(self.job.timeout or 3600) + HEARTBEAT_TTL)
             pipeline.execute()
         self.running[job.id] = (job, execution)
-        execution_ids, takeover_stale_after = job.args[0], job.args[1] if len(job.args) > 1 else None
-        logger.info("Took in job %s (%d executions) while running job %s.", job.id, len(execution_ids), self.job.id)
+
+    def _ticket(self, job: Job, execution_ids: Sequence[Any], takeover_stale_after: float | None) -> Ticket:
+        from evaluations.runner.tickets import Ticket
+
         return Ticket(
             execution_ids=[str(execution_id) for execution_id in execution_ids],
             lease=job.id,
@@ -130,28 +136,28 @@ class RqIntake:
             trace=dict(job.meta.get(TRACE_META) or {}),
         )
 
-    def _serve_request(self, job: Job) -> None:
-        """Start the batch of a handed-off run_batch here and now, as an idle worker would: the person waits for
-        the answer, and the busy loop would otherwise keep finding the request at the head of the queue."""
+    def _take_request(self, job: Job) -> Ticket | None:
+        """A handed-off run_batch, taken in as any job: answered here and now (the person waits, and the busy loop
+        would otherwise keep finding it at the head of the queue), then its first job's worth of executions runs
+        in this loop under the request's own id, exactly as in a work horse of its own (run_batch_request_job)."""
         from django.db import connection as database
-        from rq.executions import Execution as RqExecution
 
-        with self.connection.pipeline() as pipeline:
-            job.prepare_for_execution(self.worker_name, pipeline=pipeline)
-            execution = RqExecution.create(job, HEARTBEAT_TTL, pipeline=pipeline)
-            pipeline.lrem(self.queue.intermediate_queue_key, 1, job.id)
-            pipeline.execute()
-        self.running[job.id] = (job, execution)
-        result: dict[str, Any] | None = None
-        error: str | None = None
+        self._mark_taken(job)
         try:
-            result = answer_batch_request(job.args[0], self.connection, dispatch=True).as_dict()
+            answer = answer_batch_request(job.args[0], self.connection, dispatch=False)
         except Exception as exc:
             logger.exception("Could not answer run_batch request %s.", job.id)
-            error = f"{type(exc).__name__}: {exc}"
+            self._end(job.id, None, f"{type(exc).__name__}: {exc}")
+            return None
         finally:
             database.close()  # this thread's connection (a pool's, on PostgreSQL) is not the engine's
-        self._end(job.id, result, error)
+        if answer.status != "started":
+            self._end(job.id, answer.as_dict(), None)
+            return None
+        logger.info(
+            "Took in run_batch request %s (batch %s) while running job %s.", job.id, answer.batch_id, self.job.id
+        )
+        return self._ticket(job, answer.execution_ids, None)
 
     def _done(self, job_id: str, report: RunReport, error: str | None) -> None:
         """End a taken job in rq as a worker ends the job it ran: finished with its result, or failed/retried."""
@@ -187,7 +193,7 @@ class RqIntake:
         if not self.running:
             return
         with self.connection.pipeline() as pipeline:
-            for job, execution in self.running.values():
+            for job, execution in list(self.running.values()):  # the intake's thread adds and ends jobs meanwhile
                 execution.heartbeat(job.started_job_registry, HEARTBEAT_TTL, pipeline=pipeline)
                 job.heartbeat(now(), HEARTBEAT_TTL, pipeline=pipeline)
             pipeline.expire(taken_key(self.job.id), int(self.job.timeout or 3600) + HEARTBEAT_TTL)
@@ -237,19 +243,36 @@ def _run_and_take_in(
 
 def answer_batch_request(request: dict[str, Any], connection: Redis, *, dispatch: bool) -> StartAnswer:
     """Start what a handed-off `run_batch` asks for and push the answer onto the list the command reads
-    (evaluations.batch_handoff). Every failure is an answer too: the command must not wait for nothing."""
-    from evaluations.batch_handoff import REPLY_KEY, REPLY_TTL
-    from evaluations.batch_selection import StartAnswer, start_requested_batch
+    (evaluations.batch_handoff). Every failure is an answer too: the command must not wait for nothing.
+
+    Started only after claiming the request (SET NX on its state key): a command that stopped waiting claimed it
+    first, and then nothing starts ("abandoned", nobody to answer); a retry of a request claimed here goes on. A
+    request from a command on another database is answered "elsewhere", and that command starts its batch itself."""
+    from evaluations.batch_handoff import REPLY_KEY, REPLY_TTL, STATE_SUFFIX
+    from evaluations.batch_selection import StartAnswer, start_requested_batch, this_database
 
     reply_to = str(request.get("reply_to", ""))
     if not reply_to.startswith(REPLY_KEY):
         raise ValueError(f"A run_batch request must name its reply list ({REPLY_KEY}...), not {reply_to!r}.")
-    try:
-        batch_id = uuid.UUID(str(request["batch_id"]))
-        answer = start_requested_batch(dict(request["options"]), batch_id=batch_id, dispatch=dispatch)
-    except Exception:
-        logger.exception("Could not start the batch of a run_batch request.")
-        answer = StartAnswer(status="refused", message="The worker could not start the batch; see its log.")
+    if request.get("database") != this_database():
+        answer = StartAnswer(status="elsewhere")
+    elif not connection.set(reply_to + STATE_SUFFIX, "taken", nx=True, ex=REPLY_TTL) and (
+        connection.get(reply_to + STATE_SUFFIX) != b"taken"
+    ):
+        logger.info("A run_batch request whose command stopped waiting was dropped; nothing was started.")
+        return StartAnswer(status="abandoned")
+    else:
+        try:
+            batch_id = uuid.UUID(str(request["batch_id"]))
+            answer = start_requested_batch(
+                dict(request["options"]),
+                batch_id=batch_id,
+                dispatch=dispatch,
+                confirm_usd=str(request.get("confirm_usd") or ""),
+            )
+        except Exception:
+            logger.exception("Could not start the batch of a run_batch request.")
+            answer = StartAnswer(status="refused", message="The worker could not start the batch; see its log.")
     with connection.pipeline() as pipeline:
         pipeline.rpush(reply_to, json.dumps(answer.as_dict()))
         pipeline.expire(reply_to, REPLY_TTL)

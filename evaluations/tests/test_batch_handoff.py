@@ -23,7 +23,7 @@ from django.core.management import CommandError, call_command
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations import batch_handoff
 from evaluations.batch_handoff import HandedOff, handoff_timeouts, parse_handoff
-from evaluations.batch_selection import start_requested_batch
+from evaluations.batch_selection import start_requested_batch, this_database
 from evaluations.models import Execution
 from evaluations.tests.conftest import drain_background_work
 from evaluations.tests.test_queue import BASE_DIR, Workers, worker_env
@@ -56,6 +56,11 @@ def test_a_run_batch_that_waits_is_handed_off_with_its_options() -> None:
         ["manage.py", "run_batch", "--wait", "--repeats", "many"],
         ["manage.py", "run_batch", "--wait", "--models", "a", "--all-models"],
         ["manage.py", "run_batch", "--wait", "--help"],
+        ["manage.py", "run_batch", "--wait", "--skip-checks"],  # run_batch has no system checks: Django refuses it
+        ["manage.py", "run_batch", "--wait", "--no-color", "--force-color"],  # Django refuses both
+        ["manage.py", "run_batch", "--wait", "--v", "0"],  # ambiguous to Django (--version, --verbosity)
+        ["manage.py", "run_batch", "--wait", "--p", "0.1"],  # ambiguous to Django (--pythonpath, --poll)
+        ["manage.py", "run_batch", "--wait", "--s", "x"],  # --settings to Django
         ["manage.py", "migrate", "--wait"],
         ["manage.py"],
     ],
@@ -65,13 +70,35 @@ def test_other_command_lines_are_left_to_django(argv: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        ["manage.py", "run_batch", "--wait"],
+        ["manage.py", "run_batch", "--wait", "--yes", "--category", "maths", "--tag", "easy", "--repeats", "3"],
+        ["manage.py", "run_batch", "--tests", "a,b", "c", "--models", "m1", "--wait", "--user", "x@example.com"],
+        ["manage.py", "run_batch", "--all-models", "--wait", "--poll", "0.1", "-v", "2", "--traceback", "--no-color"],
+        ["manage.py", "run_batch", "--wait", "--force-color", "--verbosity=0", "--repeats=2"],
+    ],
+)
+def test_what_is_handed_off_is_what_djangos_own_parser_reads(argv: list[str]) -> None:
+    """The same command line, read by the command's real parser (Django's options included), gives the same
+    options: a line is handed off only if the command itself would have accepted it."""
+    from evaluations.management.commands.run_batch import Command
+
+    handed = parse_handoff(argv)
+    assert handed is not None
+    parsed = vars(Command().create_parser("manage.py", "run_batch").parse_args(argv[2:]))
+    assert {name: parsed[name] for name in handed} == handed
+
+
+@pytest.mark.parametrize(
     ("environ", "message"),
     [
         ({"RUN_BATCH_HANDOFF_PICKUP_SECONDS": "soon"}, "must be numbers"),
-        ({"RUN_BATCH_HANDOFF_PICKUP_SECONDS": "-1"}, ">= 0"),
+        ({"RUN_BATCH_HANDOFF_PICKUP_SECONDS": "-1"}, "above 0"),
+        ({"RUN_BATCH_HANDOFF_PICKUP_SECONDS": "0"}, "above 0"),  # BLPOP would block for ever
         ({"RUN_BATCH_HANDOFF_ANSWER_SECONDS": "0"}, "above 0"),
         ({"RUN_BATCH_HANDOFF_ANSWER_SECONDS": "nan"}, "above 0"),
-        ({"RUN_BATCH_HANDOFF_PICKUP_SECONDS": "inf"}, ">= 0"),
+        ({"RUN_BATCH_HANDOFF_PICKUP_SECONDS": "inf"}, "above 0"),
     ],
 )
 def test_bad_handoff_timeouts_are_refused_with_the_setting_named(environ: dict[str, str], message: str) -> None:
@@ -91,14 +118,36 @@ def test_the_handoff_timeouts_default_to_two_seconds_for_pickup() -> None:
         {"RUN_BATCH_HANDOFF": "false"},
         {"READ_DOT_ENV": "true"},
         {"DJANGO_SETTINGS_MODULE": "other.settings"},
+        {"DATABASE_URL": "sqlite:////tmp/openbench.sqlite3"},  # a worker could not be told apart: no hand-off
+        {"DATABASE_URL": ""},
     ],
 )
 def test_no_handoff_without_redis_or_when_switched_off(monkeypatch: pytest.MonkeyPatch, environ: dict) -> None:
+    sent: list[Any] = []
+    monkeypatch.setattr(batch_handoff, "_send", lambda *args: sent.append(args))
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/9")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/openbench")
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
+    assert sent == []
     assert batch_handoff.take_outcome() is None
+
+
+def test_with_redis_and_postgresql_the_request_is_sent_with_the_databases_fingerprint(monkeypatch) -> None:
+    sent: list[Any] = []
+
+    def send(url: str, options: dict, timeouts: Any, database: str) -> None:
+        sent.append((url, database))
+        raise ConnectionError("the test stops here")
+
+    monkeypatch.setattr(batch_handoff, "_send", send)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/9")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@db.example:5433/openbench")
+    batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
+    fingerprint = batch_handoff.database_fingerprint(host="db.example", port="5433", name="openbench")
+    assert sent == [("redis://127.0.0.1:6379/9", fingerprint)]
+    assert batch_handoff.take_outcome() is None  # could not send: the command starts it itself
 
 
 # -- what a worker answers -------------------------------------------------------------------------------------
@@ -131,6 +180,19 @@ def test_above_the_confirmation_threshold_the_worker_starts_nothing_and_the_comm
     TestCaseFactory()
     answer = start_requested_batch({"models": [model.name]}, batch_id=uuid.uuid4(), dispatch=False)
     assert answer.status == "confirm"
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_commands_confirmation_threshold_is_the_one_applied(settings) -> None:
+    settings.RUN_BATCH_CONFIRM_USD = "1000"  # the worker's own
+    model = LLMModelFactory()
+    TestCaseFactory()
+    options = {"models": [model.name]}
+    asked = start_requested_batch(options, batch_id=uuid.uuid4(), dispatch=False, confirm_usd="0")
+    assert asked.status == "confirm"
+    bad = start_requested_batch(options, batch_id=uuid.uuid4(), dispatch=False, confirm_usd="lots")
+    assert bad.status == "confirm"  # the command's own settings then say what is wrong with it
     assert not Execution.objects.exists()
 
 
@@ -237,6 +299,7 @@ def test_a_request_no_worker_takes_is_withdrawn_so_that_none_runs_it_later(monke
     import django_rq
 
     monkeypatch.setenv("REDIS_URL", settings.REDIS_URL)
+    monkeypatch.setenv("DATABASE_URL", worker_env()["DATABASE_URL"])
     monkeypatch.setenv("RUN_BATCH_HANDOFF_PICKUP_SECONDS", "0.2")
     batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
     handed = batch_handoff.take_outcome()
@@ -273,7 +336,9 @@ def test_a_worker_that_cannot_start_the_batch_still_answers(monkeypatch, clean_q
     connection = django_rq.get_connection("evaluations")
     reply = batch_handoff.REPLY_KEY + "test-broken"
     answer = answer_batch_request(
-        {"reply_to": reply, "options": {}, "batch_id": str(uuid.uuid4())}, connection, dispatch=True
+        {"reply_to": reply, "options": {}, "batch_id": str(uuid.uuid4()), "database": this_database()},
+        connection,
+        dispatch=True,
     )
     assert answer.status == "refused" and "see its log" in answer.message
     assert json.loads(connection.lpop(reply))["status"] == "refused"
@@ -329,11 +394,13 @@ def test_a_refusal_comes_back_from_the_worker_with_the_commands_words_and_exit_c
 def test_a_busy_worker_answers_a_request_from_its_running_loop(pool) -> None:
     """One worker, busy with a slow run: the request is served by its running job's intake, within the pickup
     time, and the batch's own job is taken in beside the slow one (nothing waits for the slow run to end)."""
-    slow = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 8000})
+    slow = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 60000})  # still running when the test ends
     quick = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 5})
     from evaluations.services import executions_start_batch
 
-    busy = executions_start_batch(test_cases=[TestCaseFactory(category="slow")], models=[slow], started_by=None)
+    busy = executions_start_batch(
+        test_cases=[TestCaseFactory(category="slow", timeout_seconds=120)], models=[slow], started_by=None
+    )
     TestCaseFactory.create_batch(2, category="quick")
     pool.start(burst=False)
     deadline = time.monotonic() + 30
@@ -351,19 +418,121 @@ def test_a_busy_worker_answers_a_request_from_its_running_loop(pool) -> None:
 @needs_redis
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_request_the_worker_fails_for_good_is_reported_at_once_not_after_the_timeout(pool, monkeypatch) -> None:
+def test_a_request_the_worker_fails_for_good_is_started_by_the_command_at_once(pool, monkeypatch) -> None:
     """A worker that cannot answer (here: the request names a reply list the worker refuses to write to, as a
-    worker of an older release without the function would fail it) fails the job, retries spent: the command
-    says so within seconds instead of waiting RUN_BATCH_HANDOFF_ANSWER_SECONDS."""
+    worker of an older release without the function would fail it) fails the job, retries spent, before it
+    claims the request: the command sees it within a second, claims the request and starts the batch itself."""
     monkeypatch.setenv("REDIS_URL", settings.REDIS_URL)
-    monkeypatch.setenv("RUN_BATCH_HANDOFF_PICKUP_SECONDS", "10")
-    monkeypatch.setenv("RUN_BATCH_HANDOFF_ANSWER_SECONDS", "60")
+    monkeypatch.setenv("DATABASE_URL", worker_env()["DATABASE_URL"])
+    monkeypatch.setenv("RUN_BATCH_HANDOFF_PICKUP_SECONDS", "20")
     monkeypatch.setattr(batch_handoff, "REPLY_KEY", "openbench:not-a-reply-list:")
     pool.start(burst=False)
     started = time.monotonic()
     batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
     handed = batch_handoff.take_outcome()
-    assert handed is not None and handed.answer is None
-    assert "failed this run_batch request" in handed.error, pool.logs()
-    assert time.monotonic() - started < 30
+    assert handed == HandedOff(answer=None), pool.logs()
+    assert time.monotonic() - started < 15
     assert not Execution.objects.exists()
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_of_another_database_starts_nothing_and_says_so(clean_queue) -> None:
+    import django_rq
+
+    from evaluations.jobs import answer_batch_request
+
+    model = LLMModelFactory()
+    TestCaseFactory()
+    connection = django_rq.get_connection("evaluations")
+    reply = batch_handoff.REPLY_KEY + "test-elsewhere"
+    request = {"reply_to": reply, "options": {"models": [model.name], "yes": True}, "batch_id": str(uuid.uuid4())}
+    answer = answer_batch_request({**request, "database": "another"}, connection, dispatch=False)
+    assert answer.status == "elsewhere"
+    assert json.loads(connection.lpop(reply))["status"] == "elsewhere"
+    assert not Execution.objects.exists()
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_request_whose_command_gave_up_first_is_dropped_and_starts_nothing(clean_queue) -> None:
+    """The handshake: the command claims the request's state ("gone") before a worker does ("taken")."""
+    import django_rq
+
+    from evaluations.jobs import answer_batch_request
+
+    model = LLMModelFactory()
+    TestCaseFactory()
+    connection = django_rq.get_connection("evaluations")
+    reply = batch_handoff.REPLY_KEY + "test-gone"
+    connection.set(reply + batch_handoff.STATE_SUFFIX, "gone")
+    request = {
+        "reply_to": reply,
+        "options": {"models": [model.name], "yes": True},
+        "batch_id": str(uuid.uuid4()),
+        "database": this_database(),
+    }
+    assert answer_batch_request(request, connection, dispatch=False).status == "abandoned"
+    assert connection.llen(reply) == 0 and not Execution.objects.exists()
+    # A retry of a request this worker claimed goes on (and finds nothing new to create the second time).
+    connection.set(reply + batch_handoff.STATE_SUFFIX, "taken")
+    assert answer_batch_request(request, connection, dispatch=False).status == "started"
+    assert answer_batch_request(request, connection, dispatch=False).status == "started"
+    assert Execution.objects.count() == 1
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_while_waiting_withdraws_the_request(monkeypatch, clean_queue) -> None:
+    import django_rq
+
+    def interrupted(request: Any, timeouts: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_handoff, "_wait", interrupted)
+    monkeypatch.setenv("REDIS_URL", settings.REDIS_URL)
+    monkeypatch.setenv("DATABASE_URL", worker_env()["DATABASE_URL"])
+    with pytest.raises(KeyboardInterrupt):
+        batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
+    queue = django_rq.get_queue("evaluations")
+    assert queue.count == 0  # no worker started later will find it
+
+
+@pytest.mark.django_db
+def test_an_answer_about_a_batch_this_database_does_not_have_is_an_error(outcome) -> None:
+    model = LLMModelFactory()
+    TestCaseFactory()
+    missing = str(uuid.uuid4())
+    outcome(HandedOff(answer={"status": "started", "lines": ["Started..."], "batch_id": missing, "total": 1}))
+    with pytest.raises(CommandError, match="this database has no such batch"):
+        call_command("run_batch", models=[model.name], wait=True, yes=True, stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_a_retry_delivered_outside_a_worker_dispatches_what_is_left_of_its_batch(monkeypatch) -> None:
+    from evaluations import services
+
+    dispatched: list[str] = []
+    monkeypatch.setattr(services, "JOB_MAX_EVALUATIONS", 2)
+    monkeypatch.setattr(
+        services, "executions_dispatch", lambda **kwargs: dispatched.extend(map(str, kwargs["execution_ids"]))
+    )
+    import evaluations.batch_selection as selection
+
+    monkeypatch.setattr(selection, "executions_dispatch", services.executions_dispatch)
+    model = LLMModelFactory()
+    TestCaseFactory.create_batch(5)
+    batch_id = uuid.uuid4()
+    first = start_requested_batch({"models": [model.name], "yes": True}, batch_id=batch_id, dispatch=False)
+    assert len(first.execution_ids) == 2 and len(dispatched) == 3
+    retry = start_requested_batch({"models": [model.name], "yes": True}, batch_id=batch_id, dispatch=True)
+    assert retry.status == "started"
+    assert set(first.execution_ids) <= set(dispatched)  # nothing of the batch is left without a job
+
+
+def test_a_batch_a_worker_started_for_a_command_that_then_failed_is_named(capsys) -> None:
+    batch_handoff._outcome = HandedOff(answer={"status": "started", "batch_id": "b-1"})
+    batch_handoff.report_unclaimed()
+    assert "a worker started batch b-1" in capsys.readouterr().err
+    batch_handoff.report_unclaimed()  # once
+    assert capsys.readouterr().err == ""

@@ -74,13 +74,19 @@ class Command(BaseCommand):
         if outcome.error:
             raise CommandError(outcome.error)
         answer = outcome.answer
-        if answer is None or answer["status"] == "confirm":
-            return None
+        if answer is None or answer["status"] in ("confirm", "elsewhere"):
+            return None  # nobody started it: asked here, or (a worker of another database answered) started here
         if answer["status"] != "started":
             raise CommandError(answer["message"])
+        found = Execution.objects.filter(batch_id=answer["batch_id"]).aggregate(total=Sum("total_evaluations"))
+        if found["total"] is None:
+            raise CommandError(
+                f"A worker answered that it started batch {answer['batch_id']}, but this database has no such batch: "
+                "that worker uses another database (compare its DATABASE_URL with this command's)."
+            )
         for line in answer["lines"]:
             self.stdout.write(line)
-        return answer["batch_id"], int(answer["total"])
+        return answer["batch_id"], int(found["total"])
 
     def _start_here(self, options: dict[str, Any]) -> tuple[Any, int] | None:
         try:
