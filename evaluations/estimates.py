@@ -135,8 +135,7 @@ def run_estimate(*, test_cases: Sequence[TestCase], models: Sequence[LLMModel], 
         raise ValueError(f"repeats must be at least 1, not {repeats}.")
     targets = {test.pk: ScoringTarget.from_snapshot(test.scored_snapshot()) for test in tests}
     timeout = _count_timeout()
-    # Once per model and per test, not per pair: a 50 x 40 batch's estimate is 2,000 pairs, on the path to its
-    # first call (pk is a property that looks the field up on each read).
+    # Per model, not per pair (and pk read once): a 50 x 40 batch is 2,000 pairs on the way to its first call.
     parameters = [(model, model.pk, model_parameters(model)) for model in chosen]
     requests = {
         (test_pk, model_pk): build_request(target, model, params, timeout)
