@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.conf import settings
@@ -99,6 +99,20 @@ def select_user(email: str | None) -> User | None:
     return user
 
 
+class Selection(NamedTuple):
+    repeats: int
+    tests: list[TestCase]
+    models: list[LLMModel] | None  # None: every active model
+    user: User | None
+
+
+def select_batch(options: dict[str, Any]) -> Selection:
+    """What a run_batch command line selects, checked in the command's order; BatchRefused says what to change."""
+    repeats = checked_repeats(options.get("repeats", 1))
+    tests = select_tests(category=options.get("category"), tag=options.get("tag"), tests=options.get("tests"))
+    return Selection(repeats, tests, select_models(options.get("models")), select_user(options.get("user")))
+
+
 def batch_estimate(tests: list[TestCase], models: list[LLMModel] | None, repeats: int) -> RunEstimate:
     chosen = models if models is not None else list(LLMModel.objects.active().order_by("name"))
     return run_estimate(test_cases=tests, models=chosen, repeats=repeats)
@@ -145,8 +159,7 @@ class StartAnswer:
     status: str  # "started", "refused", "confirm", "elsewhere" (another database) or "abandoned" (not answered)
     message: str = ""
     lines: tuple[str, ...] = ()  # what the command prints before it waits
-    batch_id: str = ""
-    total: int = 0
+    batch_id: str = ""  # the command reads the batch's size from its own database
     execution_ids: tuple[str, ...] = ()  # not sent: what the worker goes on to run (its first job's worth)
 
     def as_dict(self) -> dict[str, Any]:
@@ -155,7 +168,6 @@ class StartAnswer:
             "message": self.message,
             "lines": list(self.lines),
             "batch_id": self.batch_id,
-            "total": self.total,
         }
 
 
@@ -175,22 +187,22 @@ def start_requested_batch(
             executions_dispatch(execution_ids=[execution.pk for execution in unfinished])
         return _started(existing, lines=[], runs_here=[str(execution.pk) for execution in unfinished])
     try:
-        repeats = checked_repeats(options.get("repeats", 1))
-        tests = select_tests(category=options.get("category"), tag=options.get("tag"), tests=options.get("tests"))
-        models = select_models(options.get("models"))
-        user = select_user(options.get("user"))
+        chosen = select_batch(options)
         lines: list[str] = []
         if not options.get("yes"):
-            estimate = batch_estimate(tests, models, repeats)
+            estimate = batch_estimate(chosen.tests, chosen.models, chosen.repeats)
             if needs_confirmation(estimate, _threshold(confirm_usd)):
                 return StartAnswer(status="confirm")  # nothing started: the command asks at its terminal
             lines.append(estimate_line(estimate))
         executions = executions_start_batch(
-            test_cases=tests, models=models, started_by=user, repeats=repeats, batch_id=batch_id, dispatch=dispatch
+            test_cases=chosen.tests,
+            models=chosen.models,
+            started_by=chosen.user,
+            repeats=chosen.repeats,
+            batch_id=batch_id,
+            dispatch=dispatch,
         )
-    except BatchRefused as exc:
-        return StartAnswer(status="refused", message=exc.message)
-    except ApplicationError as exc:
+    except (BatchRefused, ApplicationError) as exc:
         return StartAnswer(status="refused", message=exc.message)
     logger.info("Started batch %s (%d executions) for a run_batch command.", batch_id, len(executions))
     runs_here = executions_dispatch_beyond_first_job(executions) if not dispatch else None
@@ -205,6 +217,5 @@ def _started(executions: list[Execution], *, lines: list[str], runs_here: list[s
         status="started",
         lines=tuple(lines),
         batch_id=batch_id,
-        total=total,
         execution_ids=tuple(runs_here if runs_here is not None else (str(execution.pk) for execution in executions)),
     )

@@ -16,12 +16,9 @@ from evaluations import batch_handoff
 from evaluations.batch_selection import (
     BatchRefused,
     batch_estimate,
-    checked_repeats,
     estimate_line,
     needs_confirmation,
-    select_models,
-    select_tests,
-    select_user,
+    select_batch,
 )
 from evaluations.estimates import RunEstimate
 from evaluations.models import Execution
@@ -90,16 +87,16 @@ class Command(BaseCommand):
 
     def _start_here(self, options: dict[str, Any]) -> tuple[Any, int] | None:
         try:
-            repeats = options["repeats"] = checked_repeats(options["repeats"])
-            tests = select_tests(category=options["category"], tag=options["tag"], tests=options["tests"])
-            models = select_models(options["models"])
-            user = select_user(options["user"])
+            chosen = select_batch(options)
         except BatchRefused as exc:
             raise CommandError(exc.message) from exc
-        if not self._cost_approved(tests, models, options):
+        options["repeats"] = chosen.repeats
+        if not self._cost_approved(chosen.tests, chosen.models, options):
             return None
         try:
-            executions = executions_start_batch(test_cases=tests, models=models, started_by=user, repeats=repeats)
+            executions = executions_start_batch(
+                test_cases=chosen.tests, models=chosen.models, started_by=chosen.user, repeats=chosen.repeats
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         total = sum(execution.total_evaluations for execution in executions)
