@@ -138,6 +138,12 @@ def _refit(source: str, generation: int) -> dict[str, Any]:
     return answer
 
 
+def _stale(entry: dict[str, Any], generation: int) -> bool:
+    """A stored answer is stale when a vote or void came since it was fitted, or it is older than
+    ANALYTICS_CACHE_SECONDS (a renamed model)."""
+    return entry["generation"] != generation or _now() - entry["stored_at"] >= settings.ANALYTICS_CACHE_SECONDS
+
+
 def cached_arena_ratings(*, source: str = "people") -> dict[str, Any]:
     """The ratings through the cache, refitted by one process at a time and at most every ARENA_REFIT_SECONDS.
 
@@ -152,9 +158,9 @@ def cached_arena_ratings(*, source: str = "people") -> dict[str, Any]:
     generation = generation_current(ARENA_VERSION_KEY)
     entry: dict[str, Any] | None = cache.get(key)
     if entry is not None:
-        age = _now() - entry["stored_at"]
-        stale = entry["generation"] != generation or age >= settings.ANALYTICS_CACHE_SECONDS
-        if not stale or age < settings.ARENA_REFIT_SECONDS or not cache.add(lock, 1, timeout=REFIT_LOCK_SECONDS):
+        stale = _stale(entry, generation)
+        recent = _now() - entry["stored_at"] < settings.ARENA_REFIT_SECONDS
+        if not stale or recent or not cache.add(lock, 1, timeout=REFIT_LOCK_SECONDS):
             return {**entry["answer"], "stale": stale}
     elif not cache.add(lock, 1, timeout=REFIT_LOCK_SECONDS):
         deadline = time.monotonic() + FIRST_ANSWER_WAIT_SECONDS
@@ -162,17 +168,14 @@ def cached_arena_ratings(*, source: str = "people") -> dict[str, Any]:
             time.sleep(FIRST_ANSWER_POLL_SECONDS)
             entry = cache.get(key)
             if entry is not None:
+                # Just stored by the holder: stale only if a vote came meanwhile.
                 return {**entry["answer"], "stale": entry["generation"] != generation_current(ARENA_VERSION_KEY)}
         raise RatingsComputing()
     try:
         # The previous holder may have stored a current answer between our read and the lock.
         generation = generation_current(ARENA_VERSION_KEY)
         latest: dict[str, Any] | None = cache.get(key)
-        if (
-            latest is not None
-            and latest["generation"] == generation
-            and _now() - latest["stored_at"] < settings.ANALYTICS_CACHE_SECONDS
-        ):
+        if latest is not None and not _stale(latest, generation):
             return {**latest["answer"], "stale": False}
         answer = _refit(source, generation)
     finally:
