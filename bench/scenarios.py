@@ -101,72 +101,154 @@ def throughput(ctx: Context) -> None:
 
 @scenario("many-runs")
 def many_runs(ctx: Context) -> None:
-    """100 users each POST a run of one test over 5 models, all at once, through the API."""
+    """100 users each POST a run of one test over 5 models, all at once, through the API: over HTTP to
+    gunicorn as the Dockerfile serves it (--web gunicorn, the default), or through Django's test client in
+    the bench's own process (--web in-process, 20 threads under one GIL)."""
     from django.db import connections
-    from django.test import Client
 
     from accounts.models import User
     from accounts.services import api_key_create
 
-    runs, per_run, clients = 100, 5, 20
+    runs, per_run = 100, 5
     models = ctx.models[:per_run]
     users = [User.objects.create_user(f"bench-{ctx.run}-u{i}@example.com", password=None) for i in range(runs)]
     ctx.cleanups.append(lambda: User.objects.filter(pk__in=[user.pk for user in users]).delete())
     keys = [api_key_create(user=user, name="bench")[1] for user in users]
     body = {"model_ids": [str(model.pk) for model in models]}
     ideal = runs * per_run * (ctx.args.latency_ms / 1000) / ctx.args.concurrency
+    web = WebServer(ctx) if ctx.args.web == "gunicorn" else None
+    clients = runs if web else 20
     walls: list[float] = []
     posted: list[float] = []
     posting_cpu: list[float] = []
+    web_cpus: list[float] = []
     worker_cpus: list[float] = []
-    for number in range(ctx.args.repeat):
-        tests = create_tests(ctx.author, f"{ctx.run}-many-{number}", runs)
-        ctx.every_test += tests
-        local = threading.local()
-
-        def post(i: int, tests: list[Any] = tests, local: threading.local = local) -> str:
-            client = getattr(local, "client", None)
-            if client is None:
-                client = local.client = Client()
-            response = client.post(
-                f"/api/v1/tests/{tests[i].pk}/run",
-                body,
-                content_type="application/json",
-                headers={"X-API-Key": keys[i]},
-                secure=True,
+    try:
+        for number in range(ctx.args.repeat):
+            tests = create_tests(ctx.author, f"{ctx.run}-many-{number}", runs)
+            ctx.every_test += tests
+            post = web.poster(tests, keys, body) if web else in_process_poster(tests, keys, body)
+            worker_cpu = tree_cpu_seconds(ctx.worker.pid)
+            web_cpu = web.cpu() if web else 0.0
+            own_cpu = time.process_time()
+            with ThreadPoolExecutor(max_workers=clients) as pool:
+                started = time.monotonic()
+                ids = list(pool.map(post, range(runs)))
+                posted.append(time.monotonic() - started)
+                posting_cpu.append(time.process_time() - own_cpu)
+                walls.append(wait_finished(ids, ctx.worker, started))
+                list(pool.map(lambda _: connections.close_all(), range(clients)))
+            web_cpus.append(web.cpu() - web_cpu if web else posting_cpu[-1])
+            time.sleep(0.2)  # the work horse exits and is reaped: its CPU then counts in its parent's
+            worker_cpus.append(tree_cpu_seconds(ctx.worker.pid) - worker_cpu)
+            print(
+                f"round {number + 1:<2}         all {runs} POSTs answered in {posted[-1]:.2f} s "
+                f"({web_cpus[-1]:.2f} s CPU serving them), all completed in {walls[-1]:.2f} s "
+                f"(ideal {ideal:.2f} s, efficiency {ideal / walls[-1]:.3f}); worker CPU {worker_cpus[-1]:.2f} s"
             )
-            connections.close_all()  # as a server does after each request (the test client does not)
-            if response.status_code != 202:
-                raise SystemExit(f"POST run answered {response.status_code}: {response.content[:300]!r}")
-            return str(response.json()["id"])
-
-        def close_connection(_: int) -> None:
-            connections.close_all()
-
-        worker_cpu = tree_cpu_seconds(ctx.worker.pid)
-        own_cpu = time.process_time()
-        with ThreadPoolExecutor(max_workers=clients) as pool:
-            started = time.monotonic()
-            ids = list(pool.map(post, range(runs)))
-            posted.append(time.monotonic() - started)
-            posting_cpu.append(time.process_time() - own_cpu)
-            walls.append(wait_finished(ids, ctx.worker, started))
-            list(pool.map(close_connection, range(clients)))
-        time.sleep(0.2)  # the work horse exits and is reaped: its CPU then counts in its parent's
-        worker_cpus.append(tree_cpu_seconds(ctx.worker.pid) - worker_cpu)
-        print(
-            f"round {number + 1:<2}         all {runs} POSTs answered in {posted[-1]:.2f} s "
-            f"({posting_cpu[-1]:.2f} s CPU in the posting process), all completed in {walls[-1]:.2f} s "
-            f"(ideal {ideal:.2f} s, efficiency {ideal / walls[-1]:.3f}); worker CPU {worker_cpus[-1]:.2f} s"
-        )
-        print("                 " + timeline(ids))
-        time.sleep(1)
-    print(f"many-runs        {runs} runs x {per_run} models, {clients} client threads, one worker")
+            print("                 " + timeline(ids))
+            time.sleep(1)
+    finally:
+        if web:
+            web.stop()
+    served = f"gunicorn, {web.workers} workers, {clients} HTTP clients" if web else f"{clients} client threads"
+    print(f"many-runs        {runs} runs x {per_run} models, {served}, one rq worker")
     print(f"POSTs answered   {spread(posted)}")
-    print(f"posting CPU      {spread(posting_cpu)} (the test client, Django and the POSTs, in the bench's process)")
+    where = "the gunicorn workers" if web else "the test client, Django and the POSTs, in the bench's process"
+    print(f"serving CPU      {spread(web_cpus)} ({where})")
     print(f"all completed    {spread(walls)}; ideal {ideal:.2f} s")
     print(f"worker CPU       {spread(worker_cpus)} (work horses included)")
     print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
+
+
+def in_process_poster(tests: list[Any], keys: list[str], body: dict[str, Any]) -> Callable[[int], str]:
+    """POST run i through Django's test client in this process, one client per thread."""
+    from django.db import connections
+    from django.test import Client
+
+    local = threading.local()
+
+    def post(i: int) -> str:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = Client()
+        response = client.post(
+            f"/api/v1/tests/{tests[i].pk}/run",
+            body,
+            content_type="application/json",
+            headers={"X-API-Key": keys[i]},
+            secure=True,
+        )
+        connections.close_all()  # as a server does after each request (the test client does not)
+        if response.status_code != 202:
+            raise SystemExit(f"POST run answered {response.status_code}: {response.content[:300]!r}")
+        return str(response.json()["id"])
+
+    return post
+
+
+class WebServer:
+    """gunicorn serving the app as the Dockerfile does (sync workers; --web-workers of them), on 127.0.0.1."""
+
+    def __init__(self, ctx: Context) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.workers = ctx.args.web_workers
+        env = {**os.environ, "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+        command = [sys.executable, "-m", "gunicorn", "openbench.wsgi:application", "--bind", f"127.0.0.1:{self.port}"]
+        command += ["--workers", str(self.workers), "--backlog", "2048", "--log-level", "warning"]
+        self.process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.request("GET", "/health", None, {})
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("gunicorn did not start.") from None
+                time.sleep(0.2)
+        # Every worker answers once before the clock starts (each imports the URLconf on its first request).
+        with ThreadPoolExecutor(max_workers=self.workers * 4) as pool:
+            list(pool.map(lambda _: self.request("GET", "/health", None, {}), range(self.workers * 8)))
+
+    def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            # As behind the TLS proxy a deployment has (SECURE_PROXY_SSL_HEADER): no redirect to https.
+            connection.request(method, path, body, {**headers, "X-Forwarded-Proto": "https"})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def poster(self, tests: list[Any], keys: list[str], body: dict[str, Any]) -> Callable[[int], str]:
+        import json
+
+        payload = json.dumps(body).encode()
+
+        def post(i: int) -> str:
+            headers = {"X-API-Key": keys[i], "Content-Type": "application/json"}
+            status, content = self.request("POST", f"/api/v1/tests/{tests[i].pk}/run", payload, headers)
+            if status != 202:
+                raise SystemExit(f"POST run answered {status}: {content[:300]!r}")
+            return str(json.loads(content)["id"])
+
+        return post
+
+    def cpu(self) -> float:
+        return tree_cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def timeline(ids: list[str]) -> str:

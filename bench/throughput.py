@@ -3,7 +3,7 @@ fixed latency, on real PostgreSQL and Redis.
 
     DATABASE_URL=postgresql://... REDIS_URL=redis://... python bench/throughput.py [--scenario NAME] \
         [--evaluations 2000] [--latency-ms 100] [--concurrency 50] [--models 40] [--repeat 3]
-        [--worker-class rq.SimpleWorker]
+        [--worker-class rq.SimpleWorker] [--web gunicorn|in-process]
 
 Scenarios (`SCENARIOS` in bench/scenarios.py, a registry: add one there with @scenario("name"); the fake
 server, the worker's measurements and the bench's tests are in bench/harness.py):
@@ -13,8 +13,10 @@ server, the worker's measurements and the bench's tests are in bench/harness.py)
   ideal time N x latency / C, the efficiency (ideal / wall), evaluations per second, the worker's CPU and
   peak RSS.
 * many-runs: 100 runs of 1 test x 5 models POSTed at once to /api/v1/tests/{id}/run by 100 users
-  (API keys), from a pool of 20 client threads through Django's full request stack (the test client),
-  timed from the first POST until every execution has finished.
+  (API keys), timed from the first POST until every execution has finished. By default (--web gunicorn)
+  100 HTTP clients POST to gunicorn serving the app as the Dockerfile does (3 sync workers,
+  --web-workers); --web in-process sends them through Django's test client in the bench's own process
+  from 20 threads (one GIL serves all 100 POSTs: the figure sessions 5-7 reported).
 * batch: `manage.py run_batch --category ... --all-models --wait` as a subprocess over 500 tests x 1
   model and 50 tests x 40 models, timed from the command's start to its exit (the bench's models are
   the only active ones meanwhile; other active models are switched off and back on).
@@ -65,6 +67,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--repeat", "-r", type=int, default=3, help="Rounds against the same worker; the median is reported."
     )
+    parser.add_argument(
+        "--web",
+        choices=["gunicorn", "in-process"],
+        default="gunicorn",
+        help="many-runs: POST over HTTP to gunicorn (as deployed), or through the test client in this process.",
+    )
+    parser.add_argument("--web-workers", type=int, default=3, help="many-runs: gunicorn workers (the Dockerfile's 3).")
     parser.add_argument("--keep", action="store_true", help="Keep the tests, models and results it created.")
     parser.add_argument(
         "--no-baseline", action="store_true", help="Skip the adapter-only run (same calls, no engine, no database)."
