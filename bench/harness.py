@@ -232,10 +232,9 @@ def wait_finished(ids: list[Any], worker: subprocess.Popen[bytes], started: floa
     return time.monotonic() - started
 
 
-def spread(values: list[float]) -> str:
-    return (
-        f"median {statistics.median(values):.2f} s (min {min(values):.2f}, max {max(values):.2f}, {len(values)} rounds)"
-    )
+def spread(values: list[float], digits: int = 2) -> str:
+    median, low, high = statistics.median(values), min(values), max(values)
+    return f"median {median:.{digits}f} s (min {low:.{digits}f}, max {high:.{digits}f}, {len(values)} rounds)"
 
 
 @dataclass

@@ -161,6 +161,53 @@ def many_runs(ctx: Context) -> None:
     print(f"machine load     {os.getloadavg()[0]:.1f} (1-minute average, {os.cpu_count()} CPUs)")
 
 
+@scenario("api-run")
+def api_run(ctx: Context) -> None:
+    """SPEC §15 item 2 through the API: one user POSTs a run of one test over 5 models to gunicorn while the
+    worker is idle; from the 202 to the first provider call, and from the last answer to `completed` in the
+    database (polled every 5 ms), per round."""
+    from accounts.models import User
+    from accounts.services import api_key_create
+    from evaluations.models import Execution
+
+    user = User.objects.create_user(f"bench-{ctx.run}-api@example.com", password=None)
+    ctx.cleanups.append(user.delete)
+    key = api_key_create(user=user, name="bench")[1]
+    body = {"model_ids": [str(model.pk) for model in ctx.models[:5]]}
+    tests = create_tests(ctx.author, f"{ctx.run}-api", ctx.args.repeat)
+    ctx.every_test += tests
+    web = WebServer(ctx)
+    answered: list[float] = []
+    to_first: list[float] = []
+    to_completed: list[float] = []
+    try:
+        for number, test in enumerate(tests):
+            time.sleep(1)  # the worker idle, its last work horse reaped
+            fake_control(ctx.base_url, "reset", {})
+            post = web.poster([test], [key], body)
+            sent = time.time()
+            execution_id = post(0)
+            accepted = time.time()
+            finished = Execution.objects.filter(pk=execution_id).unfinished()
+            while finished.exists():
+                time.sleep(0.005)
+            visible = time.time()
+            stats = fake_control(ctx.base_url, "stats")
+            answered.append(accepted - sent)
+            to_first.append(stats["first_request_at"] - accepted)
+            to_completed.append(visible - stats["last_answer_at"])
+            print(
+                f"round {number + 1:<2}         POST to 202 {answered[-1]:.3f} s, 202 to first call "
+                f"{to_first[-1]:.3f} s, last answer to completed {to_completed[-1]:.3f} s"
+            )
+    finally:
+        web.stop()
+    print(f"api-run          1 test x 5 models, gunicorn ({web.workers} workers), one idle rq worker")
+    print(f"POST to 202      {spread(answered, 3)}")
+    print(f"202 to 1st call  {spread(to_first, 3)}")
+    print(f"answer to done   {spread(to_completed, 3)} (last answer to `completed` visible in the database)")
+
+
 def in_process_poster(tests: list[Any], keys: list[str], body: dict[str, Any]) -> Callable[[int], str]:
     """POST run i through Django's test client in this process, one client per thread."""
     from django.db import connections

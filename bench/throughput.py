@@ -17,6 +17,8 @@ server, the worker's measurements and the bench's tests are in bench/harness.py)
   100 HTTP clients POST to gunicorn serving the app as the Dockerfile does (3 sync workers,
   --web-workers); --web in-process sends them through Django's test client in the bench's own process
   from 20 threads (one GIL serves all 100 POSTs: the figure sessions 5-7 reported).
+* api-run: one user POSTs a run of 1 test x 5 models to gunicorn while the worker is idle: POST to 202,
+  202 to the first provider call, last answer to `completed` in the database, per round.
 * batch: `manage.py run_batch --category ... --all-models --wait` as a subprocess over 500 tests x 1
   model and 50 tests x 40 models, timed from the command's start to its exit (the bench's models are
   the only active ones meanwhile; other active models are switched off and back on).
