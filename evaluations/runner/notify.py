@@ -70,8 +70,9 @@ class FinishWaiter:
                 logger.warning("Could not subscribe to finished executions; polling instead.", exc_info=True)
                 self.close()
 
-    def wait(self, timeout: float) -> bool:
-        """True when something finished (anywhere) since the last call; False after `timeout` seconds."""
+    def wait(self, timeout: float) -> set[str] | None:
+        """The ids announced as finished (anywhere) since the last call, an empty set after `timeout` seconds
+        with none, or None when something finished in this process's executor (which ones is not said)."""
         if self._pubsub is not None:
             try:
                 message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
@@ -79,14 +80,17 @@ class FinishWaiter:
                 logger.warning("Lost the finished-executions channel; polling instead.", exc_info=True)
                 self.close()
             else:
-                woke = message is not None
-                while message is not None:  # several announcements: one read of the rows serves them all
+                announced: set[str] = set()
+                while message is not None:  # several announcements: gathered into one answer
+                    data = message.get("data")
+                    if isinstance(data, bytes):
+                        announced.update(data.decode().split(","))
                     message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
-                return woke
+                return announced
         with _condition:
             woke = _condition.wait_for(lambda: _generation != self._seen, timeout)
             self._seen = _generation
-        return woke
+        return None if woke else set()
 
     def close(self) -> None:
         if self._pubsub is not None:
