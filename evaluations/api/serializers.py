@@ -131,9 +131,15 @@ class TestResultSerializer(serializers.ModelSerializer[TestResult]):
 class EstimateRequestSerializer(serializers.Serializer):
     test_ids = serializers.ListField(
         child=serializers.UUIDField(),
+        required=False,
         allow_empty=False,
         max_length=10_000,
-        help_text="Tests to estimate; each must be visible to the caller.",
+        help_text="Tests to estimate; each must be visible to the caller. Give these or `suite_id`.",
+    )
+    suite_id = serializers.UUIDField(
+        required=False,
+        help_text="Instead of `test_ids`: the tests a run of this suite would start for the caller (its approved "
+        "tests the caller may see), as POST /suites/{id}/run resolves them now.",
     )
     model_ids = serializers.ListField(
         child=serializers.UUIDField(),
@@ -149,6 +155,12 @@ class EstimateRequestSerializer(serializers.Serializer):
         max_value=MAX_REPEATS,
         help_text="Samples per (test, model).",
     )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("test_ids" in attrs) == ("suite_id" in attrs):
+            message = "Give either test_ids or suite_id."
+            raise serializers.ValidationError({"test_ids": [message], "suite_id": [message]})
+        return attrs
 
 
 class ModelEstimateSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog.models import LLMModel, TestCase
+from catalog.suites import suite_test_ids
 from evaluations.api.serializers import (
     EstimateRequestSerializer,
     EstimateSerializer,
@@ -21,7 +22,7 @@ from evaluations.api.serializers import (
     RunSerializer,
     TestResultSerializer,
 )
-from evaluations.estimates import estimate_for_ids
+from evaluations.estimates import MAX_ESTIMATE_EVALUATIONS, estimate_for_ids
 from evaluations.filters import ExecutionFilter, TestResultFilter
 from evaluations.models import Execution, TestResult
 from evaluations.selectors import with_judge_savings
@@ -127,11 +128,14 @@ class EstimateView(BaseAPIView):
     @extend_schema(
         summary="Estimate a run's tokens and cost before starting it",
         description=(
-            "Tokens and USD cost of running `test_ids` against `model_ids` (default: what a run takes, every "
+            "Tokens and USD cost of running `test_ids` (or the tests a run of `suite_id` would start for the caller) "
+            "against `model_ids` (default: what a run takes, every "
             "active model, or only the active sandbox models when a test is not approved yet), "
             "`repeats` times each, per model and in total, with the judge's cost for `llm_judge` tests. "
             "Nothing runs. Unknown tests and tests the caller may not see are refused alike (400 naming "
-            "`test_ids`); unknown or inactive models → 400 naming `model_ids`; more than 10,000 evaluations "
+            "`test_ids`); both or neither of `test_ids` and `suite_id` → 400 naming both; an unknown suite → 400 "
+            "naming `suite_id`, one with no test to run → 400 `empty_suite`; unknown or inactive models → 400 "
+            "naming `model_ids`; more than 10,000 evaluations "
             "→ 400 `too_many_evaluations`."
         ),
         request=EstimateRequestSerializer,
@@ -140,9 +144,21 @@ class EstimateView(BaseAPIView):
     def post(self, request: Request) -> Response:
         data = EstimateRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        test_ids = data.validated_data.get("test_ids")
+        if test_ids is None:
+            test_ids = suite_test_ids(
+                suite_id=data.validated_data["suite_id"], user=request.user, limit=MAX_ESTIMATE_EVALUATIONS + 1
+            )
+            if len(test_ids) > MAX_ESTIMATE_EVALUATIONS:
+                raise ApplicationError(
+                    f"This suite has more than {MAX_ESTIMATE_EVALUATIONS:,} tests; an estimate covers at most "
+                    f"{MAX_ESTIMATE_EVALUATIONS:,} evaluations.",
+                    code="too_many_evaluations",
+                    details={"max_evaluations": MAX_ESTIMATE_EVALUATIONS},
+                )
         estimate = estimate_for_ids(
             user=request.user,
-            test_ids=data.validated_data["test_ids"],
+            test_ids=test_ids,
             model_ids=data.validated_data.get("model_ids"),
             repeats=data.validated_data["repeats"],
         )
