@@ -248,6 +248,13 @@ class WebServer:
         command = [sys.executable, "-m", "gunicorn", "openbench.wsgi:application", "--bind", f"127.0.0.1:{self.port}"]
         command += ["--workers", str(self.workers), "--backlog", "2048", "--log-level", "warning"]
         self.process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL)
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_up(self) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:

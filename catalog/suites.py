@@ -33,21 +33,13 @@ def suite_resolve_tests(*, suite: Suite, user: Any = None) -> list[TestCase]:
     return list(suite_tests(suite=suite, user=user))
 
 
-def suite_test_ids(*, suite_id: UUID | str, user: Any, limit: int) -> list[UUID]:
-    """The ids of the tests a run of the suite would start for `user` now, at most `limit` of them (an estimate
-    before running it; a category suite may select many thousands): 400 naming `suite_id` when there is no such
-    suite, 400 `empty_suite` when it resolves to no test."""
-    suite = Suite.objects.filter(pk=suite_id).first()
-    if suite is None:
-        raise ApplicationError("Unknown suite.", details={"suite_id": [f"No suite with id {suite_id}."]})
-    ids = list(suite_tests(suite=suite, user=user).values_list("pk", flat=True)[:limit])
-    if not ids:
-        raise ApplicationError(
-            "This suite has no approved tests to run.",
-            code="empty_suite",
-            details={"suite_id": ["The suite resolves to no approved test you can see."]},
-        )
-    return ids
+def empty_suite_error(field: str) -> ApplicationError:
+    """A suite that resolves to no approved test (for whoever runs it): 400 `empty_suite` naming `field`."""
+    return ApplicationError(
+        "This suite has no approved tests to run.",
+        code="empty_suite",
+        details={field: ["The suite resolves to no approved test."]},
+    )
 
 
 def _explicit_tests(test_ids: Sequence[UUID | str], *, user: User) -> list[TestCase]:

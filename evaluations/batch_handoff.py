@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -68,6 +69,17 @@ def handoff_timeouts(environ: dict[str, str] | None = None) -> Timeouts:
     return timeouts
 
 
+def seconds_above_zero(text: str) -> float:
+    """--poll: a number of seconds above 0 (0 would read the rows without pause while waiting)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
+    return value
+
+
 def add_run_batch_arguments(parser: argparse.ArgumentParser) -> None:
     """run_batch's options: the command's parser and the hand-off's read the command line the same way."""
     parser.add_argument("--category", help="Only tests of this category.")
@@ -81,7 +93,9 @@ def add_run_batch_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--wait", action="store_true", help="Wait with a progress bar and print a summary.")
     parser.add_argument("--user", help="Email of the user the executions are recorded as started by.")
-    parser.add_argument("--poll", type=float, default=0.5, help="Seconds between progress checks while waiting.")
+    parser.add_argument(
+        "--poll", type=seconds_above_zero, default=0.5, help="Seconds between progress checks while waiting."
+    )
     parser.add_argument(
         "--estimate", action="store_true", help="Print the estimated tokens and cost (per model, total); run nothing."
     )

@@ -40,7 +40,6 @@ from evaluations.models import TestResult
 from evaluations.runner.planning import build_request, model_parameters
 from evaluations.scoring import ScoringTarget
 from evaluations.scoring.judge import JUDGE_SYSTEM_PROMPT, build_judge_prompt, resolve_judge_model
-from openbench.exceptions import ApplicationError
 from providers.base import GenerationRequest, Provider, Usage
 from providers.pricing import COST_QUANTUM, cost_for
 from providers.registry import adapter_key, provider_for_model
@@ -384,67 +383,3 @@ async def _count_all(
         for adapter in adapters.values():
             await adapter.aclose()
     return counts
-
-
-def _needs_sandbox(test_cases: Sequence[TestCase]) -> bool:
-    return any(test.status != TestCase.Status.APPROVED for test in test_cases)
-
-
-def default_models(*, test_cases: Sequence[TestCase]) -> list[LLMModel]:
-    """The models a run of these tests takes when none are named, as evaluations.services decides it: every
-    active model, or only the active sandbox models when one of the tests is not approved yet (SPEC §11)."""
-    models = LLMModel.objects.active()
-    if _needs_sandbox(test_cases):
-        models = models.sandbox()
-    return list(models.order_by("name"))
-
-
-def estimate_for_ids(
-    *, user: Any, test_ids: Sequence[Any], model_ids: Sequence[Any] | None = None, repeats: int = 1
-) -> RunEstimate:
-    """The estimate of a run the caller describes by ids (the API, the run form).
-
-    Tests must be visible to `user`; an unknown id and a test the caller may not see get the same 400, so the
-    answer does not tell whether it exists. Models must be active; none given means what a run takes by default
-    (default_models: every active model, only the sandbox ones for a test not approved yet). More than
-    MAX_ESTIMATE_EVALUATIONS evaluations → 400 `too_many_evaluations`.
-    """
-    wanted_tests = list(dict.fromkeys(str(pk) for pk in test_ids))
-    if not wanted_tests:
-        raise ApplicationError("Name at least one test.", details={"test_ids": ["This list may not be empty."]})
-    tests: list[TestCase] = []
-    for start in range(0, len(wanted_tests), _CHUNK):
-        tests.extend(TestCase.objects.visible_to(user).filter(pk__in=wanted_tests[start : start + _CHUNK]))
-    missing = sorted(set(wanted_tests) - {str(test.pk) for test in tests})
-    if missing:
-        raise ApplicationError(
-            "Unknown tests.", details={"test_ids": [f"No test with id {pk} is visible to you." for pk in missing]}
-        )
-    if model_ids is None:
-        models = default_models(test_cases=tests)
-        if not models:
-            reason = (
-                "Tests that are not approved yet run only on sandbox models, and there are none."
-                if _needs_sandbox(tests)
-                else "There are no active models to estimate."
-            )
-            raise ApplicationError(reason, code="no_models", details={"model_ids": [reason]})
-    else:
-        wanted_models = list(dict.fromkeys(str(pk) for pk in model_ids))
-        if not wanted_models:
-            raise ApplicationError("Name at least one model.", details={"model_ids": ["This list may not be empty."]})
-        models = list(LLMModel.objects.active().filter(pk__in=wanted_models).order_by("name"))
-        missing = sorted(set(wanted_models) - {str(model.pk) for model in models})
-        if missing:
-            raise ApplicationError(
-                "Unknown or inactive models.",
-                details={"model_ids": [f"No active model with id {pk}." for pk in missing]},
-            )
-    evaluations = len(tests) * len(models) * repeats
-    if evaluations > MAX_ESTIMATE_EVALUATIONS:
-        raise ApplicationError(
-            f"An estimate covers at most {MAX_ESTIMATE_EVALUATIONS:,} evaluations; this one has {evaluations:,}.",
-            code="too_many_evaluations",
-            details={"evaluations": evaluations, "max_evaluations": MAX_ESTIMATE_EVALUATIONS},
-        )
-    return run_estimate(test_cases=tests, models=models, repeats=repeats)

@@ -8,7 +8,8 @@ from typing import Any
 from django import forms
 
 from catalog.models import LLMModel, TestCase
-from evaluations.estimates import RunEstimate, default_models, run_estimate
+from evaluations.estimate_requests import default_models
+from evaluations.estimates import RunEstimate, run_estimate
 from evaluations.models import MAX_REPEATS, MIN_REPEATS
 
 

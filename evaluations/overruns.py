@@ -18,6 +18,7 @@ from django.utils import timezone
 from evaluations.budgets import ZERO, budget_settle, money
 from evaluations.models import Execution, SpendReservation
 from evaluations.runner.cancellation import flag_cancelled
+from evaluations.runner.notify import executions_finished_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,7 @@ def budget_stop_overruns(
         if updated:
             stopped.add(execution_id)
             logger.warning("execution stopped: budget overrun", extra={"execution_id": execution_id})
+    executions_finished_on_commit(sorted(stopped))
     finished = {str(pk) for pk, _, _, status in rows if status in Execution.FINISHED_STATUSES}
     return stopped, finished, spends
 

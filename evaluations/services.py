@@ -24,6 +24,7 @@ from evaluations.budgets import budget_reserve, budget_settle, provider_shares
 from evaluations.estimates import run_estimate
 from evaluations.models import MAX_REPEATS, MIN_REPEATS, Execution, TestResult
 from evaluations.runner.cancellation import flag_cancelled
+from evaluations.runner.notify import executions_finished_on_commit
 from evaluations.runner.planning import model_parameters
 from openbench.bulk import insert_rows, insert_values
 from openbench.exceptions import ApplicationError
@@ -292,6 +293,7 @@ def execution_cancel(*, execution: Execution, actor: User | None) -> Execution:
         )
     execution.refresh_from_db()
     if updated:
+        executions_finished_on_commit([execution.pk])  # a run_batch --wait of its batch learns of it at once
         budget_settle(execution_ids=[execution.pk])
     if not updated:
         raise ApplicationError(

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import LLMModel, Suite
-from catalog.suites import suite_resolve_tests
+from catalog.suites import empty_suite_error, suite_resolve_tests
 from evaluations.services import check_repeats, executions_start_batch
 from monitoring.cron import latest_tick, next_tick
 from monitoring.models import Alert, Schedule, SuiteRun
@@ -59,11 +59,7 @@ def suite_run_start(
     charged_to = None if schedule is not None else started_by
     tests = suite_resolve_tests(suite=suite, user=charged_to)
     if not tests:
-        raise ApplicationError(
-            "This suite has no approved tests to run.",
-            code="empty_suite",
-            details={"suite": ["The suite resolves to no approved test."]},
-        )
+        raise empty_suite_error("suite")
     # The run first: for a tick, its unique row is the claim, so a losing scheduler stops before it starts
     # any execution.
     run = SuiteRun.objects.create(

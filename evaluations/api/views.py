@@ -14,7 +14,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog.models import LLMModel, TestCase
-from catalog.suites import suite_test_ids
 from evaluations.api.serializers import (
     EstimateRequestSerializer,
     EstimateSerializer,
@@ -22,13 +21,13 @@ from evaluations.api.serializers import (
     RunSerializer,
     TestResultSerializer,
 )
-from evaluations.estimates import MAX_ESTIMATE_EVALUATIONS, estimate_for_ids
+from evaluations.estimate_requests import estimate_for_ids, estimate_for_suite
 from evaluations.filters import ExecutionFilter, TestResultFilter
 from evaluations.models import Execution, TestResult
 from evaluations.selectors import with_judge_savings
 from evaluations.services import execution_cancel, execution_start
 from openbench.api.schema import error_response
-from openbench.api.throttles import DEFAULT_THROTTLES, RunThrottle
+from openbench.api.throttles import DEFAULT_THROTTLES, EstimateThrottle, RunThrottle
 from openbench.api.viewsets import BaseAPIView, BaseViewSet
 from openbench.exceptions import ApplicationError
 
@@ -124,6 +123,7 @@ class EstimateView(BaseAPIView):
     """POST /executions/estimate: what a run would cost, before it starts (SPEC §11)."""
 
     permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [EstimateThrottle, *DEFAULT_THROTTLES]
 
     @extend_schema(
         summary="Estimate a run's tokens and cost before starting it",
@@ -136,7 +136,8 @@ class EstimateView(BaseAPIView):
             "`test_ids`); both or neither of `test_ids` and `suite_id` → 400 naming both; an unknown suite → 400 "
             "naming `suite_id`, one with no test to run → 400 `empty_suite`; unknown or inactive models → 400 "
             "naming `model_ids`; more than 10,000 evaluations "
-            "→ 400 `too_many_evaluations`."
+            "→ 400 `too_many_evaluations`. The `estimate` throttle scope applies (an estimate may cover 10,000 "
+            "evaluations)."
         ),
         request=EstimateRequestSerializer,
         responses={200: EstimateSerializer},
@@ -144,24 +145,12 @@ class EstimateView(BaseAPIView):
     def post(self, request: Request) -> Response:
         data = EstimateRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        test_ids = data.validated_data.get("test_ids")
-        if test_ids is None:
-            test_ids = suite_test_ids(
-                suite_id=data.validated_data["suite_id"], user=request.user, limit=MAX_ESTIMATE_EVALUATIONS + 1
-            )
-            if len(test_ids) > MAX_ESTIMATE_EVALUATIONS:
-                raise ApplicationError(
-                    f"This suite has more than {MAX_ESTIMATE_EVALUATIONS:,} tests; an estimate covers at most "
-                    f"{MAX_ESTIMATE_EVALUATIONS:,} evaluations.",
-                    code="too_many_evaluations",
-                    details={"max_evaluations": MAX_ESTIMATE_EVALUATIONS},
-                )
-        estimate = estimate_for_ids(
-            user=request.user,
-            test_ids=test_ids,
-            model_ids=data.validated_data.get("model_ids"),
-            repeats=data.validated_data["repeats"],
-        )
+        asked = data.validated_data
+        models = {"model_ids": asked.get("model_ids"), "repeats": asked["repeats"]}
+        if "suite_id" in asked:
+            estimate = estimate_for_suite(user=request.user, suite_id=asked["suite_id"], **models)
+        else:
+            estimate = estimate_for_ids(user=request.user, test_ids=asked["test_ids"], **models)
         return Response(estimate.as_dict())
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,14 @@ def executions_finished(execution_ids: Sequence[str]) -> None:
             _client().publish(CHANNEL, ",".join(execution_ids))
         except Exception:
             logger.warning("Could not announce %d finished executions.", len(execution_ids), exc_info=True)
+
+
+def executions_finished_on_commit(execution_ids: Sequence[Any]) -> None:
+    """Announce executions this transaction finishes (cancelled, stopped, failed) once it commits; at once
+    outside a transaction."""
+    finished = [str(execution_id) for execution_id in execution_ids]
+    if finished:
+        transaction.on_commit(lambda: executions_finished(finished))
 
 
 class FinishWaiter:

@@ -24,6 +24,7 @@ from evaluations.budgets import budget_settle
 from evaluations.models import Execution, TestResult
 from evaluations.overruns import budget_after_write
 from evaluations.runner.budget_watch import BudgetWatch
+from evaluations.runner.notify import executions_finished_on_commit
 from openbench.bulk import insert_rows
 
 logger = logging.getLogger(__name__)
@@ -413,6 +414,7 @@ def fail_executions(*, lease: str, execution_ids: Sequence[str], message: str) -
     Execution.objects.filter(pk__in=list(execution_ids), lease_token=lease, status=Execution.Status.RUNNING).update(
         status=Execution.Status.FAILED, error_message=message[:2000], completed_at=timezone.now()
     )
+    executions_finished_on_commit(execution_ids)
     budget_settle(execution_ids=execution_ids)
 
 

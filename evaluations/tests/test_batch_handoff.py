@@ -32,6 +32,22 @@ needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL
 
 
 # -- the command line ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("poll", ["0", "-1", "nan", "inf", "soon"])
+def test_a_poll_that_is_not_seconds_above_zero_is_left_to_the_commands_parser(poll: str) -> None:
+    assert parse_handoff(["manage.py", "run_batch", "--wait", "--poll", poll]) is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "options"), [(("--wait", "--poll", "0"), {}), ((), {"wait": True, "poll": 0})], ids=["argv", "keywords"]
+)
+def test_run_batch_refuses_a_poll_of_zero_before_starting_anything(args: tuple[str, ...], options: dict) -> None:
+    TestCaseFactory()
+    with pytest.raises(CommandError, match=r"--poll.* must be a number of seconds above 0"):
+        call_command("run_batch", *args, **options)
+    assert not Execution.objects.exists()
+
+
 def test_a_run_batch_that_waits_is_handed_off_with_its_options() -> None:
     argv = ["manage.py", "run_batch", "--category", "maths", "--models", "a,b", "c", "--wait", "--yes", "-v", "0"]
     assert parse_handoff(argv) == {

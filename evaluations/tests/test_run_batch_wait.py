@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,12 +40,12 @@ def background(tmp_path: Path, clean_queue: None) -> Iterator[Workers | None]:
     pool.stop_all()
 
 
-def run_batch(capsys: pytest.CaptureFixture[str], **options: object) -> tuple[int, str, str]:
+def run_batch(capsys: pytest.CaptureFixture[str], poll: float = 0.05, **options: object) -> tuple[int, str, str]:
     """Run the command as a user would; its exit code, stdout, and stderr with tqdm's bar in it."""
     out, err = io.StringIO(), io.StringIO()
     code = 0
     try:
-        call_command("run_batch", wait=True, poll=0.05, stdout=out, stderr=err, **options)
+        call_command("run_batch", wait=True, poll=poll, stdout=out, stderr=err, **options)
     except SystemExit as exc:
         code = int(exc.code or 0)
     # tqdm writes to sys.stderr itself, not to the command's stderr.
@@ -97,3 +98,19 @@ def test_run_batch_wait_exits_non_zero_and_says_how_many_executions_failed(owner
     assert bar_counts(err, 1)[-1] == 1
     assert re.search(r"^Doomed\s+failed\s+1/1\s+0\s+1\s", out, re.MULTILINE), out
     assert Execution.objects.get().status == Execution.Status.FAILED
+
+
+def test_run_batch_wait_learns_of_its_own_finishes_at_once_not_at_the_next_poll(owner, background, capsys) -> None:
+    # With a 60 s poll, only the announcement of its own executions' finish can end the wait in time: under rq
+    # the worker's message (the ids as the engine writes them) must match the ids the command holds.
+    model = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 0})
+    TestCaseFactory.create_batch(2)
+    if background is not None:
+        background.start(burst=False)
+
+    started = time.monotonic()
+    code, out, err = run_batch(capsys, poll=60, models=[model.name])
+
+    assert code == 0, (out, err, background.logs() if background else "")
+    assert time.monotonic() - started < 30
+    assert Execution.objects.filter(status=Execution.Status.COMPLETED).count() == 2

@@ -8,7 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from playwright.sync_api import expect
 
@@ -18,6 +20,7 @@ from catalog.models import LLMModel, Suite, TestCase
 from catalog.tests.factories import LLMModelFactory, TestCaseFactory
 from evaluations.estimates import MAX_ESTIMATE_EVALUATIONS, run_estimate
 from evaluations.models import Execution
+from openbench.api.throttles import EstimateThrottle
 from openbench.tests.api import (
     V1,
     assert_error,
@@ -112,12 +115,13 @@ def test_an_unknown_suite_is_a_400_naming_suite_id(owner: User) -> None:
 def test_a_suite_with_nothing_the_caller_may_run_is_a_400_empty_suite(owner: User, other_user: User) -> None:
     _model("mock-only")
     hidden = TestCaseFactory(is_public=False, created_by=other_user)
-    suite = _suite(tests=[hidden])
+    with_hidden, empty = _suite(tests=[hidden]), _suite(name="empty")
 
-    error = assert_error(_post(owner, suite_id=str(suite.pk)), 400, "empty_suite")
+    error = assert_error(_post(owner, suite_id=str(with_hidden.pk)), 400, "empty_suite")
 
-    assert "suite_id" in error["details"]
-    assert "hidden" not in str(error)  # nothing about the test the caller may not see
+    assert error["details"] == {"suite_id": ["The suite resolves to no approved test."]}
+    # The same answer as for a suite with no test at all: nothing about the test the caller may not see.
+    assert assert_error(_post(owner, suite_id=str(empty.pk)), 400, "empty_suite")["message"] == error["message"]
 
 
 def test_a_suite_past_what_one_estimate_covers_is_refused(owner: User) -> None:
@@ -131,18 +135,32 @@ def test_a_suite_past_what_one_estimate_covers_is_refused(owner: User) -> None:
     assert len(models) == 10
 
 
-def test_a_suite_with_more_tests_than_an_estimate_covers_is_refused_without_reading_them_all(
+def test_a_suite_past_the_limit_is_refused_before_its_tests_are_read(
     owner: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _model("mock-only")
     suite = _suite(category="huge")
     TestCaseFactory.create_batch(4, category="huge")
-    monkeypatch.setattr("evaluations.api.views.MAX_ESTIMATE_EVALUATIONS", 3)
+    monkeypatch.setattr("evaluations.estimate_requests.MAX_ESTIMATE_EVALUATIONS", 3)
 
-    error = assert_error(_post(owner, suite_id=str(suite.pk)), 400, "too_many_evaluations")
+    with CaptureQueriesContext(connection) as queries:
+        error = assert_error(_post(owner, suite_id=str(suite.pk)), 400, "too_many_evaluations")
 
-    assert "more than 3 tests" in error["message"]
-    assert error["details"] == {"max_evaluations": 3}
+    assert error["details"] == {"evaluations": 4, "max_evaluations": 3}
+    # Counted, never read: no query fetched a test's prompt (a category suite may select many thousands).
+    assert not [query["sql"] for query in queries.captured_queries if '"test_cases"."prompt"' in query["sql"]]
+
+
+def test_estimates_have_their_own_throttle(owner: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(EstimateThrottle, "THROTTLE_RATES", {"estimate": "2/min"})
+    _model("mock-only")
+    suite = _suite(tests=[TestCaseFactory()])
+
+    for _ in range(2):
+        assert _post(owner, suite_id=str(suite.pk)).status_code == 200
+
+    assert_error(_post(owner, suite_id=str(suite.pk)), 429)
+    assert_error(_post(owner, test_ids=[str(suite.tests.get().pk)]), 429)  # one budget for both forms
 
 
 def test_anonymous_callers_get_401_for_a_suite_too() -> None:
@@ -232,6 +250,12 @@ def test_a_suite_too_big_to_estimate_says_why_in_the_browser(live_server: Any, p
     )
     expect(box.locator('[data-estimate="total_usd"]')).to_have_text("—")
     expect(box.locator('[data-estimate="evaluations"]')).to_have_text("—")
+
+    page.fill("#id_repeats", "25")  # out of range: said at once, and the API's older refusal goes
+    page.locator("#id_repeats").dispatch_event("change")
+    expect(box.locator('[data-estimate="scope"]')).to_have_text("1 to 20 samples per model")
+    expect(box.locator('[data-estimate="refusal"]')).to_have_text("")
+    expect(box).not_to_have_class("muted")
 
     page.fill("#id_repeats", "1")
     page.locator("#id_repeats").dispatch_event("change")

@@ -1,7 +1,7 @@
 """Throttles: anonymous and per-user rates (scaled by the user's tier), and strict scopes for
-running tests (`run`), logging in (`login`), signing up (`register`) and asking for password-reset
-e-mails (`password_reset`). Rates live in settings.REST_FRAMEWORK; the counters live in the default
-cache, which is Redis when REDIS_URL is set, so every web process shares them.
+running tests (`run`), estimating runs (`estimate`), logging in (`login`), signing up (`register`) and
+asking for password-reset e-mails (`password_reset`). Rates live in settings.REST_FRAMEWORK; the
+counters live in the default cache, which is Redis when REDIS_URL is set, so every web process shares them.
 
 Every throttle here reads the client address with accounts.addresses.client_ip (X-Forwarded-For only
 through TRUSTED_PROXY_COUNT), the rule django-axes uses for log-in locks, so a client cannot get a
@@ -59,6 +59,13 @@ class RunThrottle(ClientAddressMixin, throttling.SimpleRateThrottle):
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
         ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class EstimateThrottle(RunThrottle):
+    """POST /executions/estimate: one request may ask for 10,000 evaluations to be counted (and a suite's page
+    asks as it loads), so estimates have their own budget per user."""
+
+    scope = "estimate"
 
 
 def page_run_refusal(request: Any) -> str | None:

@@ -13,6 +13,7 @@
   var token = form.querySelector('input[name="csrfmiddlewaretoken"]');
   var sequence = 0;
   var everyModel = box.querySelector('[data-estimate="scope"]').textContent;
+  var shown = !box.dataset.suite; // a test's page renders its default estimate; a suite's has none until asked
 
   function money(value) {
     return "$" + Number(value).toFixed(5);
@@ -40,6 +41,8 @@
       if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20) {
         ++sequence; // drop any answer still on its way: it was for another number of samples
         show("scope", "1 to 20 samples per model");
+        show("refusal", "");
+        box.classList.remove("muted");
         return;
       }
       body.repeats = repeats;
@@ -67,6 +70,7 @@
         if (mine !== sequence) return; // a later change is already on its way
         var scope = ticked.length ? ticked.length + " ticked model" + (ticked.length === 1 ? "" : "s") : everyModel;
         if (body.repeats > 1) scope += ", " + body.repeats + " samples each";
+        shown = true;
         show("scope", scope);
         show("refusal", "");
         show("total_usd", money(data.total_usd));
@@ -84,7 +88,7 @@
           });
           show("refusal", error.message);
         } else {
-          show("scope", "the last selection (could not update)");
+          show("scope", shown ? "the last selection (could not update)" : everyModel + " (not available just now)");
         }
       })
       .finally(function () {

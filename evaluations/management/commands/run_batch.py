@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import functools
 import gc
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +48,10 @@ class Command(BaseCommand):
         batch_handoff.add_run_batch_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:  # the command line's parser checks it too; call_command's keyword arguments skip the parser
+            batch_handoff.seconds_above_zero(str(options["poll"]))
+        except argparse.ArgumentTypeError as exc:
+            raise CommandError(f"--poll {exc}") from None
         started = self._handed_off()
         if started is None:
             started = self._start_here(options)
@@ -159,7 +166,8 @@ class Command(BaseCommand):
 
         waiter = FinishWaiter()  # subscribed before the first read, so no announcement falls in between
         executions = Execution.objects.filter(batch_id=batch_id)
-        ours = {str(pk) for pk in executions.values_list("pk", flat=True)}
+        # Read when first needed: a batch already finished at the first read costs that one read only.
+        ours = functools.cache(lambda: {str(pk) for pk in executions.values_list("pk", flat=True)})
         unfinished = Q(status__in=[Execution.Status.PENDING, Execution.Status.RUNNING])
         try:
             with tqdm(total=total, unit="eval", file=sys.stderr, dynamic_ncols=True) as bar:
@@ -197,12 +205,12 @@ class Command(BaseCommand):
         return failed
 
 
-def _wait_for_ours(waiter: Any, ours: set[str], poll: float) -> None:
-    """Until one of `ours` is announced finished, something finished in this process, or `poll` seconds pass.
+def _wait_for_ours(waiter: Any, ours: Callable[[], set[str]], poll: float) -> None:
+    """Until one of `ours()` is announced finished, something finished in this process, or `poll` seconds pass.
     Every run on the platform announces its finishes: a busy platform must not cost each waiting command a
     read of its rows for every one of them."""
     deadline = time.monotonic() + poll
     while (left := deadline - time.monotonic()) > 0:
         announced = waiter.wait(left)
-        if announced is None or not announced.isdisjoint(ours):
+        if announced is None or (announced and not announced.isdisjoint(ours())):
             return
