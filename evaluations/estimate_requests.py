@@ -10,21 +10,18 @@ from typing import Any
 from catalog.models import LLMModel, Suite, TestCase
 from catalog.suites import empty_suite_error, suite_tests
 from evaluations.estimates import MAX_ESTIMATE_EVALUATIONS, RunEstimate, run_estimate
+from evaluations.sandbox import needs_sandbox
 from openbench.exceptions import ApplicationError
 
 # Enough ids for one `IN (...)` on every database.
 _CHUNK = 500
 
 
-def _needs_sandbox(test_cases: Sequence[TestCase]) -> bool:
-    return any(test.status != TestCase.Status.APPROVED for test in test_cases)
-
-
 def default_models(*, test_cases: Sequence[TestCase]) -> list[LLMModel]:
     """The models a run of these tests takes when none are named, as evaluations.services decides it: every
     active model, or only the active sandbox models when one of the tests is not approved yet (SPEC §11)."""
     models = LLMModel.objects.active()
-    if _needs_sandbox(test_cases):
+    if needs_sandbox(test_cases):
         models = models.sandbox()
     return list(models.order_by("name"))
 
@@ -37,7 +34,7 @@ def _chosen_models(model_ids: Sequence[Any] | None, *, test_cases: Sequence[Test
         if not models:
             reason = (
                 "Tests that are not approved yet run only on sandbox models, and there are none."
-                if _needs_sandbox(test_cases)
+                if needs_sandbox(test_cases)
                 else "There are no active models to estimate."
             )
             raise ApplicationError(reason, code="no_models", details={"model_ids": [reason]})

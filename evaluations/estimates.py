@@ -39,7 +39,7 @@ from catalog.models import LLMModel, TestCase
 from evaluations.models import TestResult
 from evaluations.runner.planning import build_request, model_parameters
 from evaluations.scoring import ScoringTarget
-from evaluations.scoring.judge import JUDGE_SYSTEM_PROMPT, build_judge_prompt, resolve_judge_model
+from evaluations.scoring.judge import JUDGE_SYSTEM_PROMPT, build_judge_prompt, judge_model_name, resolve_judge_model
 from providers.base import GenerationRequest, Provider, Usage
 from providers.pricing import COST_QUANTUM, cost_for
 from providers.registry import adapter_key, provider_for_model
@@ -200,7 +200,7 @@ def _judges(tests: Sequence[TestCase], targets: dict[Any, ScoringTarget]) -> dic
         target = targets[test.pk]
         if target.evaluation_type != TestCase.EvaluationType.LLM_JUDGE:
             continue
-        name = str(target.evaluation_config.get("judge_model") or settings.JUDGE_MODEL or "")
+        name = judge_model_name(target.evaluation_config)
         if name not in by_name:
             by_name[name] = resolve_judge_model(target)
         judge = by_name[name]

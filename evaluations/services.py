@@ -26,6 +26,7 @@ from evaluations.models import MAX_REPEATS, MIN_REPEATS, Execution, TestResult
 from evaluations.runner.cancellation import flag_cancelled
 from evaluations.runner.notify import executions_finished_on_commit
 from evaluations.runner.planning import model_parameters
+from evaluations.sandbox import needs_sandbox, refuse_judges_outside_sandbox, refuse_models_outside_sandbox
 from openbench.bulk import insert_rows, insert_values
 from openbench.exceptions import ApplicationError
 from openbench.logging import get_request_id
@@ -93,32 +94,14 @@ def _refuse_what_may_not_run(test_cases: Sequence[TestCase], *, user: User | Non
         raise ApplicationError(f"A {first.status} test cannot be run{which}", code="not_runnable", status=409)
 
 
-def _needs_sandbox(test_cases: Sequence[TestCase]) -> bool:
-    return any(test_case.status != TestCase.Status.APPROVED for test_case in test_cases)
-
-
-def _refuse_models_outside_sandbox(test_cases: Sequence[TestCase], models: Sequence[LLMModel]) -> None:
-    """Tests that are not approved run only on models an admin marked `sandbox` (SPEC §11), whoever starts
-    them, so a pending test cannot drain an expensive model. 403 `sandbox_only`, nothing created."""
-    if not _needs_sandbox(test_cases):
-        return
-    outside = sorted(model.name for model in models if not model.sandbox)
-    if outside:
-        raise ApplicationError(
-            "Tests that are not approved yet run only on sandbox models; these are not: " + ", ".join(outside) + ".",
-            code="sandbox_only",
-            status=403,
-            details={"model_ids": [f"Model {name} is not a sandbox model." for name in outside]},
-        )
-
-
 def _checked_models(
     test_cases: Sequence[TestCase], models: Sequence[LLMModel] | None, *, started_by: User | None
 ) -> list[LLMModel]:
-    """The models a run of `test_cases` takes, once the run rules allow it (who may run what, sandbox)."""
+    """The models a run of `test_cases` takes, once the run rules allow it (who may run what, sandbox, judges)."""
     _refuse_what_may_not_run(test_cases, user=started_by)
-    chosen = _models_to_run(models, sandbox_only=_needs_sandbox(test_cases))
-    _refuse_models_outside_sandbox(test_cases, chosen)
+    chosen = _models_to_run(models, sandbox_only=needs_sandbox(test_cases))
+    refuse_models_outside_sandbox(test_cases, chosen)
+    refuse_judges_outside_sandbox(test_cases)
     return chosen
 
 

@@ -32,11 +32,18 @@ def _encoding(model_id: str) -> Any | None:
 
 def local_token_count(*, provider: str, model_id: str, system_prompt: str, prompt: str) -> int | None:
     """Input tokens of a chat request with a system and a user message, or None when the model's
-    encoding is not known here (the caller approximates)."""
+    encoding is not known here or the text is past what the encoder takes (the caller approximates)."""
     if provider not in OPENAI_FORMAT_PROVIDERS:
         return None
     encoding = _encoding(model_id)
     if encoding is None:
         return None
+    import bpe_openai
+
     messages = [text for text in (system_prompt, prompt) if text]
-    return TOKENS_REPLY_PRIMING + sum(TOKENS_PER_MESSAGE + len(encoding.encode(text)) for text in messages)
+    try:
+        # As ordinary text: the API sends a user's "<|endoftext|>" as text, and encode() would refuse it.
+        counts = [len(encoding.encode_ordinary(text)) for text in messages]
+    except (ValueError, bpe_openai.errors.TokenizerError):  # past the encoder's limits (~200,000 tokens, 1 MB)
+        return None
+    return TOKENS_REPLY_PRIMING + sum(TOKENS_PER_MESSAGE + count for count in counts)

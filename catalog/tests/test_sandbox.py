@@ -84,6 +84,63 @@ def test_a_batch_with_one_pending_test_is_refused_as_a_whole(moderator: User, ex
     assert not Execution.objects.exists()
 
 
+def _judged(judge: str, status: str = TestCase.Status.PENDING, **fields: object) -> TestCase:
+    config = {"judge_model": judge} if judge else {}
+    return TestCaseFactory(status=status, evaluation_type="llm_judge", evaluation_config=config, **fields)
+
+
+@pytest.mark.parametrize("how", ["named by the test", "the platform's default"])
+def test_a_pending_test_judged_by_a_model_outside_the_sandbox_is_403_and_creates_nothing(
+    owner: User,
+    cheap: LLMModel,
+    expensive: LLMModel,
+    settings,
+    how: str,  # type: ignore[no-untyped-def]
+) -> None:
+    # The judge gets the test's prompt and rubric: an unmoderated test must not reach an expensive model that way.
+    settings.JUDGE_MODEL = expensive.name
+    test_case = _judged(expensive.name if how == "named by the test" else "", created_by=owner)
+
+    error = assert_error(_run(owner, test_case, model_ids=[str(cheap.pk)]), 403, "sandbox_only")
+
+    assert error["details"] == {"judge_model": ["Model expensive is not an active sandbox model."]}
+    assert not Execution.objects.exists()
+
+
+def test_a_pending_test_judged_by_a_retired_sandbox_model_is_403(owner: User, cheap: LLMModel) -> None:
+    LLMModelFactory(name="retired-judge", sandbox=True, is_active=False)
+    test_case = _judged("retired-judge", created_by=owner)
+
+    assert_error(_run(owner, test_case, model_ids=[str(cheap.pk)]), 403, "sandbox_only")
+    assert not Execution.objects.exists()
+
+
+def test_a_pending_test_judged_by_a_sandbox_model_runs(owner: User, cheap: LLMModel) -> None:
+    test_case = _judged(cheap.name, created_by=owner)
+
+    response = _run(owner, test_case, model_ids=[str(cheap.pk)])
+
+    assert response.status_code == 202, response.content
+
+
+def test_an_approved_test_may_name_any_judge(owner: User, cheap: LLMModel, expensive: LLMModel) -> None:
+    test_case = _judged(expensive.name, status=TestCase.Status.APPROVED)
+
+    response = _run(owner, test_case, model_ids=[str(cheap.pk)])
+
+    assert response.status_code == 202, response.content
+
+
+def test_a_batch_with_a_pending_test_judged_outside_the_sandbox_is_refused_as_a_whole(
+    moderator: User, cheap: LLMModel, expensive: LLMModel
+) -> None:
+    tests = [TestCaseFactory(), _judged(expensive.name)]
+    with pytest.raises(ApplicationError) as refused:
+        executions_start_batch(test_cases=tests, models=[cheap], started_by=moderator)
+    assert refused.value.code == "sandbox_only"
+    assert not Execution.objects.exists()
+
+
 def test_an_admin_marks_a_model_sandbox_in_the_django_admin(admin_user: User, expensive: LLMModel, client) -> None:  # type: ignore[no-untyped-def]
     client.force_login(admin_user)
     listing = client.get("/admin/catalog/llmmodel/?sandbox__exact=0")

@@ -17,7 +17,7 @@ from django.conf import settings
 from catalog.models import LLMModel, TestCase, TestCaseRevision
 from evaluations.models import Execution, TestResult
 from evaluations.scoring import ScoringTarget
-from evaluations.scoring.judge import resolve_judge_model
+from evaluations.scoring.judge import judge_model_name, resolve_judge_model
 from providers.base import GenerationRequest
 
 _CHUNK = 1000  # ids per IN (...) query
@@ -175,7 +175,7 @@ def plan_executions(
         target = ScoringTarget.from_snapshot(snapshot)
         judge = None
         if target.evaluation_type == TestCase.EvaluationType.LLM_JUDGE:
-            name = str(target.evaluation_config.get("judge_model") or settings.JUDGE_MODEL or "")
+            name = judge_model_name(target.evaluation_config)
             if name not in judges:
                 judges[name] = resolve_judge_model(target)
             judge = judges[name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
@@ -39,16 +39,16 @@ JUDGE_SYSTEM_PROMPT = (
 )
 
 
-def judge_model_name(target: ScoringTarget) -> str:
+def judge_model_name(evaluation_config: Mapping[str, Any]) -> str:
     """The judge for a test: its evaluation_config.judge_model, else settings.JUDGE_MODEL ('' when neither)."""
-    return str(target.evaluation_config.get("judge_model") or settings.JUDGE_MODEL or "")
+    return str(evaluation_config.get("judge_model") or settings.JUDGE_MODEL or "")
 
 
 def resolve_judge_model(target: ScoringTarget) -> LLMModel | None:
     """The judge's registry row (active or not: a judge need not be on the leaderboard); None when unknown."""
     from catalog.models import LLMModel
 
-    name = judge_model_name(target)
+    name = judge_model_name(target.evaluation_config)
     return LLMModel.objects.filter(name=name).first() if name else None
 
 
@@ -105,7 +105,7 @@ class LLMJudgeScorer(Scorer):
                 return decided
         judge = self.judge_model
         if judge is None:
-            name = judge_model_name(target)
+            name = judge_model_name(target.evaluation_config)
             reason = (
                 f"The judge model {name!r} is not in the model registry."
                 if name
