@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from evaluations.exports import CHUNK_SIZE, EXPORT_FORMATS, export_lines
 from evaluations.filters import ResultExportFilter
 from evaluations.models import TestResult
+from openbench.api.throttles import DEFAULT_THROTTLES, ExportThrottle
 from openbench.api.viewsets import BaseAPIView
 from openbench.exceptions import ApplicationError
 
@@ -27,6 +28,7 @@ class ResultExportView(BaseAPIView):
     users those and their own tests' results, moderators all (TestResult.objects.visible_to)."""
 
     permission_classes = [permissions.AllowAny]
+    throttle_classes = [ExportThrottle, *DEFAULT_THROTTLES]
     filterset_class = ResultExportFilter
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
@@ -40,7 +42,8 @@ class ResultExportView(BaseAPIView):
             "One row per result (the shape of `export_results`), oldest first, filtered like the results lists "
             "and /executions. CSV cells that a spreadsheet would run as a formula are prefixed with `'`. "
             "An unknown `format` is a 400 naming `format`. Anonymous exports stop after "
-            "RESULTS_EXPORT_ANONYMOUS_MAX_ROWS rows (the `X-Export-Row-Limit` header says so): sign in or filter."
+            "RESULTS_EXPORT_ANONYMOUS_MAX_ROWS rows (the `X-Export-Row-Limit` header says so): sign in or filter. "
+            "The `export` throttle scope applies (per user, or per address)."
         ),
         parameters=[
             OpenApiParameter("format", OpenApiTypes.STR, enum=list(EXPORT_FORMATS), required=True),

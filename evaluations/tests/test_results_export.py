@@ -123,3 +123,19 @@ def test_pages_link_to_the_export_with_their_filter(client, owner):
     # The link works with the page's session: the owner downloads their own test's results.
     response = client.get(URL, {"format": "jsonl", "execution": str(result.execution_id)})
     assert json.loads(body(response))["id"] == str(result.pk)
+
+
+def test_exports_have_their_own_budget_per_caller(results, client_for, owner, other_user, anonymous, monkeypatch):
+    from openbench.api.throttles import ExportThrottle
+
+    # A signed-in export streams every row the caller may see, holding a web worker meanwhile.
+    monkeypatch.setattr(ExportThrottle, "THROTTLE_RATES", {"export": "2/hour"})
+    for _ in range(2):
+        assert client_for(owner).get(URL, {"format": "csv"}).status_code == 200
+
+    refused = client_for(owner).get(URL, {"format": "csv"})
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "throttled"
+    assert "Retry-After" in refused
+    assert client_for(other_user).get(URL, {"format": "csv"}).status_code == 200  # another caller's budget
+    assert anonymous.get(URL, {"format": "csv"}).status_code == 200

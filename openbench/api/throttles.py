@@ -1,7 +1,8 @@
 """Throttles: anonymous and per-user rates (scaled by the user's tier), and strict scopes for
-running tests (`run`), estimating runs (`estimate`), logging in (`login`), signing up (`register`) and
-asking for password-reset e-mails (`password_reset`). Rates live in settings.REST_FRAMEWORK; the
-counters live in the default cache, which is Redis when REDIS_URL is set, so every web process shares them.
+running tests (`run`), estimating runs (`estimate`), exporting results (`export`), logging in (`login`),
+signing up (`register`) and asking for password-reset e-mails (`password_reset`). Rates live in
+settings.REST_FRAMEWORK; the counters live in the default cache, which is Redis when REDIS_URL is set, so every
+web process shares them.
 
 Every throttle here reads the client address with accounts.addresses.client_ip (X-Forwarded-For only
 through TRUSTED_PROXY_COUNT), the rule django-axes uses for log-in locks, so a client cannot get a
@@ -51,17 +52,28 @@ class TieredUserRateThrottle(ClientAddressMixin, throttling.UserRateThrottle):
         return super().allow_request(request, view)
 
 
-class RunThrottle(ClientAddressMixin, throttling.SimpleRateThrottle):
-    """POST /tests/{id}/run: each run costs provider calls, so it has its own, stricter budget."""
-
-    scope = "run"
+class _PerCallerThrottle(ClientAddressMixin, throttling.SimpleRateThrottle):
+    """A scope's own budget per user (per client address for anonymous callers)."""
 
     def get_cache_key(self, request: Request, view: APIView) -> str | None:
         ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-class EstimateThrottle(RunThrottle):
+class RunThrottle(_PerCallerThrottle):
+    """POST /tests/{id}/run: each run costs provider calls, so it has its own, stricter budget."""
+
+    scope = "run"
+
+
+class ExportThrottle(_PerCallerThrottle):
+    """GET /results/export: a signed-in export streams every row the caller may see (the whole public table),
+    holding a web worker and a database cursor for as long as it takes."""
+
+    scope = "export"
+
+
+class EstimateThrottle(_PerCallerThrottle):
     """POST /executions/estimate: one request may ask for 10,000 evaluations to be counted (and a suite's page
     asks as it loads), so estimates have their own budget per user."""
 
