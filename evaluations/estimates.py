@@ -43,7 +43,7 @@ from evaluations.scoring.judge import JUDGE_SYSTEM_PROMPT, build_judge_prompt, j
 from providers.base import GenerationRequest, Provider, Usage
 from providers.pricing import COST_QUANTUM, cost_for
 from providers.registry import adapter_key, provider_for_model
-from providers.tokenizers import OPENAI_FORMAT_PROVIDERS, local_token_count
+from providers.tokenizers import OPENAI_FORMAT_PROVIDERS, UncountableText, count_tokens, local_encoding_name
 
 logger = logging.getLogger(__name__)
 
@@ -257,30 +257,38 @@ def _input_tokens(
     counted.update(fresh)
     unencoded = _without_local_encoding(models)
     newly_unencoded: set[str] = set()
+    # One local count per test and encoding, whatever the number of models sharing it (their requests carry the
+    # same prompts); None where the encoder refused the text.
+    local: dict[tuple[Any, str], int | None] = {}
     result: dict[tuple[Any, Any], int] = {}
     test_ids = [test.pk for test in tests]
     for model in models:
         model_pk = model.pk
         key = endpoint_of.get(model_pk)
         encoding_key = _encoding_cache_key(model)
+        encoding = None if encoding_key in unencoded else local_encoding_name(model.provider_model_id)
+        if encoding is None and encoding_key not in unencoded:
+            unencoded.add(encoding_key)
+            newly_unencoded.add(encoding_key)
         for test_pk in test_ids:
             tokens = counted.get((test_pk, key)) if key is not None else None
             if tokens is None:
                 request = requests[(test_pk, model_pk)]
-                if encoding_key not in unencoded:
-                    tokens = local_token_count(
-                        provider=model.provider,
-                        model_id=request.model_id,
-                        system_prompt=request.system_prompt,
-                        prompt=request.prompt,
-                    )
-                    if tokens is None:
-                        unencoded.add(encoding_key)
-                        newly_unencoded.add(encoding_key)
+                if encoding is not None:
+                    if (test_pk, encoding) not in local:
+                        local[(test_pk, encoding)] = _count_locally(encoding, request)
+                    tokens = local[(test_pk, encoding)]
                 tokens = tokens or approximate_tokens(f"{request.system_prompt}\n{request.prompt}")
             result[(test_pk, model_pk)] = tokens
     _cache_set_many(dict.fromkeys(newly_unencoded & _openai_format_keys(models), 1))
     return result
+
+
+def _count_locally(encoding: str, request: GenerationRequest) -> int | None:
+    try:
+        return count_tokens(encoding, system_prompt=request.system_prompt, prompt=request.prompt)
+    except UncountableText:  # this text only: the model's encoding stays known for the next estimate
+        return None
 
 
 def _encoding_cache_key(model: LLMModel) -> str:

@@ -20,30 +20,46 @@ TOKENS_PER_MESSAGE = 3
 TOKENS_REPLY_PRIMING = 3
 
 
+class UncountableText(ValueError):
+    """The encoder refuses this text (past about 200,000 tokens or 1 MB): the caller approximates it."""
+
+
 @lru_cache(maxsize=64)
-def _encoding(model_id: str) -> Any | None:
+def local_encoding_name(model_id: str) -> str | None:
+    """The OpenAI encoding that counts this model's tokens ("cl100k_base", ...), None when OpenAI's tables do
+    not name the model."""
     import bpe_openai  # imported on first use: the encodings take a few megabytes
 
     try:
-        return bpe_openai.get_encoding(bpe_openai.encoding_name_for_model(model_id))
-    except (KeyError, ValueError, bpe_openai.UnsupportedModelError):  # a model OpenAI's tables do not name
+        return str(bpe_openai.encoding_name_for_model(model_id))
+    except (KeyError, ValueError, bpe_openai.UnsupportedModelError):
         return None
 
 
-def local_token_count(*, provider: str, model_id: str, system_prompt: str, prompt: str) -> int | None:
-    """Input tokens of a chat request with a system and a user message, or None when the model's
-    encoding is not known here or the text is past what the encoder takes (the caller approximates)."""
-    if provider not in OPENAI_FORMAT_PROVIDERS:
-        return None
-    encoding = _encoding(model_id)
-    if encoding is None:
-        return None
+@lru_cache(maxsize=8)
+def _encoding(name: str) -> Any:
     import bpe_openai
 
+    return bpe_openai.get_encoding(name)
+
+
+def count_tokens(encoding_name: str, *, system_prompt: str, prompt: str) -> int:
+    """Input tokens of a chat request with a system and a user message, in this encoding (UncountableText when
+    the encoder refuses the text)."""
+    import bpe_openai
+
+    encoding = _encoding(encoding_name)
     messages = [text for text in (system_prompt, prompt) if text]
     try:
         # As ordinary text: the API sends a user's "<|endoftext|>" as text, and encode() would refuse it.
         counts = [len(encoding.encode_ordinary(text)) for text in messages]
-    except (ValueError, bpe_openai.errors.TokenizerError):  # past the encoder's limits (~200,000 tokens, 1 MB)
-        return None
+    except (ValueError, bpe_openai.errors.TokenizerError) as exc:
+        raise UncountableText(str(exc)) from exc
     return TOKENS_REPLY_PRIMING + sum(TOKENS_PER_MESSAGE + count for count in counts)
+
+
+def local_token_count(*, provider: str, model_id: str, system_prompt: str, prompt: str) -> int | None:
+    """Input tokens of a chat request with a system and a user message, or None when the model's encoding is not
+    known here (the caller approximates; UncountableText when the encoder refuses the text)."""
+    name = local_encoding_name(model_id) if provider in OPENAI_FORMAT_PROVIDERS else None
+    return None if name is None else count_tokens(name, system_prompt=system_prompt, prompt=prompt)

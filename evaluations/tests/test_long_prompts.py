@@ -16,7 +16,7 @@ from openbench.tests.api import (
     client_for,
     reset_throttles,  # noqa: F401 - autouse fixture
 )
-from providers.tokenizers import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMING, local_token_count
+from providers.tokenizers import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMING, UncountableText, local_token_count
 
 pytestmark = pytest.mark.django_db
 
@@ -43,8 +43,9 @@ def test_a_special_token_in_a_prompt_is_counted_as_text() -> None:
     assert special is not None and special > plain
 
 
-def test_a_prompt_past_the_encoders_limit_is_left_to_the_approximation() -> None:
-    assert local_token_count(provider="openai", model_id="gpt-4", system_prompt="", prompt=LONG_PROMPT) is None
+def test_a_prompt_past_the_encoders_limit_is_uncountable_not_an_unknown_encoding() -> None:
+    with pytest.raises(UncountableText):
+        local_token_count(provider="openai", model_id="gpt-4", system_prompt="", prompt=LONG_PROMPT)
 
 
 def test_a_test_with_such_a_prompt_is_estimated_and_runs(owner: User) -> None:
@@ -56,3 +57,25 @@ def test_a_test_with_such_a_prompt_is_estimated_and_runs(owner: User) -> None:
     assert estimate.status_code == 200, estimate.content[:300]
     assert estimate.json()["input_tokens"] == run_estimate(test_cases=[test], models=[model]).input_tokens
     assert estimate.json()["input_tokens"] == approximate_tokens(f"\n{LONG_PROMPT}")
+    # That text alone was approximated: the model's encoding still counts the next test's prompt.
+    short = TestCaseFactory(prompt="hello world", created_by=owner)
+    assert (
+        run_estimate(test_cases=[short], models=[model]).input_tokens == TOKENS_REPLY_PRIMING + TOKENS_PER_MESSAGE + 2
+    )
+
+
+def test_models_sharing_an_encoding_count_a_test_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evaluations import estimates
+
+    counted: list[str] = []
+    real = estimates.count_tokens
+    monkeypatch.setattr(estimates, "count_tokens", lambda name, **text: counted.append(name) or real(name, **text))
+    models = [
+        LLMModelFactory(provider=LLMModel.Provider.OPENAI, provider_model_id=model_id)
+        for model_id in ("gpt-4", "gpt-4-0613", "gpt-3.5-turbo", "gpt-4o")
+    ]
+
+    estimate = run_estimate(test_cases=[TestCaseFactory(prompt="hello world")], models=models)
+
+    assert sorted(counted) == ["cl100k_base", "o200k_base"]
+    assert {item.input_tokens for item in estimate.by_model} == {TOKENS_REPLY_PRIMING + TOKENS_PER_MESSAGE + 2}

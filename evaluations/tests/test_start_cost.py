@@ -54,13 +54,13 @@ def test_a_model_without_a_local_encoding_is_looked_up_once_and_one_with_it_coun
 ) -> None:
     cache.clear()
     calls: list[str] = []
-    real = estimates.local_token_count
+    real = estimates.local_encoding_name
 
-    def counting(**kwargs: Any) -> int | None:
-        calls.append(kwargs["model_id"])
-        return real(**kwargs)
+    def looking_up(model_id: str) -> str | None:
+        calls.append(model_id)
+        return real(model_id)
 
-    monkeypatch.setattr(estimates, "local_token_count", counting)
+    monkeypatch.setattr(estimates, "local_encoding_name", looking_up)
     llama = LLMModelFactory(provider="openai_compatible", provider_model_id="my-llama-8b")
     gpt = LLMModelFactory(provider="openai_compatible", provider_model_id="gpt-4")
     test = TestCaseFactory(prompt="Hello, world!", system_prompt="You are a terse geography expert.")
