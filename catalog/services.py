@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -88,12 +89,33 @@ def _record_event(
     return event
 
 
+def _refuse_past_the_pending_limit(author: User) -> None:
+    """A contributor has at most TESTS_PENDING_MAX_PER_USER tests awaiting moderation (moderators, who import and
+    approve, have no limit): 403 `pending_limit`. Counted under a lock on the author's row, so that creates sent
+    at once cannot pass it together."""
+    limit = settings.TESTS_PENDING_MAX_PER_USER
+    if not limit or author.is_moderator:
+        return
+    User.objects.select_for_update().filter(pk=author.pk).values_list("pk", flat=True).first()
+    pending = TestCase.objects.filter(created_by=author, status=TestCase.Status.PENDING).count()
+    if pending >= limit:
+        raise ApplicationError(
+            f"You have {pending} tests awaiting moderation, the most a contributor may have at once. Wait for a "
+            "moderator's decision, or delete the ones you no longer need.",
+            code="pending_limit",
+            status=403,
+            details={"pending": pending, "max_pending": limit},
+        )
+
+
 @transaction.atomic
 def test_case_create(*, author: User, tags: Iterable[str] = (), **fields: Any) -> TestCase:
-    """Create a test in `pending`, validated as a whole, with its first revision recorded."""
+    """Create a test in `pending`, validated as a whole, with its first revision recorded; refused past the
+    author's pending limit (403 `pending_limit`)."""
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise ApplicationError(f"Unknown fields: {', '.join(sorted(unknown))}.", code="unknown_fields")
+    _refuse_past_the_pending_limit(author)
     test_case = TestCase(created_by=author, status=TestCase.Status.PENDING, **fields)
     test_case.full_clean()
     test_case.save()

@@ -119,4 +119,9 @@ for _allowed_host in MODEL_HOSTS_ALLOWED:
         _parse_allowed_host(_allowed_host)
     except ValueError as _exc:
         raise _ImproperlyConfigured(f"MODEL_HOSTS_ALLOWED: {_exc}") from None
+# How many tests a contributor (not a moderator) may have awaiting moderation at once: a new sign-up must not
+# flood the moderators' queue (or the database: each test and edit stores up to a 1 MB prompt). 0: no limit.
+TESTS_PENDING_MAX_PER_USER = _env.int("TESTS_PENDING_MAX_PER_USER", default=100)
+if TESTS_PENDING_MAX_PER_USER < 0:
+    raise _ImproperlyConfigured("TESTS_PENDING_MAX_PER_USER must be 0 (no limit) or more.")
 # --- end of open sign-up block ---------------------------------------------------------------
