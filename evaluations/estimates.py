@@ -266,7 +266,9 @@ def _input_tokens(
         model_pk = model.pk
         key = endpoint_of.get(model_pk)
         encoding_key = _encoding_cache_key(model)
-        encoding = None if encoding_key in unencoded else local_encoding_name(model.provider_model_id)
+        # The requests' model id (a model's parameters may name another than its registry row); the same for all tests.
+        model_id = requests[(test_ids[0], model_pk)].model_id if test_ids else model.provider_model_id
+        encoding = None if encoding_key in unencoded else local_encoding_name(model_id)
         if encoding is None and encoding_key not in unencoded:
             unencoded.add(encoding_key)
             newly_unencoded.add(encoding_key)
