@@ -90,13 +90,13 @@ def _record_event(
 
 
 def _refuse_past_the_pending_limit(author: User) -> None:
-    """A contributor has at most TESTS_PENDING_MAX_PER_USER tests awaiting moderation (moderators, who import and
-    approve, have no limit): 403 `pending_limit`. Counted under a lock on the author's row, so that creates sent
-    at once cannot pass it together."""
+    """A contributor has at most TESTS_PENDING_MAX_PER_USER tests awaiting moderation, new ones and decided ones
+    edited back into the queue (moderators, who import and approve, have no limit): 403 `pending_limit`. Counted
+    under a lock on the author's row, so that writes sent at once cannot pass it together."""
     limit = settings.TESTS_PENDING_MAX_PER_USER
     if not limit or author.is_moderator:
         return
-    User.objects.select_for_update().filter(pk=author.pk).values_list("pk", flat=True).first()
+    User.objects.select_for_update(no_key=True).filter(pk=author.pk).values_list("pk", flat=True).first()
     pending = TestCase.objects.filter(created_by=author, status=TestCase.Status.PENDING).count()
     if pending >= limit:
         raise ApplicationError(
@@ -148,6 +148,7 @@ def test_case_update(
     if scored_changed:
         test_case.revision += 1
         if test_case.status in (TestCase.Status.APPROVED, TestCase.Status.REJECTED):
+            _refuse_past_the_pending_limit(editor)  # back in the queue: it counts like a new test
             test_case.status = TestCase.Status.PENDING
             test_case.approved_at = None
     test_case.full_clean()

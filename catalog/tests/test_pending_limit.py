@@ -91,3 +91,22 @@ def test_the_page_form_says_so_on_the_form(client: Client, owner: User) -> None:
     # Below the limit the same form creates the test: the refusal was the limit's.
     TestCase.objects.filter(created_by=owner).update(status=TestCase.Status.APPROVED)
     assert client.post(reverse("catalog:test-create"), fields).status_code == 302
+
+
+@pytest.mark.usefixtures("limit_of_two")
+def test_editing_a_decided_test_back_into_the_queue_counts_too(owner: User, moderator: User) -> None:
+    rejected = TestCaseFactory(created_by=owner, status=TestCase.Status.REJECTED)
+    TestCaseFactory.create_batch(2, created_by=owner, status=TestCase.Status.PENDING)
+
+    edit = client_for(owner).patch(f"{V1}/tests/{rejected.pk}", {"prompt": "A new prompt."}, format="json")
+
+    assert_error(edit, 403, "pending_limit")
+    rejected.refresh_from_db()
+    assert (rejected.status, rejected.revision) == (TestCase.Status.REJECTED, 1)
+    # A title is not reviewed: that edit keeps the decision and is not counted.
+    title = client_for(owner).patch(f"{V1}/tests/{rejected.pk}", {"title": "A new title"}, format="json")
+    assert title.status_code == 200, title.content
+    # A moderator's edit is never refused.
+    assert (
+        client_for(moderator).patch(f"{V1}/tests/{rejected.pk}", {"prompt": "Fixed."}, format="json").status_code == 200
+    )

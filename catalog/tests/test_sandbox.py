@@ -107,6 +107,16 @@ def test_a_pending_test_judged_by_a_model_outside_the_sandbox_is_403_and_creates
     assert not Execution.objects.exists()
 
 
+def test_a_pending_test_naming_a_judge_no_model_has_yet_is_403(owner: User, cheap: LLMModel) -> None:
+    # `sync_models` could register that name (an expensive one) before the run is planned.
+    test_case = _judged("openrouter-openai/gpt-5-pro", created_by=owner)
+
+    error = assert_error(_run(owner, test_case, model_ids=[str(cheap.pk)]), 403, "sandbox_only")
+
+    assert "openrouter-openai/gpt-5-pro" in error["message"]
+    assert not Execution.objects.exists()
+
+
 def test_a_pending_test_judged_by_a_retired_sandbox_model_is_403(owner: User, cheap: LLMModel) -> None:
     LLMModelFactory(name="retired-judge", sandbox=True, is_active=False)
     test_case = _judged("retired-judge", created_by=owner)

@@ -79,3 +79,24 @@ def test_models_sharing_an_encoding_count_a_test_once(monkeypatch: pytest.Monkey
 
     assert sorted(counted) == ["cl100k_base", "o200k_base"]
     assert {item.input_tokens for item in estimate.by_model} == {TOKENS_REPLY_PRIMING + TOKENS_PER_MESSAGE + 2}
+
+
+@pytest.mark.parametrize("model_id", ["gpt2", "text-davinci-003"])
+def test_a_model_whose_encoding_is_not_shipped_is_approximated(owner: User, model_id: str) -> None:
+    # Their legacy encodings (gpt2's, p50k) are not in the wheel: loading one raised, a 500 on every estimate.
+    model = LLMModelFactory(provider=LLMModel.Provider.OPENAI_COMPATIBLE, provider_model_id=model_id)
+    test = TestCaseFactory(prompt="hello world", created_by=owner)
+
+    estimate = client_for(owner).post(f"{V1}/executions/estimate", {"test_ids": [str(test.pk)]}, format="json")
+
+    assert estimate.status_code == 200, estimate.content[:300]
+    assert estimate.json()["by_model"][0]["model"] == str(model.pk)
+    assert estimate.json()["input_tokens"] == approximate_tokens("\nhello world")
+
+
+def test_a_text_past_the_local_limit_is_approximated_without_encoding_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from providers import tokenizers
+
+    monkeypatch.setattr(tokenizers, "_encoding", lambda name: pytest.fail("encoded a text past the limit"))
+    with pytest.raises(UncountableText):
+        tokenizers.count_tokens("cl100k_base", system_prompt="", prompt="a" * (tokenizers.LOCAL_COUNT_MAX_CHARS + 1))
