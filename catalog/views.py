@@ -123,6 +123,7 @@ def test_create(request: HttpRequest) -> HttpResponse:
     form = TestCaseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
+            _refuse_past_the_write_budget(request)
             test_case = test_case_create(author=request.user, **form.service_fields())  # type: ignore[arg-type]
         except (ValidationError, ApplicationError) as exc:
             add_service_errors(form, exc)
@@ -142,6 +143,7 @@ def test_edit(request: HttpRequest, pk: Any) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         revision = test_case.revision
         try:
+            _refuse_past_the_write_budget(request)
             test_case = test_case_update(test_case=test_case, editor=request.user, **form.service_fields())  # type: ignore[arg-type]
         except (ValidationError, ApplicationError) as exc:
             add_service_errors(form, exc)
@@ -153,6 +155,15 @@ def test_edit(request: HttpRequest, pk: Any) -> HttpResponse:
                 messages.success(request, "Saved.")
             return redirect("catalog:test-detail", pk=test_case.pk)
     return _form_page(request, form, test_case)
+
+
+def _refuse_past_the_write_budget(request: HttpRequest) -> None:
+    """The API's `test_write` budget, shared by the pages: said on the form."""
+    # Imported late: DRF's settings import this module while rest_framework.views loads.
+    from openbench.api.throttles import page_test_write_refusal
+
+    if refusal := page_test_write_refusal(request):
+        raise ApplicationError(refusal, code="throttled", status=429)
 
 
 def _form_page(request: HttpRequest, form: TestCaseForm, test_case: TestCase | None) -> HttpResponse:

@@ -280,6 +280,7 @@ REST_FRAMEWORK = {
         "run": env.str("THROTTLE_RUN", default="30/min"),
         "estimate": env.str("THROTTLE_ESTIMATE", default="120/min"),
         "export": env.str("THROTTLE_EXPORT", default="60/hour"),
+        "test_write": env.str("THROTTLE_TEST_WRITE", default="120/hour"),
         "login": env.str("THROTTLE_LOGIN", default="10/min"),
         "register": env.str("THROTTLE_REGISTER", default="20/hour"),  # sign-up per client address
         "password_reset": env.str("THROTTLE_PASSWORD_RESET", default="10/hour"),

@@ -32,6 +32,7 @@ from openbench.api.permissions import (
     IsOwnerOrModeratorForWrites,
 )
 from openbench.api.schema import error_response
+from openbench.api.throttles import TestWriteThrottle
 from openbench.api.viewsets import BaseViewSet, ServiceWriteViewSet
 
 TEST_CASE_QUERYSET = TestCase.objects.prefetch_related("tags")
@@ -70,6 +71,12 @@ class TestCaseViewSet(
         if self.action in ("create", "update", "partial_update"):
             return serializers.TestCaseWriteSerializer
         return serializers.TestCaseSerializer
+
+    def get_throttles(self) -> list[Any]:
+        throttles = super().get_throttles()
+        if self.action in ("create", "update", "partial_update"):
+            throttles.insert(0, TestWriteThrottle())
+        return throttles
 
     def _read(self, test_case: TestCase, *, status_code: int = status.HTTP_200_OK) -> Response:
         # Re-read with tags prefetched: the service's instance has the tags it set, not a prefetch.

@@ -1,5 +1,6 @@
-"""A contributor may have at most TESTS_PENDING_MAX_PER_USER tests awaiting moderation (SPEC §10, open sign-up):
-a new account must not flood the moderators' queue, nor the database (each test stores up to a 1 MB prompt)."""
+"""Open sign-up limits on writing tests (SPEC §10): a contributor may have at most TESTS_PENDING_MAX_PER_USER tests
+awaiting moderation, and creates and edits have their own budget (`test_write`): a new account must not flood the
+moderators' queue, nor the database (each test and each edit stores up to a 1 MB prompt)."""
 
 from __future__ import annotations
 
@@ -110,3 +111,48 @@ def test_editing_a_decided_test_back_into_the_queue_counts_too(owner: User, mode
     assert (
         client_for(moderator).patch(f"{V1}/tests/{rejected.pk}", {"prompt": "Fixed."}, format="json").status_code == 200
     )
+
+
+# -- the test_write budget -------------------------------------------------------------------------------------
+@pytest.fixture
+def two_writes_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openbench.api.throttles import TestWriteThrottle
+
+    monkeypatch.setattr(TestWriteThrottle, "THROTTLE_RATES", {"test_write": "2/hour"})
+
+
+@pytest.mark.usefixtures("two_writes_an_hour")
+def test_creates_and_edits_share_a_budget_and_reads_do_not_count(owner: User) -> None:
+    created = _create(owner, "one")
+    assert created.status_code == 201
+    test_id = created.json()["id"]
+    edit = client_for(owner).patch(f"{V1}/tests/{test_id}", {"prompt": "Another prompt."}, format="json")
+    assert edit.status_code == 200, edit.content
+    for _ in range(3):
+        assert client_for(owner).get(f"{V1}/tests/{test_id}").status_code == 200
+
+    error = assert_error(_create(owner, "two"), 429)
+
+    assert error["code"] == "throttled"
+    assert_error(client_for(owner).patch(f"{V1}/tests/{test_id}", {"prompt": "Again."}, format="json"), 429)
+    assert not TestCase.objects.filter(title="two").exists()
+
+
+@pytest.mark.usefixtures("two_writes_an_hour")
+def test_moderators_writes_are_not_counted(moderator: User) -> None:
+    for title in ("m1", "m2", "m3"):
+        assert _create(moderator, title).status_code == 201
+
+
+@pytest.mark.usefixtures("two_writes_an_hour")
+def test_the_pages_share_the_budget_and_say_so_on_the_form(client: Client, owner: User) -> None:
+    client.force_login(owner)
+    for title in ("one", "two"):
+        assert _create(owner, title).status_code == 201
+    fields = {**form_data({"type": "object"}), "title": "from the page"}
+
+    response = client.post(reverse("catalog:test-create"), fields)
+
+    assert response.status_code == 400
+    assert any("saved many tests recently" in error for error in response.context["form"].non_field_errors())
+    assert not TestCase.objects.filter(title="from the page").exists()

@@ -1,6 +1,7 @@
 """Throttles: anonymous and per-user rates (scaled by the user's tier), and strict scopes for
-running tests (`run`), estimating runs (`estimate`), exporting results (`export`), logging in (`login`),
-signing up (`register`) and asking for password-reset e-mails (`password_reset`). Rates live in
+running tests (`run`), estimating runs (`estimate`), exporting results (`export`), creating and editing tests
+(`test_write`), logging in (`login`), signing up (`register`) and asking for password-reset e-mails
+(`password_reset`). Rates live in
 settings.REST_FRAMEWORK; the counters live in the default cache, which is Redis when REDIS_URL is set, so every
 web process shares them.
 
@@ -80,13 +81,35 @@ class EstimateThrottle(_PerCallerThrottle):
     scope = "estimate"
 
 
-def page_run_refusal(request: Any) -> str | None:
-    """For the pages that start runs (a test's, a suite's): the API's run budget, shared, so the same person
-    cannot dodge it by clicking instead of calling. None when the run may start, else what to tell them."""
-    throttle = RunThrottle()
+class TestWriteThrottle(_PerCallerThrottle):
+    """Creating and editing tests: each write may store a revision with a 1 MB prompt. Moderators, who import and
+    fix tests in bulk, are not counted."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+    scope = "test_write"
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        if getattr(request.user, "is_moderator", False):
+            return True
+        return super().allow_request(request, view)
+
+
+def _page_refusal(throttle: _PerCallerThrottle, request: Any, done: str) -> str | None:
+    """For a page: the API's budget for the same action, shared, so the same person cannot dodge it by clicking
+    instead of calling. None when the action may go on, else what to tell them."""
     if throttle.allow_request(request, None):  # type: ignore[arg-type]
         return None
-    return f"You have started many runs recently. Try again in {int(throttle.wait() or 1)} s."
+    return f"You have {done} recently. Try again in {int(throttle.wait() or 1)} s."
+
+
+def page_run_refusal(request: Any) -> str | None:
+    """For the pages that start runs (a test's, a suite's): the `run` budget."""
+    return _page_refusal(RunThrottle(), request, "started many runs")
+
+
+def page_test_write_refusal(request: Any) -> str | None:
+    """For the pages that create and edit tests: the `test_write` budget."""
+    return _page_refusal(TestWriteThrottle(), request, "saved many tests")
 
 
 class _PerAddressThrottle(ClientAddressMixin, throttling.SimpleRateThrottle):
