@@ -32,22 +32,23 @@ def refuse_models_outside_sandbox(test_cases: Sequence[TestCase], models: Sequen
 
 def refuse_judges_outside_sandbox(test_cases: Sequence[TestCase]) -> None:
     """A judge is a model call too, fed the test's prompt and rubric: an `llm_judge` test that is not approved is
-    judged only by an active sandbox model (SPEC §11), else 403 `sandbox_only` and nothing created. (No judge at
+    judged only by a sandbox model (SPEC §11), else 403 `sandbox_only` and nothing created. (No judge at
     all, neither named nor JUDGE_MODEL, costs nothing: each scoring fails without a call.)"""
     judge = TestCase.EvaluationType.LLM_JUDGE
     judged = [
         test_case for test_case in test_cases if needs_sandbox([test_case]) and test_case.evaluation_type == judge
     ]
     names = {judge_model_name(test_case.evaluation_config) for test_case in judged} - {""}
-    # A name no model has yet is refused too: `sync_models` may register it before the run is planned.
-    allowed = set(LLMModel.objects.filter(name__in=names, sandbox=True, is_active=True).values_list("name", flat=True))
+    # A name no model has yet is refused too: `sync_models` may register it before the run is planned. Active or not:
+    # a judge need not be on the leaderboard (an inactive sandbox judge stays out of the default runs).
+    allowed = set(LLMModel.objects.filter(name__in=names, sandbox=True).values_list("name", flat=True))
     outside = sorted(names - allowed)
     if outside:
         raise ApplicationError(
-            "Tests that are not approved yet are judged only by active sandbox models; these judges are not: "
+            "Tests that are not approved yet are judged only by sandbox models; these judges are not: "
             + ", ".join(outside)
             + ".",
             code="sandbox_only",
             status=403,
-            details={"judge_model": [f"Model {name} is not an active sandbox model." for name in outside]},
+            details={"judge_model": [f"Model {name} is not a sandbox model." for name in outside]},
         )

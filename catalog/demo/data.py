@@ -68,8 +68,10 @@ DEMO_MODELS: list[dict[str, Any]] = [
         "name": JUDGE_MODEL_NAME,
         "display_name": "Sage Judge (mock)",
         "description": "Offline mock used as the demo's LLM judge. Not a real model.",
-        # A judge need not be ranked itself; inactive keeps it off the leaderboard and default runs.
+        # A judge need not be ranked itself; inactive keeps it off the leaderboard and default runs. Sandbox: it may
+        # judge tests that are not approved yet (the demo's pending "Plan a trip").
         "is_active": False,
+        "sandbox": True,
         "config": {"accuracy": 0.95, "latency_ms": 10},
         "input_price_per_million": Decimal("1.00"),
         "output_price_per_million": Decimal("4.00"),

@@ -103,7 +103,7 @@ def test_a_pending_test_judged_by_a_model_outside_the_sandbox_is_403_and_creates
 
     error = assert_error(_run(owner, test_case, model_ids=[str(cheap.pk)]), 403, "sandbox_only")
 
-    assert error["details"] == {"judge_model": ["Model expensive is not an active sandbox model."]}
+    assert error["details"] == {"judge_model": ["Model expensive is not a sandbox model."]}
     assert not Execution.objects.exists()
 
 
@@ -117,12 +117,15 @@ def test_a_pending_test_naming_a_judge_no_model_has_yet_is_403(owner: User, chea
     assert not Execution.objects.exists()
 
 
-def test_a_pending_test_judged_by_a_retired_sandbox_model_is_403(owner: User, cheap: LLMModel) -> None:
-    LLMModelFactory(name="retired-judge", sandbox=True, is_active=False)
-    test_case = _judged("retired-judge", created_by=owner)
+def test_a_pending_test_may_be_judged_by_an_inactive_sandbox_judge(owner: User, cheap: LLMModel) -> None:
+    # A judge need not be on the leaderboard: inactive, it stays out of the default runs.
+    LLMModelFactory(name="quiet-judge", sandbox=True, is_active=False)
+    test_case = _judged("quiet-judge", created_by=owner)
 
-    assert_error(_run(owner, test_case, model_ids=[str(cheap.pk)]), 403, "sandbox_only")
-    assert not Execution.objects.exists()
+    response = _run(owner, test_case)
+
+    assert response.status_code == 202, response.content
+    assert list(Execution.objects.get().llm_models.all()) == [cheap]
 
 
 def test_a_pending_test_judged_by_a_sandbox_model_runs(owner: User, cheap: LLMModel) -> None:
@@ -166,3 +169,17 @@ def test_the_demo_catalog_lets_contributors_try_pending_tests() -> None:
     runnable = [spec for spec in DEMO_MODELS if spec.get("is_active", True) and spec["name"] != JUDGE_MODEL_NAME]
     assert runnable
     assert all(spec.get("sandbox") for spec in runnable)
+    # Its judge too, so that its pending llm_judge test runs ("Plan a trip").
+    assert next(spec for spec in DEMO_MODELS if spec["name"] == JUDGE_MODEL_NAME).get("sandbox")
+
+
+def test_every_pending_demo_test_can_be_started_by_its_author() -> None:
+    from catalog.demo.seed import demo_catalog_seed
+    from evaluations.services import execution_start
+
+    demo_catalog_seed(password=None)
+    pending = TestCase.objects.filter(status=TestCase.Status.PENDING)
+    assert pending.filter(evaluation_type="llm_judge").exists()
+    for test_case in pending:
+        execution = execution_start(test_case=test_case, started_by=test_case.created_by)
+        assert execution.llm_models.exists()

@@ -261,3 +261,33 @@ def test_a_suite_too_big_to_estimate_says_why_in_the_browser(live_server: Any, p
     page.locator("#id_repeats").dispatch_event("change")
     expect(box.locator('[data-estimate="evaluations"]')).to_have_text("520")
     expect(box.locator('[data-estimate="refusal"]')).to_have_text("")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_ticking_several_models_at_once_asks_for_one_estimate(live_server: Any, page: Any) -> None:
+    user = UserFactory(email="suite-ticker@example.com")
+    models = [_model(f"mock-tick-{n}") for n in range(4)]
+    tests = TestCaseFactory.create_batch(2, category="ticks")
+    suite = _suite(name="ticks", category="ticks")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.method) if ESTIMATE_URL in request.url else None)
+
+    _open_suite_page(page, live_server, user, suite)
+    box = page.locator("#run-estimate")
+    expect(box.locator('[data-estimate="evaluations"]')).to_have_text("8")
+    # Three ticks in a row, as fast as a person clicking through a list (one script: no delay between them).
+    page.evaluate(
+        """ids => ids.forEach(id => {
+            const box = document.querySelector(`input[name="models"][value="${id}"]`);
+            box.checked = true;
+            box.dispatchEvent(new Event("change", {bubbles: true}));
+        })""",
+        [str(model.pk) for model in models[:3]],
+    )
+
+    expect(box.locator('[data-estimate="scope"]')).to_have_text("3 ticked models")
+    expect(box.locator('[data-estimate="total_usd"]')).to_have_text(
+        f"${run_estimate(test_cases=tests, models=models[:3]).total_usd:.5f}"
+    )
+    assert asked == ["POST", "POST"]  # the page's own, then one for the three ticks

@@ -96,8 +96,12 @@
       });
   }
 
+  // One request once the ticking stops, not one per tick: estimates have their own budget (THROTTLE_ESTIMATE).
+  var pending = null;
   form.addEventListener("change", function (event) {
-    if (event.target && (event.target.name === "models" || event.target.name === "repeats")) update();
+    if (!event.target || (event.target.name !== "models" && event.target.name !== "repeats")) return;
+    clearTimeout(pending);
+    pending = setTimeout(update, 300);
   });
   if (box.dataset.suite) update(); // a suite's page renders no estimate: a suite may select thousands of tests
 })();
