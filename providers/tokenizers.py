@@ -65,10 +65,3 @@ def count_tokens(encoding_name: str, *, system_prompt: str, prompt: str) -> int:
     except (ValueError, bpe_openai.errors.TokenizerError) as exc:
         raise UncountableText(str(exc)) from exc
     return TOKENS_REPLY_PRIMING + sum(TOKENS_PER_MESSAGE + count for count in counts)
-
-
-def local_token_count(*, provider: str, model_id: str, system_prompt: str, prompt: str) -> int | None:
-    """Input tokens of a chat request with a system and a user message, or None when the model's encoding is not
-    known here (the caller approximates; UncountableText when the encoder refuses the text)."""
-    name = local_encoding_name(model_id) if provider in OPENAI_FORMAT_PROVIDERS else None
-    return None if name is None else count_tokens(name, system_prompt=system_prompt, prompt=prompt)

@@ -146,11 +146,11 @@ class EstimateView(BaseAPIView):
         data = EstimateRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         asked = data.validated_data
-        models = {"model_ids": asked.get("model_ids"), "repeats": asked["repeats"]}
+        options = {"model_ids": asked.get("model_ids"), "repeats": asked["repeats"]}
         if "suite_id" in asked:
-            estimate = estimate_for_suite(user=request.user, suite_id=asked["suite_id"], **models)
+            estimate = estimate_for_suite(user=request.user, suite_id=asked["suite_id"], **options)
         else:
-            estimate = estimate_for_ids(user=request.user, test_ids=asked["test_ids"], **models)
+            estimate = estimate_for_ids(user=request.user, test_ids=asked["test_ids"], **options)
         return Response(estimate.as_dict())
 
 

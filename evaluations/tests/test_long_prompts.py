@@ -16,7 +16,13 @@ from openbench.tests.api import (
     client_for,
     reset_throttles,  # noqa: F401 - autouse fixture
 )
-from providers.tokenizers import TOKENS_PER_MESSAGE, TOKENS_REPLY_PRIMING, UncountableText, local_token_count
+from providers.tokenizers import (
+    TOKENS_PER_MESSAGE,
+    TOKENS_REPLY_PRIMING,
+    UncountableText,
+    count_tokens,
+    local_encoding_name,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -35,9 +41,15 @@ def _gpt() -> LLMModel:
     )
 
 
+def _gpt4(prompt: str) -> int:
+    encoding = local_encoding_name("gpt-4")
+    assert encoding is not None
+    return count_tokens(encoding, system_prompt="", prompt=prompt)
+
+
 def test_a_special_token_in_a_prompt_is_counted_as_text() -> None:
-    plain = local_token_count(provider="openai", model_id="gpt-4", system_prompt="", prompt="hello world")
-    special = local_token_count(provider="openai", model_id="gpt-4", system_prompt="", prompt="hello <|endoftext|>")
+    plain = _gpt4("hello world")
+    special = _gpt4("hello <|endoftext|>")
 
     assert plain == TOKENS_REPLY_PRIMING + TOKENS_PER_MESSAGE + 2
     assert special is not None and special > plain
@@ -45,7 +57,7 @@ def test_a_special_token_in_a_prompt_is_counted_as_text() -> None:
 
 def test_a_prompt_past_the_encoders_limit_is_uncountable_not_an_unknown_encoding() -> None:
     with pytest.raises(UncountableText):
-        local_token_count(provider="openai", model_id="gpt-4", system_prompt="", prompt=LONG_PROMPT)
+        _gpt4(LONG_PROMPT)
 
 
 def test_a_test_with_such_a_prompt_is_estimated_and_runs(owner: User) -> None:

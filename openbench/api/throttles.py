@@ -1,9 +1,8 @@
 """Throttles: anonymous and per-user rates (scaled by the user's tier), and strict scopes for
 running tests (`run`), estimating runs (`estimate`), exporting results (`export`), creating and editing tests
 (`test_write`), logging in (`login`), signing up (`register`) and asking for password-reset e-mails
-(`password_reset`). Rates live in
-settings.REST_FRAMEWORK; the counters live in the default cache, which is Redis when REDIS_URL is set, so every
-web process shares them.
+(`password_reset`). Rates live in settings.REST_FRAMEWORK; the counters live in the default cache, which is
+Redis when REDIS_URL is set, so every web process shares them.
 
 Every throttle here reads the client address with accounts.addresses.client_ip (X-Forwarded-For only
 through TRUSTED_PROXY_COUNT), the rule django-axes uses for log-in locks, so a client cannot get a
