@@ -2,11 +2,15 @@
 
 A command process spends most of a second importing Django and the apps before it can create one execution,
 while a worker has all of that loaded already. So `manage.py run_batch ... --wait` with Redis first puts its
-request on the `evaluations` queue (Python, argparse, redis-py and rq: ~0.2 s) and waits for a worker's answer;
-the worker resolves the tests and models, checks the cost and the budgets, creates the executions, answers,
-and runs them (`evaluations.jobs.run_batch_request_job`, `evaluations.batch_selection`). Only then does the
-command set Django up, while the calls run, and it goes on as before: the same lines, progress bar, summary
-and exit code.
+request on the `evaluations` queue (Python, argparse and hiredis over a socket: ~0.05 s; evaluations.handoff_client)
+and waits for a worker's answer; the worker resolves the tests and models, checks the cost and the budgets,
+creates the executions, answers, and runs them (`evaluations.jobs.run_batch_request_job`,
+`evaluations.batch_selection`). Only then does the command set Django up, while the calls run, and it goes on as
+before: the same lines, progress bar, summary and exit code.
+
+The request goes on the queue as an rq job id alone, its options stored beside it (REQUEST_KEY + the id): the
+command imports neither redis-py nor rq, which cost it ~0.15 s. The worker that takes the id makes it the job
+(`evaluations.jobs.EvaluationJob`, rq's job class in the settings), with the worker's own job timeout and retries.
 
 Nothing is decided here. The worker applies the command's own checks and answers with the command's own error
 text; when the estimate asks for the user's confirmation it starts nothing, and the command asks at its
@@ -36,7 +40,10 @@ import uuid
 from typing import Any, NamedTuple
 
 QUEUE = "evaluations"  # evaluations.jobs.QUEUE, which imports Django
+QUEUE_KEY = "rq:queue:" + QUEUE  # the list rq's workers take job ids from (at the front: LPUSH)
+JOB_KEY = "rq:job:"  # + the job id: rq's hash of a job, once a worker has made the request its job
 REQUEST_FUNCTION = "evaluations.jobs.run_batch_request_job"
+REQUEST_KEY = "openbench:batch-request-job:"  # + the job id: the request's options, until a worker takes it
 REPLY_KEY = "openbench:batch-request:"  # + the request id: a list the worker pushes its answer onto
 REPLY_TTL = 600  # seconds an answer nobody read is kept
 JOB_RETRIES = 3  # evaluations.jobs.JOB_RETRIES: a request's job goes on to run its batch, and is retried as one
@@ -163,14 +170,6 @@ def _redis_url() -> str | None:
     return url if url.startswith(("redis://", "rediss://", "unix://")) else None
 
 
-def _job_timeout() -> int:
-    """A run job's timeout (RQ_JOB_TIMEOUT, as the settings read it): the request's work horse runs the batch."""
-    try:
-        return max(1, int(os.environ.get("RQ_JOB_TIMEOUT", "3600")))
-    except ValueError:
-        return 3600
-
-
 class HandOffLost(Exception):
     """A worker took a request and did not answer in time."""
 
@@ -184,52 +183,50 @@ class HandedOff(NamedTuple):
 
 
 class _Request(NamedTuple):
-    client: Any  # redis.Redis
-    job: Any  # rq.job.Job
-    queue_key: str
+    client: Any  # evaluations.handoff_client.HandoffConnection
+    job_id: str
     reply_key: str
     batch_id: str
 
     def give_up(self) -> bool:
         """Stop waiting: withdraw the request and claim its state for the command. True when no worker will start
         it; False when a worker claimed it first (its batch may be running)."""
-        client = self.client
-        removed = client.lrem(self.queue_key, 1, self.job.id)
-        if client.set(self.reply_key + STATE_SUFFIX, "gone", nx=True, ex=REPLY_TTL):
-            if removed:  # a worker that dequeued it will find it "gone" and drop it; this one no worker holds
+        removed, claimed = self.client.execute(
+            ("LREM", QUEUE_KEY, 1, self.job_id), ("SET", self.reply_key + STATE_SUFFIX, "gone", "NX", "EX", REPLY_TTL)
+        )
+        if claimed:
+            if removed:  # no worker holds it: its options go too (a worker that dequeued it finds it "gone")
                 with contextlib.suppress(Exception):  # dead either way: no worker will start it
-                    self.job.delete()
+                    self.client.execute(("DEL", REQUEST_KEY + self.job_id))
             return True
         return False
 
+    def status(self) -> bytes | None:
+        """rq's status of the request's job (b"started", b"failed", ...); None before a worker has made it a job."""
+        status: bytes | None = self.client.execute(("HGET", JOB_KEY + self.job_id, "status"))[0]
+        return status
+
 
 def _send(url: str, options: dict[str, Any], timeouts: Timeouts, database: str) -> _Request:
-    from redis import Redis
-    from rq import Queue, Retry
+    from evaluations.handoff_client import HandoffConnection
 
-    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=timeouts.pickup + timeouts.answer + 5)
-    queue = Queue(QUEUE, connection=client)
-    reply_key = REPLY_KEY + uuid.uuid4().hex
+    client = HandoffConnection(url, connect_timeout=2)
+    job_id = uuid.uuid4().hex
+    reply_key = REPLY_KEY + job_id
     # The batch id is chosen here, so that a retried request finds the batch it already started.
     batch_id = str(uuid.uuid4())
-    # At the front: a person waits for this; the calls it starts queue like any job's.
-    job = queue.enqueue(
-        REQUEST_FUNCTION,
-        {
-            "options": options,
-            "reply_to": reply_key,
-            "batch_id": batch_id,
-            "database": database,
-            # The command's threshold, not the worker's: the person at this terminal is the one asked.
-            "confirm_usd": os.environ.get("RUN_BATCH_CONFIRM_USD", "").strip(),
-        },
-        at_front=True,
-        job_timeout=_job_timeout(),
-        result_ttl=REPLY_TTL,
-        retry=Retry(max=JOB_RETRIES),
-        description="run_batch request",
-    )
-    return _Request(client=client, job=job, queue_key=queue.key, reply_key=reply_key, batch_id=batch_id)
+    request = {
+        "options": options,
+        "reply_to": reply_key,
+        "batch_id": batch_id,
+        "database": database,
+        # The command's threshold, not the worker's: the person at this terminal is the one asked.
+        "confirm_usd": os.environ.get("RUN_BATCH_CONFIRM_USD", "").strip(),
+    }
+    # The options first, then the id at the front of the queue: a person waits for this; the calls it starts
+    # queue like any job's. Left unclaimed, the options expire with the reply.
+    client.execute(("SET", REQUEST_KEY + job_id, json.dumps(request), "EX", REPLY_TTL), ("LPUSH", QUEUE_KEY, job_id))
+    return _Request(client=client, job_id=job_id, reply_key=reply_key, batch_id=batch_id)
 
 
 def _wait(request: _Request, timeouts: Timeouts) -> dict[str, Any] | None:
@@ -244,7 +241,7 @@ def _wait(request: _Request, timeouts: Timeouts) -> dict[str, Any] | None:
             nothing = request.give_up()
             raise HandOffLost(
                 f"{'No worker' if nothing else 'A worker took this run_batch request and'} answered within "
-                f"{timeouts.pickup + timeouts.answer:.0f} s (rq job {request.job.id}); see the workers' log. "
+                f"{timeouts.pickup + timeouts.answer:.0f} s (rq job {request.job_id}); see the workers' log. "
                 + ("Nothing was started." if nothing else f"Its batch {request.batch_id} may be running.")
             )
     answer: dict[str, Any] = json.loads(got[1])
@@ -256,11 +253,12 @@ def _reply(request: _Request, seconds: float) -> Any:
     one (failed for good: a worker without this function, its retries spent)."""
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
-        got = request.client.blpop([request.reply_key], timeout=min(1.0, left))
+        wait = min(1.0, left)
+        got = request.client.execute(("BLPOP", request.reply_key, f"{wait:.3f}"), timeout=wait + 5)[0]
         if got is not None:
             return got
-        if request.job.get_status(refresh=True) in ("failed", "stopped", "canceled"):
-            last = request.client.lpop(request.reply_key)  # pushed just before it ended
+        if request.status() in (b"failed", b"stopped", b"canceled"):
+            last = request.client.execute(("LPOP", request.reply_key))[0]  # pushed just before it ended
             return (request.reply_key, last) if last is not None else None
     return None
 
@@ -285,7 +283,7 @@ def hand_off(argv: list[str]) -> None:
         return  # the settings refuse the value, with the message
     try:
         request = _send(url, options, timeouts, database)
-    except Exception:  # no Redis, no rq: the command starts the batch itself
+    except Exception:  # no Redis, a URL the hand-off does not read: the command starts the batch itself
         return
     try:
         _outcome = HandedOff(answer=_wait(request, timeouts))
@@ -299,13 +297,15 @@ def hand_off(argv: list[str]) -> None:
         if not isinstance(exc, Exception):
             raise
         _outcome = HandedOff(answer=None, error=_lost(request, exc, withdrawn=withdrawn))
+    finally:
+        request.client.close()
 
 
 def _lost(request: _Request, exc: Exception, *, withdrawn: bool) -> str:
     what = "it was withdrawn: nothing was started" if withdrawn else f"its batch {request.batch_id} may have started"
     return (
         f"Lost Redis while waiting for a worker to answer this run_batch request ({type(exc).__name__}: {exc}); "
-        f"{what} (rq job {request.job.id})."
+        f"{what} (rq job {request.job_id})."
     )
 
 

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import django_rq
 from rq import Retry, get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RqJob
 
 from evaluations.signals import queue_drained_send
 from openbench import tracing
@@ -65,6 +67,45 @@ TRACE_META = "trace"  # job.meta key: the W3C trace context of the request that 
 
 def taken_key(job_id: str) -> str:
     return TAKEN_KEY + job_id
+
+
+class EvaluationJob(RqJob):
+    """rq's job class for this project (settings.RQ["JOB_CLASS"]): rq's Job, except that a `run_batch --wait` request,
+    which manage.py puts on the queue as a job id alone (evaluations.batch_handoff), becomes a job when a worker
+    dequeues its id: the first fetch of such an id takes the request's options (atomically: one worker gets them)
+    and saves the job, with this worker's job timeout and the request's retries. Any other missing job is missing."""
+
+    @classmethod
+    def fetch(cls, id: str, connection: Redis | None = None, serializer: Any = None) -> EvaluationJob:
+        try:
+            return cast(EvaluationJob, super().fetch(id, connection=connection, serializer=serializer))
+        except NoSuchJobError:
+            job = _requested_job(id, connection) if connection is not None else None
+            if job is None:
+                raise
+            return job
+
+
+def _requested_job(job_id: str, connection: Redis) -> EvaluationJob | None:
+    from evaluations.batch_handoff import REPLY_TTL, REQUEST_FUNCTION, REQUEST_KEY
+
+    with connection.pipeline() as pipeline:  # MULTI: of two fetches of the id, one gets the options
+        pipeline.get(REQUEST_KEY + job_id)
+        pipeline.delete(REQUEST_KEY + job_id)
+        options, _ = pipeline.execute()
+    if options is None:
+        return None  # withdrawn by its command, expired, or never a request
+    queue = django_rq.get_queue(QUEUE, connection=connection, job_class=EvaluationJob)
+    job = queue.create_job(
+        REQUEST_FUNCTION,
+        args=(json.loads(options),),
+        job_id=job_id,
+        result_ttl=REPLY_TTL,
+        retry=Retry(max=JOB_RETRIES),
+        description="run_batch request",
+    )
+    job.save()
+    return cast(EvaluationJob, job)
 
 
 def queue_of(job: Job) -> Queue:

@@ -225,7 +225,12 @@ else:
 USE_RQ = bool(REDIS_URL)
 # `manage.py rqworker` uses this class unless told otherwise: it imports the engine and the provider
 # SDKs once, before forking, instead of in every job (importing openai alone takes over a second).
-RQ = {"WORKER_CLASS": env.str("RQ_WORKER_CLASS", default="evaluations.worker.EvaluationWorker")}
+# Every queue and worker of django_rq uses this job class: rq's, which also makes a run_batch request that
+# manage.py queued by id alone into its job (evaluations.batch_handoff).
+RQ = {
+    "WORKER_CLASS": env.str("RQ_WORKER_CLASS", default="evaluations.worker.EvaluationWorker"),
+    "JOB_CLASS": "evaluations.jobs.EvaluationJob",
+}
 # What that worker also imports before it forks, so that no job imports it again in its work horse: what
 # jobs use but start-up leaves out (the scorers with jsonschema; the leaderboard's services and selectors
 # with numpy, which take in results and warm the leaderboards; the drift check after a run).
