@@ -189,6 +189,7 @@ def start_requested_batch(
     try:
         chosen = select_batch(options)
         lines: list[str] = []
+        estimate = None
         if not options.get("yes"):
             estimate = batch_estimate(chosen.tests, chosen.models, chosen.repeats)
             if needs_confirmation(estimate, _threshold(confirm_usd)):
@@ -201,6 +202,7 @@ def start_requested_batch(
             repeats=chosen.repeats,
             batch_id=batch_id,
             dispatch=dispatch,
+            estimate=estimate,
         )
     except (BatchRefused, ApplicationError) as exc:
         return StartAnswer(status="refused", message=exc.message)

@@ -102,10 +102,17 @@ class RunEstimate:
     cost_usd: Decimal
     judge_cost_usd: Decimal
     by_model: list[ModelEstimate] = field(default_factory=list)
+    # What it was made for (test ids, model ids, repeats): a run that starts right after asking reuses it.
+    made_for: tuple[frozenset[Any], frozenset[Any], int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def total_usd(self) -> Decimal:
         return self.cost_usd + self.judge_cost_usd
+
+    def is_for(self, *, test_cases: Sequence[TestCase], models: Sequence[LLMModel], repeats: int) -> bool:
+        """Whether this estimates exactly that run (same tests, models and repeats)."""
+        wanted = (frozenset(test.pk for test in test_cases), frozenset(model.pk for model in models), repeats)
+        return self.made_for == wanted
 
     def as_dict(self) -> dict[str, Any]:
         """The SPEC §11 shape; money as decimal strings with 8 places, as the API renders `total_cost`."""
@@ -180,6 +187,7 @@ def run_estimate(*, test_cases: Sequence[TestCase], models: Sequence[LLMModel], 
         cost_usd=sum((item.cost_usd for item in by_model), Decimal(0)),
         judge_cost_usd=judge_cost,
         by_model=by_model,
+        made_for=(frozenset(targets), frozenset(model_pk for _, model_pk, _ in parameters), repeats),
     )
 
 

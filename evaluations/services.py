@@ -21,7 +21,7 @@ from django.utils import timezone
 from accounts.models import User
 from catalog.models import LLMModel, TestCase
 from evaluations.budgets import budget_reserve, budget_settle, provider_shares
-from evaluations.estimates import run_estimate
+from evaluations.estimates import RunEstimate, run_estimate
 from evaluations.models import MAX_REPEATS, MIN_REPEATS, Execution, TestResult
 from evaluations.runner.cancellation import flag_cancelled
 from evaluations.runner.notify import executions_finished_on_commit
@@ -144,13 +144,16 @@ def _reserve_budget(
     started_by: User | None,
     executions: list[Execution],
     repeats: int,
+    estimate: RunEstimate | None = None,
 ) -> None:
     """Reserve the run's estimate (SPEC §11) inside the starting transaction: 402 rolls the whole start back.
 
     A run without a user (an operator's `run_batch`, a schedule) is charged to the provider caps only.
-    Every sample is a call, so k repeats reserve k times the cost of one.
+    Every sample is a call, so k repeats reserve k times the cost of one. An `estimate` the caller made of this
+    very run (run_batch asks with it first) is reserved as it is, not made again.
     """
-    estimate = run_estimate(test_cases=test_cases, models=models, repeats=repeats)
+    if estimate is None or not estimate.is_for(test_cases=test_cases, models=models, repeats=repeats):
+        estimate = run_estimate(test_cases=test_cases, models=models, repeats=repeats)
     shares = provider_shares(((item.model, item.cost_usd) for item in estimate.by_model), estimate.judge_cost_usd)
     budget_reserve(user=started_by, shares=shares, executions=executions)
 
@@ -216,13 +219,15 @@ def executions_start_batch(
     bypass_cache: bool = False,
     batch_id: UUID | None = None,
     dispatch: bool = True,
+    estimate: RunEstimate | None = None,
 ) -> list[Execution]:
     """One execution per test, all sharing a batch id, dispatched so that one worker overlaps their calls.
 
     Refused as a whole (409 `not_runnable`) when `started_by` may not run one of the tests. Each model is
     sampled `repeats` times (1–20, SPEC §12; else 400 naming `repeats`). With `bypass_cache` every call
     reaches the model (a drift check must see today's answers, not the response cache's). `dispatch=False`
-    is for a caller that runs the executions itself (a worker starting a handed-off run_batch).
+    is for a caller that runs the executions itself (a worker starting a handed-off run_batch). `estimate`: the
+    caller's estimate of this run, if it just made one (reserved without being made again).
     """
     repeats = check_repeats(repeats)
     if not test_cases:
@@ -242,7 +247,14 @@ def executions_start_batch(
         ("execution_id", "llmmodel_id"),
         [(execution.pk, model.pk) for execution in executions for model in chosen],
     )
-    _reserve_budget(test_cases=test_cases, models=chosen, started_by=started_by, executions=executions, repeats=repeats)
+    _reserve_budget(
+        test_cases=test_cases,
+        models=chosen,
+        started_by=started_by,
+        executions=executions,
+        repeats=repeats,
+        estimate=estimate,
+    )
     if dispatch:
         totals = {execution.pk: execution.total_evaluations for execution in executions}
         transaction.on_commit(lambda: executions_dispatch(execution_ids=list(totals), totals=totals))

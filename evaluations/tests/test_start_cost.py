@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
@@ -203,3 +204,57 @@ def test_the_providers_accounts_are_the_last_rows_a_reservation_writes(owner: Us
     with connection.execute_wrapper(record):
         budget_reserve(user=owner, shares=shares, executions=[ExecutionFactory()])
     assert writes == ["user account", "SpendReservation", "provider account", "provider account"]
+
+
+def _counting_estimates(monkeypatch: Any) -> list[int]:
+    """Every estimate made, wherever it is asked for (the services and run_batch's selection import it by name)."""
+    from evaluations import batch_selection, services
+
+    made: list[int] = []
+
+    def counted(**kwargs: Any) -> Any:
+        made.append(1)
+        return run_estimate(**kwargs)
+
+    monkeypatch.setattr(services, "run_estimate", counted)
+    monkeypatch.setattr(batch_selection, "run_estimate", counted)
+    return made
+
+
+def test_run_batch_reserves_the_estimate_it_asked_with_instead_of_making_it_again(monkeypatch: Any) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    from evaluations.models import Execution
+
+    made = _counting_estimates(monkeypatch)
+    model = LLMModelFactory()
+    TestCaseFactory.create_batch(3)
+    out = io.StringIO()
+    call_command("run_batch", models=[model.name], stdout=out, stderr=io.StringIO())
+    assert "Estimated cost:" in out.getvalue() and Execution.objects.count() == 3
+    assert made == [1]
+    reserved = SpendReservation.objects.aggregate(total=Sum("reserved_usd"))["total"]
+    assert f"Estimated cost: ${reserved:.4f}" in out.getvalue()  # what it asked with is what it holds
+
+
+def test_an_estimate_of_another_run_is_not_reserved_for_this_one(monkeypatch: Any) -> None:
+    from evaluations.services import executions_start_batch
+
+    made = _counting_estimates(monkeypatch)
+    model, other = LLMModelFactory(), LLMModelFactory()
+    tests = TestCaseFactory.create_batch(2)
+    for stale in (
+        run_estimate(test_cases=tests, models=[model], repeats=2),  # other repeats
+        run_estimate(test_cases=tests[:1], models=[model]),  # other tests
+        run_estimate(test_cases=tests, models=[model, other]),  # other models
+    ):
+        assert not stale.is_for(test_cases=tests, models=[model], repeats=1)
+        made.clear()
+        executions_start_batch(test_cases=tests, models=[model], started_by=None, estimate=stale)
+        assert made == [1]
+    exact = run_estimate(test_cases=list(reversed(tests)), models=[model])
+    made.clear()
+    executions_start_batch(test_cases=tests, models=[model], started_by=None, estimate=exact)
+    assert made == []

@@ -99,11 +99,16 @@ class Command(BaseCommand):
         except BatchRefused as exc:
             raise CommandError(exc.message) from exc
         options["repeats"] = chosen.repeats
-        if not self._cost_approved(chosen.tests, chosen.models, options):
+        approved, estimate = self._cost_approved(chosen.tests, chosen.models, options)
+        if not approved:
             return None
         try:
             executions = executions_start_batch(
-                test_cases=chosen.tests, models=chosen.models, started_by=chosen.user, repeats=chosen.repeats
+                test_cases=chosen.tests,
+                models=chosen.models,
+                started_by=chosen.user,
+                repeats=chosen.repeats,
+                estimate=estimate,
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
@@ -113,19 +118,22 @@ class Command(BaseCommand):
         )
         return executions[0].batch_id, total
 
-    def _cost_approved(self, tests: list[TestCase], models: list[LLMModel] | None, options: dict[str, Any]) -> bool:
+    def _cost_approved(
+        self, tests: list[TestCase], models: list[LLMModel] | None, options: dict[str, Any]
+    ) -> tuple[bool, RunEstimate | None]:
         """Before anything starts (SPEC §11): with --estimate print the estimate and say no; above
-        RUN_BATCH_CONFIRM_USD ask `Proceed? [y/N]` (refused without a terminal to ask on) unless --yes."""
+        RUN_BATCH_CONFIRM_USD ask `Proceed? [y/N]` (refused without a terminal to ask on) unless --yes.
+        Also the estimate it made, if any: the start reserves it rather than making it again."""
         if options["yes"] and not options["estimate"]:
-            return True
+            return True, None
         estimate = batch_estimate(tests, models, options["repeats"])
         if options["estimate"]:
             self._print_estimate(estimate)
             self.stdout.write("Estimate only: nothing was started.")
-            return False
+            return False, estimate
         if not needs_confirmation(estimate):
             self.stdout.write(estimate_line(estimate))
-            return True
+            return True, estimate
         self._print_estimate(estimate)
         threshold = Decimal(settings.RUN_BATCH_CONFIRM_USD)
         above = f"The estimated cost ${estimate.total_usd:.4f} is above RUN_BATCH_CONFIRM_USD (${threshold:.2f})"
@@ -137,7 +145,7 @@ class Command(BaseCommand):
         self.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             raise CommandError("Not confirmed; nothing was started.")
-        return True
+        return True, estimate
 
     def _print_estimate(self, estimate: RunEstimate) -> None:
         header = f"{'model':40} {'evals':>7} {'tokens in':>11} {'tokens out':>11} {'cost (USD)':>12}"
