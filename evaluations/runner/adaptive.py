@@ -274,11 +274,20 @@ class AdaptiveLimiter:
                 self.save()
 
     def save(self) -> None:
-        """Keep the limit for the next limiter of this provider (at the end of a run, and as it changes)."""
+        """Keep the limit for the next limiter of this provider (at the end of a run, and as it changes).
+
+        On an event loop the write goes to the loop's default executor: no call waits behind a Redis round trip
+        (up to its timeout if Redis hangs). The loop's runner waits for the executor's work before it closes."""
         if self.learned is None:
             return
         self._saved_at = self.clock()
-        self.learned.remember(self.name, self.limit if self.limit < self.ceiling else None)
+        limit = self.limit if self.limit < self.ceiling else None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.learned.remember(self.name, limit)
+        else:
+            loop.run_in_executor(None, self.learned.remember, self.name, limit)
 
     def reconfigure(self, ceiling: int) -> None:
         """A new ceiling (settings changed): start again from it."""

@@ -6,6 +6,7 @@ no call once its execution is stopped. Errors of every kind come back as a Provi
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sys
@@ -117,6 +118,7 @@ class ProviderCaller:
         self.limiter = RateLimiter(limits=limits.provider_rpm, redis_url=limits.redis_url)
         self.global_slots = limiter_for("*", ceiling=limits.concurrency, adaptive=False)
         self.provider_slots: dict[str, AdaptiveLimiter] = {}
+        self._making_slots: dict[str, asyncio.Future[AdaptiveLimiter]] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
         self.adapters: dict[Any, Provider] = {}
         self.adapter_of_model: dict[Any, Provider] = {}
@@ -196,7 +198,7 @@ class ProviderCaller:
 
         On success the answer and its latency are in `outcome`; a failed call raises.
         """
-        provider_slots = self._slots(provider)
+        provider_slots = self.provider_slots.get(provider) or await self._slots(provider)
         async with provider_slots.slot() as slot:
             await self.limiter.acquire(provider)
             if execution_id is not None and self.is_stopped(execution_id):
@@ -263,13 +265,15 @@ class ProviderCaller:
             self.breakers[provider] = breaker
         return breaker
 
-    def _slots(self, provider: str) -> AdaptiveLimiter:
-        slots = self.provider_slots.get(provider)
-        if slots is None:
+    async def _slots(self, provider: str) -> AdaptiveLimiter:
+        """The provider's limiter, made once, off the loop: a new one reads what an earlier one learnt from Redis,
+        and no call of the run may wait behind that round trip (up to its timeout if Redis hangs)."""
+        made = self._making_slots.get(provider)
+        if made is None:
             ceiling = self.limits.provider_concurrency.get(provider, self.limits.concurrency)
-            slots = self.provider_slots[provider] = limiter_for(
-                provider, ceiling=ceiling, redis_url=self.limits.redis_url
-            )
+            make = functools.partial(limiter_for, provider, ceiling=ceiling, redis_url=self.limits.redis_url)
+            made = self._making_slots[provider] = asyncio.ensure_future(asyncio.to_thread(make))
+        slots = self.provider_slots[provider] = await made
         return slots
 
     async def aclose(self) -> None:

@@ -4,8 +4,11 @@ fake server that takes N calls at once and refuses the rest with 429, Retry-Afte
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import socket
 import threading
+from collections.abc import Iterator
 
 import pytest
 from django.conf import settings as django_settings
@@ -17,6 +20,7 @@ from evaluations.runner.adaptive import AdaptiveLimiter, LearnedLimits, Outcome,
 from evaluations.runner.calls import CallLimits, ProviderCaller
 from evaluations.runner.run import run_executions
 from evaluations.services import execution_start
+from evaluations.tests.conftest import loop_ticks_while
 from providers.base import GenerationRequest, RateLimitInfo
 from providers.testing.fake_servers import FakeServer
 
@@ -248,6 +252,32 @@ def test_without_redis_a_learnt_limit_is_neither_read_nor_kept() -> None:
     assert limiter.allowed == 50
     limiter.limit = 20.0
     limiter.save()  # logged, not raised
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[str]:
+    """A Redis URL whose server accepts connections and never answers: each read waits out its 1 s timeout."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(16)
+        yield f"redis://127.0.0.1:{listening.getsockname()[1]}/0"
+
+
+def test_a_hanging_redis_holds_no_call_of_the_loop_while_a_limiter_reads_or_keeps_its_limit(silent_redis) -> None:
+    reset_limiters(learned=False)
+    limits = dataclasses.replace(call_limits(), redis_url=silent_redis)
+    caller = ProviderCaller(limits=limits, is_stopped=lambda _: False, is_cancelled=lambda _: False)
+
+    async def limiter_made_then_kept() -> None:
+        slots = await caller._slots("openai_compatible")  # reads the learnt limit: 1 s, beside the loop
+        slots.limit = 20.0
+        slots.save()  # and keeps it: another 1 s, in the loop's executor
+        await asyncio.sleep(1.2)
+        raise LookupError(f"made and kept {slots.name}")
+
+    ticks = loop_ticks_while(limiter_made_then_kept, raises=LookupError, match="made and kept")
+    reset_limiters(learned=False)
+    assert ticks >= 150  # ~220 if nothing held the loop; each 1 s Redis wait on it would cost ~100
 
 
 def test_the_process_has_one_limiter_per_provider_and_a_new_ceiling_restarts_it() -> None:
