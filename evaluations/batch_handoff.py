@@ -19,9 +19,10 @@ withdraws it from the queue (an atomic LREM: either the command or a worker has 
 batch itself. A worker starts a request only after claiming it with SET NX on the request's state key, and a
 command that stops waiting (a timeout, Ctrl-C, lost Redis) first withdraws the request and claims that key for
 itself: so a batch never starts behind the back of a command that has given up on it, and when the worker won,
-the command's error names the batch. The request also carries a fingerprint of the command's database (a worker
-of another deployment on the same Redis starts nothing; the command then starts the batch itself) and the
-command's RUN_BATCH_CONFIRM_USD. RUN_BATCH_HANDOFF=false turns the hand-off off.
+the command's error names the batch. A request taken after its command stopped waiting (its deadline, on Redis's
+clock) starts nothing either, however late rq delivers it. The request also carries a fingerprint of the command's
+database (a worker of another deployment on the same Redis starts nothing; the command then starts the batch
+itself) and the command's RUN_BATCH_CONFIRM_USD. RUN_BATCH_HANDOFF=false turns the hand-off off.
 
 This module imports nothing of Django or of the apps at import time (nor dataclasses: NamedTuples cost nothing more
 to import): manage.py calls it before django.setup().
@@ -187,12 +188,14 @@ class _Request(NamedTuple):
     job_id: str
     reply_key: str
     batch_id: str
+    state_ttl: int  # seconds the command's claim ("gone") is kept: past the request's deadline
 
     def give_up(self) -> bool:
         """Stop waiting: withdraw the request and claim its state for the command. True when no worker will start
         it; False when a worker claimed it first (its batch may be running)."""
         removed, claimed = self.client.execute(
-            ("LREM", QUEUE_KEY, 1, self.job_id), ("SET", self.reply_key + STATE_SUFFIX, "gone", "NX", "EX", REPLY_TTL)
+            ("LREM", QUEUE_KEY, 1, self.job_id),
+            ("SET", self.reply_key + STATE_SUFFIX, "gone", "NX", "EX", self.state_ttl),
         )
         if claimed:
             if removed:  # no worker holds it: its options go too (a worker that dequeued it finds it "gone")
@@ -201,32 +204,72 @@ class _Request(NamedTuple):
             return True
         return False
 
+    def withdraw(self) -> bool:
+        """`give_up` after something went wrong: False also when Redis cannot be reached (nothing is known)."""
+        try:
+            return self.give_up()
+        except Exception:
+            return False
+
     def status(self) -> bytes | None:
         """rq's status of the request's job (b"started", b"failed", ...); None before a worker has made it a job."""
         status: bytes | None = self.client.execute(("HGET", JOB_KEY + self.job_id, "status"))[0]
         return status
 
 
+class _NotSent(Exception):
+    """The request is not on the queue (or was withdrawn): the command starts the batch itself."""
+
+
+class _MaybeSent(Exception):
+    """Redis broke while the request was being queued, and it could not be withdrawn: a worker may start it."""
+
+    def __init__(self, request: _Request, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.request, self.cause = request, cause
+
+
 def _send(url: str, options: dict[str, Any], timeouts: Timeouts, database: str) -> _Request:
     from evaluations.handoff_client import HandoffConnection
 
-    client = HandoffConnection(url, connect_timeout=2)
+    waits = timeouts.pickup + timeouts.answer
+    try:
+        client = HandoffConnection(url, connect_timeout=2)
+        seconds, microseconds = client.execute(("TIME",))[0]
+    except Exception as exc:
+        raise _NotSent from exc
     job_id = uuid.uuid4().hex
     reply_key = REPLY_KEY + job_id
     # The batch id is chosen here, so that a retried request finds the batch it already started.
     batch_id = str(uuid.uuid4())
-    request = {
-        "options": options,
-        "reply_to": reply_key,
-        "batch_id": batch_id,
-        "database": database,
-        # The command's threshold, not the worker's: the person at this terminal is the one asked.
-        "confirm_usd": os.environ.get("RUN_BATCH_CONFIRM_USD", "").strip(),
-    }
-    # The options first, then the id at the front of the queue: a person waits for this; the calls it starts
-    # queue like any job's. Left unclaimed, the options expire with the reply.
-    client.execute(("SET", REQUEST_KEY + job_id, json.dumps(request), "EX", REPLY_TTL), ("LPUSH", QUEUE_KEY, job_id))
-    return _Request(client=client, job_id=job_id, reply_key=reply_key, batch_id=batch_id)
+    request = _Request(client, job_id, reply_key, batch_id, state_ttl=max(REPLY_TTL, math.ceil(waits) + 60))
+    options_json = json.dumps(
+        {
+            "options": options,
+            "reply_to": reply_key,
+            "batch_id": batch_id,
+            "database": database,
+            # The command's threshold, not the worker's: the person at this terminal is the one asked.
+            "confirm_usd": os.environ.get("RUN_BATCH_CONFIRM_USD", "").strip(),
+            # Redis's clock: after this the command has stopped waiting, whatever became of its claim; a worker
+            # that takes the request later (a delivery delayed past every timeout) starts nothing.
+            "expires_at": int(seconds) + int(microseconds) / 1e6 + waits + 5,
+        }
+    )
+    try:
+        # The options first, then the id at the front of the queue: a person waits for this; the calls it starts
+        # queue like any job's. Left unclaimed, the options expire with the reply.
+        client.execute(
+            ("SET", REQUEST_KEY + job_id, options_json, "EX", REPLY_TTL),
+            ("LPUSH", QUEUE_KEY, job_id),
+            timeout=timeouts.pickup + 5,
+        )
+    except BaseException as exc:  # it may be on the queue: withdrawn first, or the command must not start it too
+        withdrawn = request.withdraw()
+        if not isinstance(exc, Exception):
+            raise
+        raise (_NotSent() if withdrawn else _MaybeSent(request, exc)) from exc
+    return request
 
 
 def _wait(request: _Request, timeouts: Timeouts) -> dict[str, Any] | None:
@@ -253,7 +296,7 @@ def _reply(request: _Request, seconds: float) -> Any:
     one (failed for good: a worker without this function, its retries spent)."""
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
-        wait = min(1.0, left)
+        wait = max(0.01, min(1.0, left))  # never 0: that would be "block forever" to BLPOP
         got = request.client.execute(("BLPOP", request.reply_key, f"{wait:.3f}"), timeout=wait + 5)[0]
         if got is not None:
             return got
@@ -283,17 +326,17 @@ def hand_off(argv: list[str]) -> None:
         return  # the settings refuse the value, with the message
     try:
         request = _send(url, options, timeouts, database)
-    except Exception:  # no Redis, a URL the hand-off does not read: the command starts the batch itself
+    except _MaybeSent as exc:
+        _outcome = HandedOff(answer=None, error=_lost(exc.request, exc.cause, withdrawn=False))
+        return
+    except Exception:  # not queued (no Redis, a URL the hand-off does not read): the command starts the batch itself
         return
     try:
         _outcome = HandedOff(answer=_wait(request, timeouts))
     except HandOffLost as exc:
         _outcome = HandedOff(answer=None, error=str(exc))
     except BaseException as exc:  # Ctrl-C, lost Redis: withdraw it if a worker has not claimed it yet
-        try:
-            withdrawn = request.give_up()
-        except Exception:
-            withdrawn = False
+        withdrawn = request.withdraw()
         if not isinstance(exc, Exception):
             raise
         _outcome = HandedOff(answer=None, error=_lost(request, exc, withdrawn=withdrawn))

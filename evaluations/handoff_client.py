@@ -54,24 +54,31 @@ class HandoffConnection:
         sock: socket.socket
         if parts.scheme == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            sock.connect(unquote(parts.path))
         else:
             host = parts.hostname or "localhost"
             sock = socket.create_connection((host, parts.port or 6379), timeout=timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if parts.scheme == "rediss":
-                import ssl
+        try:
+            if parts.scheme == "unix":
+                sock.settimeout(timeout)
+                sock.connect(unquote(parts.path))
+            else:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if parts.scheme == "rediss":
+                    import ssl
 
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-        self._sock, self._reader = sock, hiredis.Reader()
-        setup: list[tuple[Any, ...]] = []
-        if parts.password is not None:
-            user = (unquote(parts.username),) if parts.username else ()
-            setup.append(("AUTH", *user, unquote(parts.password)))
-        if self._db:
-            setup.append(("SELECT", self._db))
-        self._exchange(sock, setup, timeout)
+                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            self._sock, self._reader = sock, hiredis.Reader()
+            setup: list[tuple[Any, ...]] = []
+            if parts.password is not None:
+                user = (unquote(parts.username),) if parts.username else ()
+                setup.append(("AUTH", *user, unquote(parts.password)))
+            if self._db:
+                setup.append(("SELECT", self._db))
+            self._exchange(sock, setup, timeout)
+        except BaseException:  # refused AUTH or SELECT, a failed handshake: no half-set-up connection is kept
+            sock.close()
+            self._sock = None
+            raise
         return sock
 
     def execute(self, *commands: tuple[Any, ...], timeout: float = 5.0) -> list[Any]:

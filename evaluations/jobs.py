@@ -30,6 +30,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -282,6 +283,28 @@ def _run_and_take_in(
     return job_result(report, own=True)
 
 
+def _claim_request(connection: Redis, state_key: str, expires_at: Any) -> bool:
+    """Claim a handed-off request for this worker ("taken"), as its command claims it when it stops waiting
+    ("gone"); True to start it. A retry of a request taken here goes on. A first delivery after `expires_at`
+    (Redis's clock: the command has stopped waiting by then, whatever became of its own claim) starts nothing,
+    and neither will its retries."""
+    from evaluations.batch_handoff import REPLY_TTL
+
+    if not connection.set(state_key, "taken", nx=True, ex=REPLY_TTL):
+        return connection.get(state_key) == b"taken"
+    if expires_at is None:
+        return True
+    try:
+        deadline = float(expires_at)
+    except (TypeError, ValueError):
+        deadline = -math.inf  # unreadable: treated as passed (the command starts the batch itself)
+    seconds, microseconds = cast(tuple[int, int], connection.time())
+    if seconds + microseconds / 1e6 <= deadline:
+        return True
+    connection.set(state_key, "gone", ex=REPLY_TTL)
+    return False
+
+
 def answer_batch_request(request: dict[str, Any], connection: Redis, *, dispatch: bool) -> StartAnswer:
     """Start what a handed-off `run_batch` asks for and push the answer onto the list the command reads
     (evaluations.batch_handoff). Every failure is an answer too: the command must not wait for nothing.
@@ -297,9 +320,7 @@ def answer_batch_request(request: dict[str, Any], connection: Redis, *, dispatch
         raise ValueError(f"A run_batch request must name its reply list ({REPLY_KEY}...), not {reply_to!r}.")
     if request.get("database") != this_database():
         answer = StartAnswer(status="elsewhere")
-    elif not connection.set(reply_to + STATE_SUFFIX, "taken", nx=True, ex=REPLY_TTL) and (
-        connection.get(reply_to + STATE_SUFFIX) != b"taken"
-    ):
+    elif not _claim_request(connection, reply_to + STATE_SUFFIX, request.get("expires_at")):
         logger.info("A run_batch request whose command stopped waiting was dropped; nothing was started.")
         return StartAnswer(status="abandoned")
     else:

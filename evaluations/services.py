@@ -268,8 +268,6 @@ def execution_cancel(*, execution: Execution, actor: User | None) -> Execution:
         raise ApplicationError(
             f"This execution has already finished ({execution.status}).", code="already_finished", status=409
         )
-    # The flag first: the running job checks it before every call, so nothing starts from here on.
-    flag_cancelled(execution.pk)
     # The owner reads this text: it says who in general terms, never a moderator's e-mail (SPEC §10).
     # Who exactly is in the log line below, for the operators and moderators who need it.
     if actor is None:
@@ -282,6 +280,10 @@ def execution_cancel(*, execution: Execution, actor: User | None) -> Execution:
         pk=execution.pk, status__in=[Execution.Status.PENDING, Execution.Status.RUNNING]
     ).update(status=Execution.Status.CANCELLED, completed_at=timezone.now(), error_message=reason)
     if updated:
+        # The row first, then the flag (the running job checks it before every call, so no call starts after
+        # this returns). Flagged first, the job could stop the execution and close it as `completed` (a
+        # finish only changes a running row) before the row said `cancelled`: a cancel recorded as a success.
+        flag_cancelled(execution.pk)
         logger.info(
             "execution cancelled",
             extra={"execution_id": str(execution.pk), "actor_id": actor.pk if actor else None, "reason": reason},

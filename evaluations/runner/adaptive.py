@@ -147,6 +147,8 @@ class AdaptiveLimiter:
         self._decreased_at = float("-inf")
         self.learned = learned if adaptive else None
         self._saved_at = float("-inf")
+        self._unsaved: tuple[float | None] | None = None  # the latest limit a save on the loop has not written
+        self._writing = False
         if self.learned is not None:
             start = self.learned.recall(name)
             if start is not None:
@@ -286,8 +288,21 @@ class AdaptiveLimiter:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.learned.remember(self.name, limit)
-        else:
-            loop.run_in_executor(None, self.learned.remember, self.name, limit)
+            return
+        with self._lock:  # one writer at a time, always the latest value: an older save never lands last
+            self._unsaved = (limit,)
+            writing, self._writing = self._writing, True
+        if not writing:
+            loop.run_in_executor(None, self._write_unsaved, self.learned)
+
+    def _write_unsaved(self, learned: LearnedLimits) -> None:
+        while True:
+            with self._lock:
+                if self._unsaved is None:
+                    self._writing = False
+                    return
+                (limit,), self._unsaved = self._unsaved, None
+            learned.remember(self.name, limit)
 
     def reconfigure(self, ceiling: int) -> None:
         """A new ceiling (settings changed): start again from it."""

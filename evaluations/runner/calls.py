@@ -273,8 +273,16 @@ class ProviderCaller:
             ceiling = self.limits.provider_concurrency.get(provider, self.limits.concurrency)
             make = functools.partial(limiter_for, provider, ceiling=ceiling, redis_url=self.limits.redis_url)
             made = self._making_slots[provider] = asyncio.ensure_future(asyncio.to_thread(make))
-        slots = self.provider_slots[provider] = await made
+            made.add_done_callback(functools.partial(self._forget_unmade, provider))
+        # Shielded: a call stopped while it waits (its execution cancelled) must not cancel the making, which
+        # every other call to this provider is waiting for.
+        slots = self.provider_slots[provider] = await asyncio.shield(made)
         return slots
+
+    def _forget_unmade(self, provider: str, made: asyncio.Future[AdaptiveLimiter]) -> None:
+        """A limiter that could not be made is asked for again by the next call: none inherits the failure."""
+        if made.cancelled() or made.exception() is not None:
+            self._making_slots.pop(provider, None)
 
     async def aclose(self) -> None:
         """Close every adapter's client and the limiter's Redis connection; keep what the limits learnt."""

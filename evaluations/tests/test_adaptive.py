@@ -8,6 +8,7 @@ import dataclasses
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -278,6 +279,44 @@ def test_a_hanging_redis_holds_no_call_of_the_loop_while_a_limiter_reads_or_keep
     ticks = loop_ticks_while(limiter_made_then_kept, raises=LookupError, match="made and kept")
     reset_limiters(learned=False)
     assert ticks >= 150  # ~220 if nothing held the loop; each 1 s Redis wait on it would cost ~100
+
+
+def test_a_call_stopped_while_its_providers_limiter_is_made_leaves_the_others_their_limiter(silent_redis) -> None:
+    reset_limiters(learned=False)
+    limits = dataclasses.replace(call_limits(), redis_url=silent_redis)
+    caller = ProviderCaller(limits=limits, is_stopped=lambda _: False, is_cancelled=lambda _: False)
+
+    async def three_calls_one_stopped() -> list:
+        calls = [asyncio.ensure_future(caller._slots("openai_compatible")) for _ in range(3)]
+        await asyncio.sleep(0.1)  # all three wait for the limiter (1 s: Redis does not answer)
+        calls[0].cancel()  # its execution was cancelled
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(three_calls_one_stopped())
+    reset_limiters(learned=False)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert outcomes[1] is outcomes[2] and outcomes[1].name == "openai_compatible"
+
+
+def test_saves_on_the_loop_keep_the_latest_limit_however_slow_redis_is() -> None:
+    learned = MemoryLearned()
+    remember = learned.remember
+
+    def slow(name: str, limit: float | None) -> None:
+        time.sleep(0.2 if limit == 40.0 else 0)  # the first write is slow: the later ones must not land before it
+        remember(name, limit)
+
+    learned.remember = slow  # type: ignore[method-assign]
+    limiter = AdaptiveLimiter("p", ceiling=50, learned=learned)
+
+    async def changes() -> None:
+        for limit in (40.0, 30.0, 20.0):
+            limiter.limit = limit
+            limiter.save()  # the end of a run saves last
+            await asyncio.sleep(0.01)
+
+    asyncio.run(changes())  # the runner waits for the loop's executor before it closes
+    assert learned.kept == {"p": 20.0} and learned.writes <= 3
 
 
 def test_the_process_has_one_limiter_per_provider_and_a_new_ceiling_restarts_it() -> None:

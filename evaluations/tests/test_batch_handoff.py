@@ -379,13 +379,27 @@ def pool(tmp_path: Path, clean_queue: None) -> Iterator[Workers]:
     workers.stop_all()
 
 
+def _listening(pool: Workers) -> None:
+    """Start a worker and wait until it listens: a command that starts before it would rightly withdraw its
+    request after the pickup time and run the batch itself (a worker's start takes 1-3 s on a busy machine)."""
+    import django_rq
+    from rq import Worker
+
+    pool.start(burst=False)
+    queue = django_rq.get_queue("evaluations")
+    deadline = time.monotonic() + 60
+    while not Worker.all(queue=queue):
+        assert time.monotonic() < deadline, pool.logs()
+        time.sleep(0.05)
+
+
 @needs_redis
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_run_batch_wait_hands_off_to_an_idle_worker_that_starts_and_runs_the_batch(pool) -> None:
     model = LLMModelFactory(config={"accuracy": 1.0, "latency_ms": 5})
     TestCaseFactory.create_batch(3, category="handoff")
-    pool.start(burst=False)
+    _listening(pool)
     done = _command("--category", "handoff", "--models", model.name, "--wait", "--yes")
     assert done.returncode == 0, (done.stdout, done.stderr, pool.logs())
     assert "Started 3 executions (3 evaluations), batch " in done.stdout and ", by a worker." in done.stdout
@@ -552,3 +566,100 @@ def test_a_batch_a_worker_started_for_a_command_that_then_failed_is_named(capsys
     assert "a worker started batch b-1" in capsys.readouterr().err
     batch_handoff.report_unclaimed()  # once
     assert capsys.readouterr().err == ""
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_request_taken_after_its_command_stopped_waiting_starts_nothing_nor_do_its_retries(clean_queue) -> None:
+    """A delivery delayed past every timeout (say, a job rq re-queues from its intermediate list ten minutes later,
+    when the command's own claim has expired): the request's deadline, on Redis's clock, stops it."""
+    import django_rq
+
+    from evaluations.jobs import answer_batch_request
+
+    model = LLMModelFactory()
+    TestCaseFactory()
+    connection = django_rq.get_connection("evaluations")
+    now = connection.time()[0]
+    request = {"options": {"models": [model.name], "yes": True}, "database": this_database()}
+    late = {**request, "reply_to": batch_handoff.REPLY_KEY + "test-late", "batch_id": str(uuid.uuid4())}
+    for _ in range(2):  # the first delivery, then a retry of it
+        assert answer_batch_request({**late, "expires_at": now - 1}, connection, dispatch=False).status == "abandoned"
+    assert connection.get(late["reply_to"] + batch_handoff.STATE_SUFFIX) == b"gone"
+    garbled = {**request, "reply_to": batch_handoff.REPLY_KEY + "test-garbled", "batch_id": str(uuid.uuid4())}
+    assert answer_batch_request({**garbled, "expires_at": "soon"}, connection, dispatch=False).status == "abandoned"
+    assert not Execution.objects.exists()
+    on_time = {**request, "reply_to": batch_handoff.REPLY_KEY + "test-on-time", "batch_id": str(uuid.uuid4())}
+    assert answer_batch_request({**on_time, "expires_at": now + 60}, connection, dispatch=False).status == "started"
+    assert Execution.objects.count() == 1
+    for key in ("test-late", "test-garbled", "test-on-time"):
+        connection.delete(batch_handoff.REPLY_KEY + key, batch_handoff.REPLY_KEY + key + batch_handoff.STATE_SUFFIX)
+
+
+def _handoff_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", settings.REDIS_URL)
+    monkeypatch.setenv("DATABASE_URL", worker_env()["DATABASE_URL"])
+
+
+def _write_lands_but_its_reply_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evaluations.handoff_client import HandoffConnection, HandoffRedisError
+
+    execute = HandoffConnection.execute
+
+    def lossy(self: HandoffConnection, *commands: Any, timeout: float = 5.0) -> list[Any]:
+        replies = execute(self, *commands, timeout=timeout)
+        if commands[-1][0] == "LPUSH":
+            self.close()
+            raise HandoffRedisError("TimeoutError: timed out")
+        return replies
+
+    monkeypatch.setattr(HandoffConnection, "execute", lossy)
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_request_whose_queueing_broke_off_is_withdrawn_before_the_command_starts_it(monkeypatch, clean_queue) -> None:
+    import django_rq
+
+    _handoff_env(monkeypatch)
+    _write_lands_but_its_reply_is_lost(monkeypatch)
+    batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
+    assert batch_handoff.take_outcome() is None  # the command starts the batch itself: no worker will
+    connection = django_rq.get_connection("evaluations")
+    assert connection.llen(batch_handoff.QUEUE_KEY) == 0
+    assert not list(connection.scan_iter(batch_handoff.REQUEST_KEY + "*"))
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_request_whose_queueing_broke_off_after_a_worker_took_it_is_not_started_again(
+    monkeypatch, clean_queue
+) -> None:
+    import django_rq
+
+    _handoff_env(monkeypatch)
+    _write_lands_but_its_reply_is_lost(monkeypatch)
+    connection = django_rq.get_connection("evaluations")
+    real_set = batch_handoff._Request.give_up
+
+    def taken_first(self: batch_handoff._Request) -> bool:
+        connection.set(self.reply_key + batch_handoff.STATE_SUFFIX, "taken", ex=60)  # a worker was quicker
+        return real_set(self)
+
+    monkeypatch.setattr(batch_handoff._Request, "give_up", taken_first)
+    batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
+    outcome = batch_handoff.take_outcome()
+    assert outcome is not None and outcome.answer is None
+    assert "may have started" in outcome.error and "TimeoutError" in outcome.error
+
+
+@needs_redis
+def test_a_wait_that_ends_within_a_millisecond_does_not_block(clean_queue) -> None:
+    from evaluations.handoff_client import HandoffConnection
+
+    client = HandoffConnection(settings.REDIS_URL, connect_timeout=2)
+    request = batch_handoff._Request(client, "no-such-job", batch_handoff.REPLY_KEY + "nobody", "b", state_ttl=60)
+    started = time.monotonic()
+    assert batch_handoff._reply(request, 0.0004) is None  # BLPOP with a timeout of 0 would block until the socket's
+    assert time.monotonic() - started < 1
+    client.close()

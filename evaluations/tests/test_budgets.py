@@ -357,7 +357,15 @@ def test_the_engine_stops_a_run_whose_answers_cost_far_more_than_estimated(owner
     assert (budget.reserved_usd, budget.spent_today_usd) == (0, execution.total_cost)
 
 
-def test_a_batch_past_its_reserve_is_stopped_as_a_whole(owner: User, models: list[LLMModel]) -> None:
+def test_a_batch_past_its_reserve_is_stopped_as_a_whole(owner: User, models: list[LLMModel], monkeypatch) -> None:
+    from evaluations import overruns
+
+    flagged: dict[str, str] = {}
+    monkeypatch.setattr(
+        overruns,
+        "flag_cancelled",
+        lambda pk: flagged.update({str(pk): Execution.objects.values_list("status", flat=True).get(pk=pk)}),
+    )
     executions = executions_start_batch(
         test_cases=[TestCaseFactory() for _ in range(3)], models=models[:1], started_by=owner
     )
@@ -372,5 +380,7 @@ def test_a_batch_past_its_reserve_is_stopped_as_a_whole(owner: User, models: lis
     statuses = dict(Execution.objects.values_list("pk", "status"))
     assert [statuses[execution.pk] for execution in executions] == ["completed", "cancelled", "cancelled"]
     assert Execution.objects.get(pk=ids[1]).error_message.startswith("Budget overrun:")
+    # Each was flagged for the jobs running it only once its row said cancelled (see execution_cancel).
+    assert flagged == dict.fromkeys(ids[1:], Execution.Status.CANCELLED)
     budget = budget_of(owner)
     assert (budget.reserved_usd, budget.spent_today_usd) == (0, reserved * 2)

@@ -137,6 +137,23 @@ def test_cancelling_a_pending_execution_marks_it_cancelled(owner):
     assert owner.email not in cancelled.error_message
 
 
+def test_a_cancel_is_raised_to_running_jobs_only_once_the_row_says_cancelled(owner, monkeypatch):
+    """A job that hears of the cancel stops the execution and closes it; a finish only changes a running row, so
+    the row must say `cancelled` first, or the job records the cancelled run as `completed`."""
+    from evaluations import services
+
+    seen: list[str] = []
+    monkeypatch.setattr(
+        services,
+        "flag_cancelled",
+        lambda pk: seen.append(Execution.objects.values_list("status", flat=True).get(pk=pk)),
+    )
+    execution = execution_start(test_case=TestCaseFactory(), models=[LLMModelFactory()], started_by=owner)
+    Execution.objects.filter(pk=execution.pk).update(status=Execution.Status.RUNNING)
+    execution_cancel(execution=execution, actor=owner)
+    assert seen == [Execution.Status.CANCELLED]
+
+
 def test_a_batch_makes_one_execution_per_test_with_one_batch_id(owner):
     tests = [TestCaseFactory() for _ in range(4)]
     models = [LLMModelFactory() for _ in range(3)]
