@@ -202,14 +202,15 @@ class _Request(NamedTuple):
                 with contextlib.suppress(Exception):  # dead either way: no worker will start it
                     self.client.execute(("DEL", REQUEST_KEY + self.job_id))
             return True
-        return False
+        # Claimed first by a worker: "taken" (it starts it), or "gone" (it found the request past its deadline).
+        return bool(self.client.execute(("GET", self.reply_key + STATE_SUFFIX))[0] == b"gone")
 
-    def withdraw(self) -> bool:
-        """`give_up` after something went wrong: False also when Redis cannot be reached (nothing is known)."""
+    def withdraw(self) -> bool | None:
+        """`give_up` after something went wrong; None when Redis cannot be reached (nothing is known)."""
         try:
             return self.give_up()
         except Exception:
-            return False
+            return None
 
     def status(self) -> bytes | None:
         """rq's status of the request's job (b"started", b"failed", ...); None before a worker has made it a job."""
@@ -254,6 +255,7 @@ def _send(url: str, options: dict[str, Any], timeouts: Timeouts, database: str) 
             # Redis's clock: after this the command has stopped waiting, whatever became of its claim; a worker
             # that takes the request later (a delivery delayed past every timeout) starts nothing.
             "expires_at": int(seconds) + int(microseconds) / 1e6 + waits + 5,
+            "state_ttl": request.state_ttl,
         }
     )
     try:
@@ -268,7 +270,11 @@ def _send(url: str, options: dict[str, Any], timeouts: Timeouts, database: str) 
         withdrawn = request.withdraw()
         if not isinstance(exc, Exception):
             raise
-        raise (_NotSent() if withdrawn else _MaybeSent(request, exc)) from exc
+        if withdrawn is None:
+            raise _MaybeSent(request, exc) from exc
+        if withdrawn:
+            raise _NotSent from exc
+        # A worker has it: its answer comes as for any request.
     return request
 
 
@@ -282,9 +288,10 @@ def _wait(request: _Request, timeouts: Timeouts) -> dict[str, Any] | None:
         got = _reply(request, timeouts.answer)  # a worker claimed it: its answer is coming
         if got is None:
             nothing = request.give_up()
+            who = "No worker answered" if nothing else "A worker took this run_batch request and did not answer"
             raise HandOffLost(
-                f"{'No worker' if nothing else 'A worker took this run_batch request and'} answered within "
-                f"{timeouts.pickup + timeouts.answer:.0f} s (rq job {request.job_id}); see the workers' log. "
+                f"{who} within {timeouts.pickup + timeouts.answer:.0f} s (rq job {request.job_id}); "
+                "see the workers' log. "
                 + ("Nothing was started." if nothing else f"Its batch {request.batch_id} may be running.")
             )
     answer: dict[str, Any] = json.loads(got[1])
@@ -327,7 +334,7 @@ def hand_off(argv: list[str]) -> None:
     try:
         request = _send(url, options, timeouts, database)
     except _MaybeSent as exc:
-        _outcome = HandedOff(answer=None, error=_lost(exc.request, exc.cause, withdrawn=False))
+        _outcome = HandedOff(answer=None, error=_lost(exc.request, exc.cause, withdrawn=False, queueing=True))
         return
     except Exception:  # not queued (no Redis, a URL the hand-off does not read): the command starts the batch itself
         return
@@ -339,17 +346,15 @@ def hand_off(argv: list[str]) -> None:
         withdrawn = request.withdraw()
         if not isinstance(exc, Exception):
             raise
-        _outcome = HandedOff(answer=None, error=_lost(request, exc, withdrawn=withdrawn))
+        _outcome = HandedOff(answer=None, error=_lost(request, exc, withdrawn=bool(withdrawn)))
     finally:
         request.client.close()
 
 
-def _lost(request: _Request, exc: Exception, *, withdrawn: bool) -> str:
+def _lost(request: _Request, exc: Exception, *, withdrawn: bool, queueing: bool = False) -> str:
     what = "it was withdrawn: nothing was started" if withdrawn else f"its batch {request.batch_id} may have started"
-    return (
-        f"Lost Redis while waiting for a worker to answer this run_batch request ({type(exc).__name__}: {exc}); "
-        f"{what} (rq job {request.job_id})."
-    )
+    doing = "putting this run_batch request on the queue" if queueing else "waiting for a worker to answer"
+    return f"Lost Redis while {doing} ({type(exc).__name__}: {exc}); {what} (rq job {request.job_id})."
 
 
 def take_outcome() -> HandedOff | None:

@@ -283,26 +283,39 @@ def _run_and_take_in(
     return job_result(report, own=True)
 
 
-def _claim_request(connection: Redis, state_key: str, expires_at: Any) -> bool:
+def _claim_request(connection: Redis, request: dict[str, Any], state_key: str) -> bool:
     """Claim a handed-off request for this worker ("taken"), as its command claims it when it stops waiting
-    ("gone"); True to start it. A retry of a request taken here goes on. A first delivery after `expires_at`
+    ("gone"); True to start it. A retry of a request taken here goes on (so does one whose claim has expired, once
+    its batch exists: only an on-time claim creates one). A first delivery after the request's `expires_at`
     (Redis's clock: the command has stopped waiting by then, whatever became of its own claim) starts nothing,
     and neither will its retries."""
     from evaluations.batch_handoff import REPLY_TTL
+    from evaluations.models import Execution
 
-    if not connection.set(state_key, "taken", nx=True, ex=REPLY_TTL):
+    # Kept as long as the command keeps its own claim ("gone"), which outlasts its waiting.
+    ttl = max(REPLY_TTL, int(_seconds(request.get("state_ttl"), REPLY_TTL)))
+    if not connection.set(state_key, "taken", nx=True, ex=ttl):
         return connection.get(state_key) == b"taken"
-    if expires_at is None:
+    if request.get("expires_at") is None:
+        return True
+    seconds, microseconds = cast(tuple[int, int], connection.time())
+    if seconds + microseconds / 1e6 <= _seconds(request["expires_at"], -math.inf):  # unreadable: passed
         return True
     try:
-        deadline = float(expires_at)
-    except (TypeError, ValueError):
-        deadline = -math.inf  # unreadable: treated as passed (the command starts the batch itself)
-    seconds, microseconds = cast(tuple[int, int], connection.time())
-    if seconds + microseconds / 1e6 <= deadline:
-        return True
-    connection.set(state_key, "gone", ex=REPLY_TTL)
+        batch_id = uuid.UUID(str(request.get("batch_id")))
+    except ValueError:
+        batch_id = None
+    if batch_id is not None and Execution.objects.filter(batch_id=batch_id).exists():
+        return True  # a retry, long after an on-time claim: it runs what is left of its batch
+    connection.set(state_key, "gone", ex=ttl)
     return False
+
+
+def _seconds(value: Any, default: float) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def answer_batch_request(request: dict[str, Any], connection: Redis, *, dispatch: bool) -> StartAnswer:
@@ -320,8 +333,8 @@ def answer_batch_request(request: dict[str, Any], connection: Redis, *, dispatch
         raise ValueError(f"A run_batch request must name its reply list ({REPLY_KEY}...), not {reply_to!r}.")
     if request.get("database") != this_database():
         answer = StartAnswer(status="elsewhere")
-    elif not _claim_request(connection, reply_to + STATE_SUFFIX, request.get("expires_at")):
-        logger.info("A run_batch request whose command stopped waiting was dropped; nothing was started.")
+    elif not _claim_request(connection, request, reply_to + STATE_SUFFIX):
+        logger.info("A run_batch request was dropped, nothing started: its command had stopped waiting for an answer.")
         return StartAnswer(status="abandoned")
     else:
         try:

@@ -293,7 +293,11 @@ class AdaptiveLimiter:
             self._unsaved = (limit,)
             writing, self._writing = self._writing, True
         if not writing:
-            loop.run_in_executor(None, self._write_unsaved, self.learned)
+            try:
+                loop.run_in_executor(None, self._write_unsaved, self.learned)
+            except RuntimeError:  # the loop's executor is shut down: nothing is written now, a later save may be
+                with self._lock:
+                    self._writing = False
 
     def _write_unsaved(self, learned: LearnedLimits) -> None:
         while True:
@@ -302,7 +306,10 @@ class AdaptiveLimiter:
                     self._writing = False
                     return
                 (limit,), self._unsaved = self._unsaved, None
-            learned.remember(self.name, limit)
+            try:
+                learned.remember(self.name, limit)
+            except Exception:  # LearnedLimits logs its own failures; another kind must not stop later saves
+                logger.warning("Could not keep the learnt concurrency limit of %s.", self.name, exc_info=True)
 
     def reconfigure(self, ceiling: int) -> None:
         """A new ceiling (settings changed): start again from it."""

@@ -33,7 +33,10 @@ _clock = time.monotonic
 
 
 def flag_cancelled(execution_id: Any) -> None:
-    """Raise the flag for `execution_id` (called by the cancel service, before its transaction commits)."""
+    """Raise the flag for `execution_id` (called by the cancel service once the row says `cancelled`).
+
+    Never raises: the row is the record, and a running job that misses the flag (Redis unreachable) finds the
+    cancel in the row within its poll interval."""
     key = str(execution_id)
     now = _clock()
     with _local_lock:
@@ -48,6 +51,8 @@ def flag_cancelled(execution_id: Any) -> None:
             # The key is for jobs that subscribe later; the message for those already running.
             client.set(_KEY + key, "1", ex=_FLAG_TTL_SECONDS)
             client.publish(_CHANNEL, key)
+        except redis.RedisError:
+            logger.warning("Could not raise the cancel flag of %s; running jobs see the row instead.", key)
         finally:
             client.close()
 

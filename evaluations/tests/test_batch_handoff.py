@@ -385,10 +385,11 @@ def _listening(pool: Workers) -> None:
     import django_rq
     from rq import Worker
 
-    pool.start(burst=False)
+    process = pool.start(burst=False)
     queue = django_rq.get_queue("evaluations")
     deadline = time.monotonic() + 60
-    while not Worker.all(queue=queue):
+    # This worker: a killed one stays registered for minutes.
+    while not any(worker.pid == process.pid for worker in Worker.all(queue=queue)):
         assert time.monotonic() < deadline, pool.logs()
         time.sleep(0.05)
 
@@ -592,6 +593,12 @@ def test_a_request_taken_after_its_command_stopped_waiting_starts_nothing_nor_do
     on_time = {**request, "reply_to": batch_handoff.REPLY_KEY + "test-on-time", "batch_id": str(uuid.uuid4())}
     assert answer_batch_request({**on_time, "expires_at": now + 60}, connection, dispatch=False).status == "started"
     assert Execution.objects.count() == 1
+    # Its retry after the deadline, once the worker's claim has expired (a job that ran for over ten minutes):
+    # the batch exists, so it was claimed on time, and the retry runs what is left of it.
+    connection.delete(on_time["reply_to"] + batch_handoff.STATE_SUFFIX)
+    retry = {**on_time, "expires_at": now - 1}
+    assert answer_batch_request(retry, connection, dispatch=False).status == "started"
+    assert Execution.objects.count() == 1
     for key in ("test-late", "test-garbled", "test-on-time"):
         connection.delete(batch_handoff.REPLY_KEY + key, batch_handoff.REPLY_KEY + key + batch_handoff.STATE_SUFFIX)
 
@@ -601,19 +608,23 @@ def _handoff_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", worker_env()["DATABASE_URL"])
 
 
-def _write_lands_but_its_reply_is_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+def _write_lands_but_its_reply_is_lost(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Queueing the request reaches Redis, and then its reply times out; returns the ids so queued."""
     from evaluations.handoff_client import HandoffConnection, HandoffRedisError
 
     execute = HandoffConnection.execute
+    queued: list[str] = []
 
     def lossy(self: HandoffConnection, *commands: Any, timeout: float = 5.0) -> list[Any]:
         replies = execute(self, *commands, timeout=timeout)
         if commands[-1][0] == "LPUSH":
+            queued.append(commands[-1][2])
             self.close()
             raise HandoffRedisError("TimeoutError: timed out")
         return replies
 
     monkeypatch.setattr(HandoffConnection, "execute", lossy)
+    return queued
 
 
 @needs_redis
@@ -622,8 +633,9 @@ def test_a_request_whose_queueing_broke_off_is_withdrawn_before_the_command_star
     import django_rq
 
     _handoff_env(monkeypatch)
-    _write_lands_but_its_reply_is_lost(monkeypatch)
+    queued = _write_lands_but_its_reply_is_lost(monkeypatch)
     batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
+    assert len(queued) == 1
     assert batch_handoff.take_outcome() is None  # the command starts the batch itself: no worker will
     connection = django_rq.get_connection("evaluations")
     assert connection.llen(batch_handoff.QUEUE_KEY) == 0
@@ -632,25 +644,63 @@ def test_a_request_whose_queueing_broke_off_is_withdrawn_before_the_command_star
 
 @needs_redis
 @pytest.mark.django_db(transaction=True)
-def test_a_request_whose_queueing_broke_off_after_a_worker_took_it_is_not_started_again(
-    monkeypatch, clean_queue
-) -> None:
+def test_a_request_whose_queueing_broke_off_after_a_worker_took_it_is_waited_for(monkeypatch, clean_queue) -> None:
     import django_rq
 
     _handoff_env(monkeypatch)
-    _write_lands_but_its_reply_is_lost(monkeypatch)
+    monkeypatch.setenv("RUN_BATCH_HANDOFF_PICKUP_SECONDS", "0.2")
+    monkeypatch.setenv("RUN_BATCH_HANDOFF_ANSWER_SECONDS", "0.2")
+    queued = _write_lands_but_its_reply_is_lost(monkeypatch)
     connection = django_rq.get_connection("evaluations")
-    real_set = batch_handoff._Request.give_up
+    give_up = batch_handoff._Request.give_up
 
     def taken_first(self: batch_handoff._Request) -> bool:
         connection.set(self.reply_key + batch_handoff.STATE_SUFFIX, "taken", ex=60)  # a worker was quicker
-        return real_set(self)
+        return give_up(self)
 
     monkeypatch.setattr(batch_handoff._Request, "give_up", taken_first)
     batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
     outcome = batch_handoff.take_outcome()
+    # Not started by the command too: it waited for the worker's answer (none comes here) and says so.
+    assert len(queued) == 1 and outcome is not None and outcome.answer is None
+    assert "A worker took this run_batch request and did not answer" in outcome.error
+    assert "may be running" in outcome.error
+
+
+@needs_redis
+@pytest.mark.django_db(transaction=True)
+def test_a_request_whose_queueing_broke_off_with_redis_gone_is_not_started_by_the_command(
+    monkeypatch, clean_queue
+) -> None:
+    from evaluations.handoff_client import HandoffRedisError
+
+    _handoff_env(monkeypatch)
+    _write_lands_but_its_reply_is_lost(monkeypatch)
+
+    def unreachable(self: batch_handoff._Request) -> bool:
+        raise HandoffRedisError("ConnectionRefusedError: refused")
+
+    monkeypatch.setattr(batch_handoff._Request, "give_up", unreachable)
+    batch_handoff.hand_off(["manage.py", "run_batch", "--wait", "--yes"])
+    outcome = batch_handoff.take_outcome()
     assert outcome is not None and outcome.answer is None
-    assert "may have started" in outcome.error and "TimeoutError" in outcome.error
+    assert outcome.error.startswith("Lost Redis while putting this run_batch request on the queue (")
+    assert "may have started" in outcome.error
+
+
+@needs_redis
+def test_a_command_finds_a_request_a_worker_dropped_as_late_withdrawn(clean_queue) -> None:
+    import django_rq
+
+    from evaluations.handoff_client import HandoffConnection
+
+    client = HandoffConnection(settings.REDIS_URL, connect_timeout=2)
+    request = batch_handoff._Request(client, "no-such-job", batch_handoff.REPLY_KEY + "dropped", "b", state_ttl=60)
+    connection = django_rq.get_connection("evaluations")
+    connection.set(request.reply_key + batch_handoff.STATE_SUFFIX, "gone", ex=60)  # a worker found it past its deadline
+    assert request.give_up()  # nothing will start it: the command may start the batch itself
+    connection.delete(request.reply_key + batch_handoff.STATE_SUFFIX)
+    client.close()
 
 
 @needs_redis

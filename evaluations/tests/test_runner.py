@@ -377,3 +377,15 @@ def test_this_process_forgets_cancel_flags_once_they_are_old(monkeypatch, settin
     cancellation.flag_cancelled("new")
     assert set(cancellation._local_flags) == {"recent", "new"}
     assert not cancellation.CancelWatch().is_cancelled("old")
+
+
+def test_a_cancel_flag_redis_cannot_take_is_logged_not_raised(monkeypatch, settings, caplog):
+    """The row says `cancelled` before the flag goes out: a flag that cannot be raised must not turn the cancel into
+    an error after the fact (running jobs find it in the row within their poll interval)."""
+    from evaluations.runner import cancellation
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    monkeypatch.setattr(cancellation, "_local_flags", {})
+    cancellation.flag_cancelled("unreachable")
+    assert cancellation.CancelWatch().is_cancelled("unreachable")  # this process's own runs still hear of it
+    assert "Could not raise the cancel flag of unreachable" in caplog.text
