@@ -221,7 +221,10 @@ def _counting_estimates(monkeypatch: Any) -> list[int]:
     return made
 
 
-def test_run_batch_reserves_the_estimate_it_asked_with_instead_of_making_it_again(monkeypatch: Any) -> None:
+@pytest.mark.django_db(transaction=True)  # without Redis the command runs the batch in this process's executor
+def test_run_batch_reserves_the_estimate_it_asked_with_instead_of_making_it_again(
+    monkeypatch: Any, clean_queue: None
+) -> None:
     import io
 
     from django.core.management import call_command
