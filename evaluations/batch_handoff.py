@@ -10,19 +10,20 @@ before: the same lines, progress bar, summary and exit code.
 
 The request goes on the queue as an rq job id alone, its options stored beside it (REQUEST_KEY + the id): the
 command imports neither redis-py nor rq, which cost it ~0.15 s. The worker that takes the id makes it the job
-(`evaluations.jobs.EvaluationJob`, rq's job class in the settings), with the worker's own job timeout and retries.
+(`evaluations.jobs.EvaluationJob`, rq's job class in the settings), with the worker's own job timeout and the
+retries every engine job has.
 
 Nothing is decided here. The worker applies the command's own checks and answers with the command's own error
 text; when the estimate asks for the user's confirmation it starts nothing, and the command asks at its
 terminal as before. If no worker takes the request within RUN_BATCH_HANDOFF_PICKUP_SECONDS, the command
-withdraws it from the queue (an atomic LREM: either the command or a worker has it, never both) and starts the
-batch itself. A worker starts a request only after claiming it with SET NX on the request's state key, and a
-command that stops waiting (a timeout, Ctrl-C, lost Redis) first withdraws the request and claims that key for
-itself: so a batch never starts behind the back of a command that has given up on it, and when the worker won,
-the command's error names the batch. A request taken after its command stopped waiting (its deadline, on Redis's
-clock) starts nothing either, however late rq delivers it. The request also carries a fingerprint of the command's
-database (a worker of another deployment on the same Redis starts nothing; the command then starts the batch
-itself) and the command's RUN_BATCH_CONFIRM_USD. RUN_BATCH_HANDOFF=false turns the hand-off off.
+claims the request's state key for itself (SET NX "gone"), withdraws it from the queue and starts the batch
+itself. A worker starts a request only after claiming that key ("taken"), and a command that stops waiting (a
+timeout, Ctrl-C, lost Redis) first claims it too: so a batch never starts behind the back of a command that has
+given up on it, and when the worker won, the command's error names the batch. A request taken after its command
+stopped waiting (its deadline, on Redis's clock) starts nothing either, however late rq delivers it. The request
+also carries a fingerprint of the command's database (a worker of another deployment on the same Redis starts
+nothing; the command then starts the batch itself) and the command's RUN_BATCH_CONFIRM_USD.
+RUN_BATCH_HANDOFF=false turns the hand-off off.
 
 This module imports nothing of Django or of the apps at import time (nor dataclasses: NamedTuples cost nothing more
 to import): manage.py calls it before django.setup().
@@ -47,7 +48,6 @@ REQUEST_FUNCTION = "evaluations.jobs.run_batch_request_job"
 REQUEST_KEY = "openbench:batch-request-job:"  # + the job id: the request's options, until a worker takes it
 REPLY_KEY = "openbench:batch-request:"  # + the request id: a list the worker pushes its answer onto
 REPLY_TTL = 600  # seconds an answer nobody read is kept
-JOB_RETRIES = 3  # evaluations.jobs.JOB_RETRIES: a request's job goes on to run its batch, and is retried as one
 STATE_SUFFIX = ":state"  # reply key + this: "taken" (by a worker) or "gone" (the command gave up), set NX
 # Django's own options of run_batch (it has no system checks, so no --skip-checks): harmless ones are accepted;
 # --settings and --pythonpath change what the command would run against, so a command line with them is left to
@@ -193,14 +193,12 @@ class _Request(NamedTuple):
     def give_up(self) -> bool:
         """Stop waiting: withdraw the request and claim its state for the command. True when no worker will start
         it; False when a worker claimed it first (its batch may be running)."""
-        removed, claimed = self.client.execute(
-            ("LREM", QUEUE_KEY, 1, self.job_id),
-            ("SET", self.reply_key + STATE_SUFFIX, "gone", "NX", "EX", self.state_ttl),
-        )
+        # The claim decides: a worker that takes the id afterwards finds it "gone" and starts nothing. Only then is
+        # it taken off the queue (and its options dropped): a claimed request's retry, rq's, must stay queued.
+        claimed = self.client.execute(("SET", self.reply_key + STATE_SUFFIX, "gone", "NX", "EX", self.state_ttl))[0]
         if claimed:
-            if removed:  # no worker holds it: its options go too (a worker that dequeued it finds it "gone")
-                with contextlib.suppress(Exception):  # dead either way: no worker will start it
-                    self.client.execute(("DEL", REQUEST_KEY + self.job_id))
+            with contextlib.suppress(Exception):  # dead either way: no worker will start it
+                self.client.execute(("LREM", QUEUE_KEY, 1, self.job_id), ("DEL", REQUEST_KEY + self.job_id))
             return True
         # Claimed first by a worker: "taken" (it starts it), or "gone" (it found the request past its deadline).
         return bool(self.client.execute(("GET", self.reply_key + STATE_SUFFIX))[0] == b"gone")
@@ -318,7 +316,7 @@ _outcome: HandedOff | None = None
 
 def hand_off(argv: list[str]) -> None:
     """For a `run_batch ... --wait` command line with Redis: put the request on the queue and wait for a worker's
-    answer, before Django is set up (manage.py); `take_outcome` gives it to the command. Never raises: if
+    answer, before Django is set up (manage.py); `take_outcome` gives it to the command. Raises only Ctrl-C: if
     anything but the worker's answer goes wrong, the command starts the batch itself, as without a hand-off."""
     global _outcome
     _outcome = None
@@ -345,6 +343,8 @@ def hand_off(argv: list[str]) -> None:
     except BaseException as exc:  # Ctrl-C, lost Redis: withdraw it if a worker has not claimed it yet
         withdrawn = request.withdraw()
         if not isinstance(exc, Exception):
+            if not withdrawn:  # Ctrl-C after a worker took it: the person should know a batch may be running
+                sys.stderr.write(f"Interrupted; batch {request.batch_id} may have started (rq job {request.job_id}).\n")
             raise
         _outcome = HandedOff(answer=None, error=_lost(request, exc, withdrawn=bool(withdrawn)))
     finally:

@@ -286,36 +286,40 @@ def _run_and_take_in(
 def _claim_request(connection: Redis, request: dict[str, Any], state_key: str) -> bool:
     """Claim a handed-off request for this worker ("taken"), as its command claims it when it stops waiting
     ("gone"); True to start it. A retry of a request taken here goes on (so does one whose claim has expired, once
-    its batch exists: only an on-time claim creates one). A first delivery after the request's `expires_at`
+    its batch exists: only an on-time claim makes one). A first delivery after the request's `expires_at`
     (Redis's clock: the command has stopped waiting by then, whatever became of its own claim) starts nothing,
-    and neither will its retries."""
+    and neither will its retries. Whether it is late is settled before anything is claimed: a failure on the way
+    leaves no "taken" behind for a retry to go on from."""
     from evaluations.batch_handoff import REPLY_TTL
     from evaluations.models import Execution
 
+    state = connection.get(state_key)
+    if state is not None:
+        return bool(state == b"taken")
     # Kept as long as the command keeps its own claim ("gone"), which outlasts its waiting.
     ttl = max(REPLY_TTL, int(_seconds(request.get("state_ttl"), REPLY_TTL)))
-    if not connection.set(state_key, "taken", nx=True, ex=ttl):
-        return connection.get(state_key) == b"taken"
-    if request.get("expires_at") is None:
+    if "expires_at" in request:
+        seconds, microseconds = cast(tuple[int, int], connection.time())
+        if seconds + microseconds / 1e6 > _seconds(request["expires_at"], -math.inf):  # unreadable: passed
+            try:
+                batch_id = uuid.UUID(str(request.get("batch_id")))
+            except ValueError:
+                batch_id = None
+            if batch_id is None or not Execution.objects.filter(batch_id=batch_id).exists():
+                connection.set(state_key, "gone", nx=True, ex=ttl)
+                return False
+            # A retry, long after an on-time claim (its batch exists): it runs what is left of it.
+    if connection.set(state_key, "taken", nx=True, ex=ttl):
         return True
-    seconds, microseconds = cast(tuple[int, int], connection.time())
-    if seconds + microseconds / 1e6 <= _seconds(request["expires_at"], -math.inf):  # unreadable: passed
-        return True
-    try:
-        batch_id = uuid.UUID(str(request.get("batch_id")))
-    except ValueError:
-        batch_id = None
-    if batch_id is not None and Execution.objects.filter(batch_id=batch_id).exists():
-        return True  # a retry, long after an on-time claim: it runs what is left of its batch
-    connection.set(state_key, "gone", ex=ttl)
-    return False
+    return bool(connection.get(state_key) == b"taken")
 
 
 def _seconds(value: Any, default: float) -> float:
     try:
-        return float(value)
+        seconds = float(value)
     except (TypeError, ValueError):
         return default
+    return seconds if math.isfinite(seconds) else default
 
 
 def answer_batch_request(request: dict[str, Any], connection: Redis, *, dispatch: bool) -> StartAnswer:

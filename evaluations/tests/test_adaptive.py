@@ -21,7 +21,6 @@ from evaluations.runner.adaptive import AdaptiveLimiter, LearnedLimits, Outcome,
 from evaluations.runner.calls import CallLimits, ProviderCaller
 from evaluations.runner.run import run_executions
 from evaluations.services import execution_start
-from evaluations.tests.conftest import loop_ticks_while
 from providers.base import GenerationRequest, RateLimitInfo
 from providers.testing.fake_servers import FakeServer
 
@@ -269,16 +268,25 @@ def test_a_hanging_redis_holds_no_call_of_the_loop_while_a_limiter_reads_or_keep
     limits = dataclasses.replace(call_limits(), redis_url=silent_redis)
     caller = ProviderCaller(limits=limits, is_stopped=lambda _: False, is_cancelled=lambda _: False)
 
-    async def limiter_made_then_kept() -> None:
+    async def longest_stall() -> float:
+        ticks: list[float] = []
+
+        async def ticker() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(ticker())
         slots = await caller._slots("openai_compatible")  # reads the learnt limit: 1 s, beside the loop
         slots.limit = 20.0
         slots.save()  # and keeps it: another 1 s, in the loop's executor
         await asyncio.sleep(1.2)
-        raise LookupError(f"made and kept {slots.name}")
+        task.cancel()
+        return max(later - earlier for earlier, later in itertools.pairwise(ticks))
 
-    ticks = loop_ticks_while(limiter_made_then_kept, raises=LookupError, match="made and kept")
+    stall = asyncio.run(longest_stall())
     reset_limiters(learned=False)
-    assert ticks >= 150  # ~220 if nothing held the loop; each 1 s Redis wait on it would cost ~100
+    assert stall < 0.5  # each 1 s Redis wait held on the loop would stop the ticker for 1 s
 
 
 def test_a_call_stopped_while_its_providers_limiter_is_made_leaves_the_others_their_limiter(silent_redis) -> None:

@@ -590,6 +590,21 @@ def test_a_request_taken_after_its_command_stopped_waiting_starts_nothing_nor_do
     garbled = {**request, "reply_to": batch_handoff.REPLY_KEY + "test-garbled", "batch_id": str(uuid.uuid4())}
     assert answer_batch_request({**garbled, "expires_at": "soon"}, connection, dispatch=False).status == "abandoned"
     assert not Execution.objects.exists()
+    # Late, and the database fails while the worker checks for its batch: nothing is claimed, so rq's retry of the
+    # job finds the request late again instead of "taken" by the failed attempt.
+    broken = {**request, "reply_to": batch_handoff.REPLY_KEY + "test-broken", "batch_id": str(uuid.uuid4())}
+    from django.db import OperationalError
+    from django.db.models import QuerySet
+
+    def lost(self: QuerySet) -> bool:
+        raise OperationalError("connection lost")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(QuerySet, "exists", lost)
+        with pytest.raises(OperationalError):
+            answer_batch_request({**broken, "expires_at": now - 1}, connection, dispatch=False)
+    assert connection.get(broken["reply_to"] + batch_handoff.STATE_SUFFIX) is None
+    assert answer_batch_request({**broken, "expires_at": now - 1}, connection, dispatch=False).status == "abandoned"
     on_time = {**request, "reply_to": batch_handoff.REPLY_KEY + "test-on-time", "batch_id": str(uuid.uuid4())}
     assert answer_batch_request({**on_time, "expires_at": now + 60}, connection, dispatch=False).status == "started"
     assert Execution.objects.count() == 1
@@ -599,7 +614,7 @@ def test_a_request_taken_after_its_command_stopped_waiting_starts_nothing_nor_do
     retry = {**on_time, "expires_at": now - 1}
     assert answer_batch_request(retry, connection, dispatch=False).status == "started"
     assert Execution.objects.count() == 1
-    for key in ("test-late", "test-garbled", "test-on-time"):
+    for key in ("test-late", "test-garbled", "test-broken", "test-on-time"):
         connection.delete(batch_handoff.REPLY_KEY + key, batch_handoff.REPLY_KEY + key + batch_handoff.STATE_SUFFIX)
 
 
@@ -665,6 +680,8 @@ def test_a_request_whose_queueing_broke_off_after_a_worker_took_it_is_waited_for
     assert len(queued) == 1 and outcome is not None and outcome.answer is None
     assert "A worker took this run_batch request and did not answer" in outcome.error
     assert "may be running" in outcome.error
+    # The worker's claim stands, so its job stays queued (rq's retry of it, say): only a command's claim removes it.
+    assert queued[0].encode() in connection.lrange(batch_handoff.QUEUE_KEY, 0, -1)
 
 
 @needs_redis
