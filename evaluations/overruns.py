@@ -13,11 +13,10 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db.models import Sum
-from django.utils import timezone
 
 from evaluations.budgets import ZERO, budget_settle, money
 from evaluations.models import Execution, SpendReservation
-from evaluations.runner.cancellation import flag_cancelled
+from evaluations.runner.cancellation import cancel_unfinished
 from evaluations.runner.notify import executions_finished_on_commit
 
 logger = logging.getLogger(__name__)
@@ -155,13 +154,8 @@ def budget_stop_overruns(
     spends = _spends(rows, members_unless=known_groups)
     stopped: set[str] = set()
     for execution_id, reason in _overruns(rows, spends).items():
-        # The cancel machinery, as execution_cancel: the row, then the flag (a running job checks it before every
-        # call). Flagged first, the job running it (maybe another worker's) could close it as `completed`.
-        updated = Execution.objects.filter(
-            pk=execution_id, status__in=[Execution.Status.PENDING, Execution.Status.RUNNING]
-        ).update(status=Execution.Status.CANCELLED, completed_at=timezone.now(), error_message=reason)
-        if updated:
-            flag_cancelled(execution_id)
+        # The cancel machinery, as execution_cancel's: the row, then the flag for the jobs running it.
+        if cancel_unfinished(execution_id, reason):
             stopped.add(execution_id)
             logger.warning("execution stopped: budget overrun", extra={"execution_id": execution_id})
     executions_finished_on_commit(sorted(stopped))

@@ -23,7 +23,7 @@ from catalog.models import LLMModel, TestCase
 from evaluations.budgets import budget_reserve, budget_settle, provider_shares
 from evaluations.estimates import RunEstimate, run_estimate
 from evaluations.models import MAX_REPEATS, MIN_REPEATS, Execution, TestResult
-from evaluations.runner.cancellation import flag_cancelled
+from evaluations.runner.cancellation import cancel_unfinished
 from evaluations.runner.notify import executions_finished_on_commit
 from evaluations.runner.planning import model_parameters
 from evaluations.sandbox import needs_sandbox, refuse_judges_outside_sandbox, refuse_models_outside_sandbox
@@ -276,14 +276,9 @@ def execution_cancel(*, execution: Execution, actor: User | None) -> Execution:
         reason = "Cancelled by its owner."
     else:
         reason = "Cancelled by a moderator."
-    updated = Execution.objects.filter(
-        pk=execution.pk, status__in=[Execution.Status.PENDING, Execution.Status.RUNNING]
-    ).update(status=Execution.Status.CANCELLED, completed_at=timezone.now(), error_message=reason)
+    # The row, then the flag: the running job checks it before every call, so no call starts after this returns.
+    updated = cancel_unfinished(execution.pk, reason)
     if updated:
-        # The row first, then the flag (the running job checks it before every call, so no call starts after
-        # this returns). Flagged first, the job could stop the execution and close it as `completed` (a
-        # finish only changes a running row) before the row said `cancelled`: a cancel recorded as a success.
-        flag_cancelled(execution.pk)
         logger.info(
             "execution cancelled",
             extra={"execution_id": str(execution.pk), "actor_id": actor.pk if actor else None, "reason": reason},

@@ -17,6 +17,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
+
+from evaluations.models import Execution
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +35,22 @@ _local_lock = threading.Lock()
 _clock = time.monotonic
 
 
+def cancel_unfinished(execution_id: Any, reason: str) -> bool:
+    """Mark a pending or running execution `cancelled` with `reason`, then raise its flag; False if it had finished.
+
+    The row first: a running job that hears of the flag stops the execution and closes it, and a finish only
+    changes a running row. Flagged first, the job could close it as `completed` before the row said `cancelled`,
+    a cancel recorded as a success."""
+    updated = Execution.objects.filter(
+        pk=execution_id, status__in=[Execution.Status.PENDING, Execution.Status.RUNNING]
+    ).update(status=Execution.Status.CANCELLED, completed_at=timezone.now(), error_message=reason)
+    if updated:
+        flag_cancelled(execution_id)
+    return bool(updated)
+
+
 def flag_cancelled(execution_id: Any) -> None:
-    """Raise the flag for `execution_id` (called by the cancel service once the row says `cancelled`).
+    """Raise the flag for `execution_id` (by cancel_unfinished, once the row says `cancelled`).
 
     Never raises: the row is the record, and a running job that misses the flag (Redis unreachable) finds the
     cancel in the row within its poll interval."""

@@ -358,11 +358,11 @@ def test_the_engine_stops_a_run_whose_answers_cost_far_more_than_estimated(owner
 
 
 def test_a_batch_past_its_reserve_is_stopped_as_a_whole(owner: User, models: list[LLMModel], monkeypatch) -> None:
-    from evaluations import overruns
+    from evaluations.runner import cancellation
 
     flagged: dict[str, str] = {}
     monkeypatch.setattr(
-        overruns,
+        cancellation,
         "flag_cancelled",
         lambda pk: flagged.update({str(pk): Execution.objects.values_list("status", flat=True).get(pk=pk)}),
     )

@@ -140,11 +140,11 @@ def test_cancelling_a_pending_execution_marks_it_cancelled(owner):
 def test_a_cancel_is_raised_to_running_jobs_only_once_the_row_says_cancelled(owner, monkeypatch):
     """A job that hears of the cancel stops the execution and closes it; a finish only changes a running row, so
     the row must say `cancelled` first, or the job records the cancelled run as `completed`."""
-    from evaluations import services
+    from evaluations.runner import cancellation
 
     seen: list[str] = []
     monkeypatch.setattr(
-        services,
+        cancellation,
         "flag_cancelled",
         lambda pk: seen.append(Execution.objects.values_list("status", flat=True).get(pk=pk)),
     )
